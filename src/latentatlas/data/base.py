@@ -1,0 +1,115 @@
+"""The one in-memory dataset type every loader returns, and the deterministic split.
+
+Value range and layout (the only one in latentatlas): images are stored as ``uint8`` tensors of shape
+(N, C, H, W) and handed to models as ``float32`` in [0, 1] via :func:`to_float`.  Samples written to
+disk are ``uint8`` (N, H, W, C) (:func:`to_uint8_nhwc`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ImageDataset:
+    """Images with their labels and attributes.
+
+    images: uint8 (N, C, H, W).  labels: int64 (N,) or None.  attributes: int8 (N, A) of 0/1 or None,
+    with ``attribute_names`` of length A.  ``split``: int8 (N,) of indices into :data:`SPLITS`, or None
+    when the source defines no split (then :func:`assign_split` makes one from the seed).
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    attributes: torch.Tensor | None = None
+    attribute_names: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    split: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images: expected uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        for key in ("labels", "attributes", "split"):
+            value = getattr(self, key)
+            if value is not None and value.shape[0] != n:
+                raise ValueError(f"{self.name}: {key} has {value.shape[0]} rows but there are {n} images")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W)."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: torch.Tensor | np.ndarray) -> "ImageDataset":
+        index = torch.as_tensor(index, dtype=torch.long)
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return ImageDataset(self.name, self.images[index], pick(self.labels), pick(self.attributes),
+                            list(self.attribute_names), list(self.class_names), pick(self.split))
+
+    def part(self, split: str) -> "ImageDataset":
+        """The rows of one split ('train', 'val' or 'test')."""
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+        if self.split is None:
+            raise ValueError(f"{self.name}: no split assigned; call assign_split first")
+        return self.subset(torch.nonzero(self.split == SPLITS.index(split)).flatten())
+
+
+def assign_split(ds: ImageDataset, *, seed: int, val_fraction: float, test_fraction: float) -> ImageDataset:
+    """Give every row a split.  Rows with a source-defined split keep 'test'; the rest are shuffled
+    with ``seed`` and cut into train / val (and test, when the source defines none).  Deterministic."""
+    for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"{name}: expected a fraction in [0, 1), got {frac!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+    n = len(ds)
+    split = torch.zeros(n, dtype=torch.int8)
+    g = torch.Generator().manual_seed(int(seed))
+    if ds.split is not None and bool((ds.split == 2).any()):
+        test_rows = torch.nonzero(ds.split == 2).flatten()
+        split[test_rows] = 2
+        free = torch.nonzero(ds.split != 2).flatten()
+        free = free[torch.randperm(free.numel(), generator=g)]
+        n_val = int(round(val_fraction * free.numel()))
+        split[free[:n_val]] = 1
+    else:
+        order = torch.randperm(n, generator=g)
+        n_test = int(round(test_fraction * n))
+        n_val = int(round(val_fraction * n))
+        split[order[:n_test]] = 2
+        split[order[n_test:n_test + n_val]] = 1
+    ds.split = split
+    return ds
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [0, 1], same shape."""
+    return images.to(torch.float32).div_(255.0)
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    """float (N, C, H, W) in [0, 1] -> uint8 numpy (N, H, W, C), rounding and clipping."""
+    x = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def from_uint8_nhwc(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) or (N, H, W) numpy -> uint8 tensor (N, C, H, W)."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"arr_0: expected uint8 images, got dtype {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise ValueError(f"arr_0: expected shape (N, H, W, C) or (N, H, W), got {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
