@@ -1,0 +1,189 @@
+"""Command line: parsing only.  Results go to stdout, logs and progress bars to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from latentatlas import config as config_mod
+
+log = logging.getLogger("latentatlas")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run config (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+
+
+def _run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder, e.g. runs/my-run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentatlas", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model; creates the run folder")
+    _config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the run named in the config from last.pt")
+    p = sub.add_parser("run", help="train, encode, sample, evaluate and report in one go")
+    _config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue training from last.pt, then the other stages")
+    p = sub.add_parser("demo", help="the whole chain on the embedded MNIST digits (a few minutes on a CPU)")
+    p.add_argument("--runs-dir", default="runs", help="where the run folder goes (default: runs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("encode", help="encode the dataset into latents.npz")
+    _run_arg(p)
+    p = sub.add_parser("sample", help="fit latent samplers on the codes and decode samples")
+    _run_arg(p)
+    p.add_argument("--sampler", action="append", default=None, metavar="SPEC",
+                   help="sampler spec, e.g. gmm:k=50,covariance=diag (repeatable; default: the config's)")
+    p.add_argument("--n", type=int, default=None, help="number of samples per sampler")
+    p = sub.add_parser("evaluate", help="score a run's samples, or any samples .npz against a reference")
+    p.add_argument("target", help="a run folder, or a samples .npz (arr_0: uint8 N x H x W x C)")
+    p.add_argument("--ref", help="reference for a samples file: DATASET:SPLIT (e.g. mnist:test) or stats .npz")
+    p.add_argument("--extractor", default=None, help="feature extractor (default: the run's, or classifier)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p = sub.add_parser("report", help="write report.html")
+    _run_arg(p)
+    p = sub.add_parser("list", help="list the runs in a folder")
+    p.add_argument("runs_dir", nargs="?", default="runs")
+    p = sub.add_parser("compare", help="compare runs: differing config keys and every metric")
+    p.add_argument("runs", nargs="+")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"latentatlas {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    from rich.console import Console
+
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[handler])
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from latentatlas.runs import pipeline
+    from latentatlas.runs.report import write_report
+    from latentatlas.runs.store import Run
+
+    cmd = args.command
+    if cmd in ("train", "run"):
+        config = config_mod.load(args.config, args.overrides)
+        run = (pipeline.train_stage if cmd == "train" else pipeline.run_all)(config, resume=args.resume)
+        print(run.report_path if cmd == "run" else run.path)
+    elif cmd == "demo":
+        config = demo_config(args.runs_dir, args.overrides)
+        run = pipeline.run_all(config)
+        print(f"report: {run.report_path.resolve()}")
+    elif cmd == "encode":
+        print(pipeline.encode_stage(Run.open(args.run)))
+    elif cmd == "sample":
+        for path in pipeline.sample_stage(Run.open(args.run), args.sampler, n=args.n):
+            print(path)
+    elif cmd == "evaluate":
+        return _evaluate(args)
+    elif cmd == "report":
+        print(write_report(Run.open(args.run)))
+    elif cmd == "list":
+        _list_runs(args.runs_dir)
+    elif cmd == "compare":
+        _compare([Run.open(r) for r in args.runs])
+    return 0
+
+
+def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfig:
+    import time
+
+    import yaml
+
+    values = yaml.safe_load(resources.files("latentatlas.configs").joinpath("demo.yaml").read_text())
+    values["runs_dir"] = runs_dir
+    values.setdefault("name", f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    return config_mod.from_dict(config_mod.apply_overrides(values, overrides))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from latentatlas.runs import pipeline
+    from latentatlas.runs.store import Run
+
+    target = Path(args.target)
+    if target.is_dir():
+        results = pipeline.evaluate_stage(Run.open(target))
+    else:
+        if not args.ref:
+            raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
+        from latentatlas.metrics.evaluate import evaluate_file
+
+        results = evaluate_file(target, args.ref, extractor=args.extractor or "classifier")
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        _print_results(results)
+    return 0
+
+
+def _print_results(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from latentatlas.runs.store import flatten
+
+    table = Table("quantity", "value")
+    for key, value in flatten(results).items():
+        table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def _list_runs(runs_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from latentatlas.runs.store import flatten, list_runs
+
+    table = Table("run", "data", "model", "latent", "epochs", "recon mse", "stages")
+    for run in list_runs(runs_dir):
+        cfg, metrics = run.config_dict(), flatten(run.read_metrics())
+        stages = [s for s, done in (("train", run.checkpoint_path("last").exists()), ("encode", run.latents_path.exists()),
+                                    ("sample", bool(run.sample_names())), ("evaluate", "evaluate" in run.read_metrics()),
+                                    ("report", run.report_path.exists())) if done]
+        mse = metrics.get("reconstruction.mse")
+        table.add_row(run.name, cfg["data"]["name"], cfg["model"]["family"], str(cfg["model"]["latent_dim"]),
+                      str(metrics.get("train.epochs_run", "")), f"{mse:.4g}" if isinstance(mse, float) else "",
+                      " ".join(stages))
+    Console().print(table)
+
+
+def _compare(runs: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from latentatlas.runs.store import compare_runs
+
+    header, rows = compare_runs(runs)
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*[f"{v:.5g}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

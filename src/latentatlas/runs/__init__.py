@@ -1,0 +1,1 @@
+"""Run folders, the train -> encode -> fit -> sample -> evaluate pipeline, and the HTML report."""

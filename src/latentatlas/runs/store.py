@@ -1,0 +1,245 @@
+"""Run folders: one folder per run holding its config, environment, checkpoints, latents, samples,
+metrics, figures and report (layout in DESIGN.md), plus listing and comparing runs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentatlas import config as config_mod
+from latentatlas.config import RunConfig
+from latentatlas.fileio import atomic_path, write_json
+
+STAGES = ("train", "encode", "sample", "evaluate", "report")
+
+
+@dataclass
+class Run:
+    """A run folder.  Create one with :meth:`create`, open an existing one with :meth:`open`."""
+
+    path: Path
+
+    # -- creation -----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: RunConfig, *, exist_ok: bool = False) -> "Run":
+        name = config.name or default_run_name(config)
+        path = Path(config.runs_dir) / name
+        if (path / "config.yaml").exists() and not exist_ok:
+            raise FileExistsError(f"run folder {str(path)!r} already exists; pick another name or use --resume")
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        config_mod.save(config, run.config_path)
+        write_json(run.path / "env.json", environment(config))
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise FileNotFoundError(f"RUN: {str(path)!r} is not a run folder (no config.yaml)")
+        return cls(path)
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        return self.checkpoints_dir / f"{which}.pt"
+
+    @property
+    def latents_path(self) -> Path:
+        return self.path / "latents.npz"
+
+    @property
+    def samplers_dir(self) -> Path:
+        return self.path / "samplers"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    def figure_path(self, name: str) -> Path:
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        return self.figures_dir / name
+
+    def sampler_path(self, sampler_name: str) -> Path:
+        return self.samplers_dir / f"{safe_name(sampler_name)}.pt"
+
+    def samples_path(self, sampler_name: str) -> Path:
+        return self.samples_dir / f"{safe_name(sampler_name)}.npz"
+
+    # -- content ------------------------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return config_mod.load(self.config_path)
+
+    def config_dict(self) -> dict[str, Any]:
+        import yaml
+
+        return yaml.safe_load(self.config_path.read_text()) or {}
+
+    def env(self) -> dict[str, Any]:
+        p = self.path / "env.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def save_latents(self, **arrays: np.ndarray) -> Path:
+        with atomic_path(self.latents_path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        return self.latents_path
+
+    def load_latents(self) -> dict[str, np.ndarray]:
+        if not self.latents_path.is_file():
+            raise FileNotFoundError(f"{self.latents_path}: no latents yet; run `latentatlas encode {self.path}` first")
+        with np.load(self.latents_path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+
+    def save_samples(self, sampler_name: str, images_nhwc: np.ndarray) -> Path:
+        """Write samples as npz ``arr_0`` uint8 (N, H, W, C), the convention of common evaluators."""
+        if images_nhwc.dtype != np.uint8 or images_nhwc.ndim != 4:
+            raise ValueError(f"samples: expected uint8 (N, H, W, C), got {images_nhwc.dtype} {images_nhwc.shape}")
+        path = self.samples_path(sampler_name)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, arr_0=images_nhwc)
+        return path
+
+    def sample_names(self) -> list[str]:
+        return sorted(p.stem for p in self.samples_dir.glob("*.npz")) if self.samples_dir.is_dir() else []
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else {}
+
+    def update_metrics(self, section: str, values: dict[str, Any]) -> None:
+        """Merge ``values`` into ``metrics.json[section]`` (written atomically)."""
+        metrics = self.read_metrics()
+        metrics.setdefault(section, {}).update(values)
+        write_json(self.metrics_path, metrics)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch training metrics (metrics.jsonl), oldest first."""
+        if not self.history_path.is_file():
+            return []
+        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
+
+    def parent(self) -> "Run | None":
+        parent = self.config_dict().get("parent")
+        if not parent:
+            return None
+        for candidate in (Path(parent), self.path.parent / parent):
+            if (candidate / "config.yaml").is_file():
+                return Run(candidate)
+        return None
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a sampler spec ('gmm:k=20' -> 'gmm_k-20')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("=", "-")).strip("_") or "unnamed"
+
+
+def default_run_name(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config.data.name}-{config.model.family}-z{config.model.latent_dim}-{stamp}"
+
+
+def environment(config: RunConfig) -> dict[str, Any]:
+    """Versions, platform, seed and git revision, written as env.json."""
+    import torch
+
+    import latentatlas
+
+    def version(mod: str) -> str | None:
+        try:
+            return __import__(mod).__version__
+        except Exception:  # pragma: no cover - optional packages
+            return None
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent).stdout.strip() or None
+    except Exception:  # pragma: no cover - git missing
+        rev = None
+    return {
+        "latentatlas": latentatlas.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": version("scipy"),
+        "sklearn": version("sklearn"),
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "seed": config.seed,
+        "git_revision": rev,
+        "command": " ".join(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def list_runs(runs_dir: str | Path) -> list[Run]:
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return sorted((Run(p) for p in runs_dir.iterdir() if (p / "config.yaml").is_file()),
+                  key=lambda r: r.config_path.stat().st_mtime)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def compare_runs(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    """Rows of (key, value per run) for config keys that differ and every scalar metric."""
+    configs = [flatten(r.config_dict()) for r in runs]
+    metrics = [{k: v for k, v in flatten(r.read_metrics()).items() if isinstance(v, (int, float))} for r in runs]
+    rows: list[list[Any]] = []
+    for key in sorted(set().union(*configs)):
+        values = [c.get(key) for c in configs]
+        if key not in ("name",) and any(v != values[0] for v in values):
+            rows.append([f"config.{key}", *values])
+    for key in sorted(set().union(*metrics)):
+        if "protocol" in key:
+            continue
+        rows.append([key, *[m.get(key) for m in metrics]])
+    return ["key", *[r.name for r in runs]], rows

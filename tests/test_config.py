@@ -1,0 +1,62 @@
+import pytest
+
+from latentatlas import config as c
+from latentatlas.registry import Registry, parse_spec
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    cfg = c.from_dict({"model": {"latent_dim": 8}, "sample": {"samplers": ["prior", "gmm:k=3"]}})
+    c.save(cfg, tmp_path / "c.yaml")
+    again = c.load(tmp_path / "c.yaml")
+    assert again == cfg
+    assert again.sample.samplers == ("prior", "gmm:k=3")
+    assert again.model.latent_dim == 8 and again.model.family == "vae"
+
+
+def test_unknown_key_is_named_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['latnt'\].*latent_dim"):
+        c.from_dict({"model": {"latnt": 3}})
+
+
+def test_wrong_type_names_the_key_and_value():
+    with pytest.raises(ValueError, match=r"train.epochs: expected .*int.*got str 'many'"):
+        c.from_dict({"train": {"epochs": "many"}})
+
+
+def test_overrides_read_scientific_notation_and_nest(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
+    cfg = c.load(tmp_path / "c.yaml", ["train.lr=1e-4", "data.limit=100", "model.options.hidden=[1, 2]"])
+    assert cfg.train.lr == pytest.approx(1e-4)
+    assert cfg.data.limit == 100
+    assert cfg.model.options == {"hidden": [1, 2]}
+    with pytest.raises(ValueError, match="--set: expected key.path=value"):
+        c.apply_overrides({}, ["train.lr"])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        c.load(tmp_path / "nope.yaml")
+
+
+def test_diff_lists_changed_nested_keys():
+    a = c.to_dict(c.RunConfig())
+    b = c.to_dict(c.from_dict({"model": {"kl_weight": 4.0}, "seed": 3}))
+    assert c.diff(a, b) == [("model.kl_weight", 1.0, 4.0), ("seed", 0, 3)]
+
+
+def test_registry_rejects_duplicates_and_lists_names_for_unknown():
+    reg = Registry("widget")
+    reg.register("a")(int)
+    with pytest.raises(ValueError, match="widget 'a' is already registered"):
+        reg.register("a")(float)
+    with pytest.raises(KeyError, match="unknown widget 'b'; expected one of: a"):
+        reg.get("b")
+    assert "a" in reg and reg.names() == ["a"]
+
+
+def test_parse_spec_types():
+    assert parse_spec("gmm:k=50,covariance=diag,reg_covar=1e-6,n_init=2") == (
+        "gmm", {"k": 50, "covariance": "diag", "reg_covar": 1e-6, "n_init": 2})
+    assert parse_spec("prior") == ("prior", {})
+    with pytest.raises(ValueError, match="expected key=value"):
+        parse_spec("gmm:k")
