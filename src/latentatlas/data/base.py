@@ -113,3 +113,14 @@ def from_uint8_nhwc(arr: np.ndarray) -> torch.Tensor:
     if arr.ndim != 4:
         raise ValueError(f"arr_0: expected shape (N, H, W, C) or (N, H, W), got {arr.shape}")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+
+
+def dataset_fingerprint(ds: ImageDataset) -> str:
+    """Short identity of a dataset's images: the first 16 hex digits of the sha256 of its name, image
+    shape and image bytes.  Same images, same fingerprint (used to key cached reference statistics)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(f"{ds.name}|{tuple(ds.images.shape)}|".encode())
+    h.update(memoryview(np.ascontiguousarray(ds.images.cpu().numpy())).cast("B"))
+    return h.hexdigest()[:16]
