@@ -9,9 +9,11 @@ A model maps images x: float32 (B, C, H, W) in [0, 1] to latent codes z: (B, d) 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -34,7 +36,7 @@ class Posterior:
         """Reparameterised draw (B, d); the mean itself when the variance is zero."""
         if self.logvar is None:
             return self.mean
-        eps = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype).to(self.mean.device)
+        eps = batch_randn(tuple(self.mean.shape), generator=generator, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.std * eps
 
     def kl(self) -> torch.Tensor:
@@ -63,3 +65,41 @@ class Phase:
     name: str
     parameters: Callable[[], list[nn.Parameter]]
     loss: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+# --- batch-sharded noise (data-parallel training) -----------------------------------------------------------
+
+_SHARD: contextvars.ContextVar[tuple[int, int, int] | None] = contextvars.ContextVar("latentatlas_shard", default=None)
+
+
+@contextlib.contextmanager
+def batch_shard(start: int, stop: int, total: int) -> Iterator[None]:
+    """Within this block, batch-shaped noise drawn by :func:`batch_randn` is rows ``[start:stop]`` of one
+    draw for the whole global batch of ``total`` rows.
+
+    The trainer enters it on each data-parallel rank (every rank holds the same generator state), so a
+    VAE's reparameterisation noise on a rank equals the single-process noise for the same rows.
+    """
+    if not 0 <= start <= stop <= total:
+        raise ValueError(f"batch_shard: expected 0 <= start <= stop <= total, got {start}, {stop}, {total}")
+    token = _SHARD.set((start, stop, total))
+    try:
+        yield
+    finally:
+        _SHARD.reset(token)
+
+
+def batch_randn(shape: tuple[int, ...], *, generator: torch.Generator | None, dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal draws of ``shape`` (B, ...) made on the CPU generator and moved to ``device``.
+
+    Inside :func:`batch_shard` a draw whose first dimension is the local batch (stop - start) is taken
+    from a draw for the global batch; otherwise this is ``torch.randn(shape, generator=generator)``.
+    Families that draw per-row noise in ``loss`` (reparameterisation, GAN latents) should use it.
+    """
+    shard = _SHARD.get()
+    if shard is not None and len(shape) > 0 and shape[0] == shard[1] - shard[0]:
+        start, stop, total = shard
+        full = torch.randn((total, *shape[1:]), generator=generator, dtype=dtype)
+        return full[start:stop].to(device)
+    return torch.randn(shape, generator=generator, dtype=dtype).to(device)

@@ -1,0 +1,8 @@
+"""Training loop and checkpoints."""
+
+from latentatlas.training.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
+from latentatlas.training.state import TrainingDiverged, TrainResult
+from latentatlas.training.trainer import resolve_device, train
+
+__all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged", "load_checkpoint", "load_model",
+           "save_checkpoint", "save_model"]

@@ -1,0 +1,113 @@
+"""Self-describing checkpoints, written atomically and read with ``torch.load(..., weights_only=True)``.
+
+A checkpoint (format 1) is a plain dict of tensors, numbers, strings, lists and dicts:
+
+``format`` (1), ``model`` (state dict), ``model_config`` (dict of :class:`ModelConfig` fields),
+``image_shape`` ([C, H, W]), and for training checkpoints also ``optimizers`` ({phase: state dict}),
+``epoch`` (epochs completed), ``step`` (optimizer steps, counting batches), ``best_val_loss``,
+``best_epoch``, ``bad_epochs``, ``generator_state`` (uint8 tensor), ``train_config`` (dict),
+``history`` (one dict per epoch, the lines of metrics.jsonl) and ``callback_stop`` (bool).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentatlas.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+REQUIRED = ("format", "model", "model_config", "image_shape")
+
+
+def model_payload(model: nn.Module) -> dict[str, Any]:
+    """The model part of a checkpoint: format, state dict (on the CPU), config and image shape."""
+    for attr in ("config", "image_shape"):
+        if not hasattr(model, attr):
+            raise TypeError(f"model: expected a latentatlas model with .{attr}, got {type(model).__name__}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "model": state, "model_config": dataclasses.asdict(model.config),
+            "image_shape": [int(v) for v in model.image_shape]}
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    path = Path(path)
+    missing = [k for k in REQUIRED if k not in checkpoint]
+    if missing:
+        raise ValueError(f"checkpoint: missing key(s) {missing}; build it from model_payload(model)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported on every platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_model(path: str | Path, model: nn.Module) -> Path:
+    """Save only the model (no training state) in a checkpoint that :func:`load_model` reads."""
+    return save_checkpoint(path, model_payload(model))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint dict (weights_only).  FileNotFoundError if absent, ValueError if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no such file {str(path)!r}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"checkpoint: could not read {str(path)!r} as a latentatlas checkpoint "
+                         f"(corrupt or not a checkpoint): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+        raise ValueError(f"checkpoint: {str(path)!r} is not a latentatlas checkpoint (expected keys {list(REQUIRED)})")
+    if ckpt["format"] != FORMAT:
+        raise ValueError(f"checkpoint: {str(path)!r} has format {ckpt['format']!r}; this version reads {FORMAT}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the model of a loaded checkpoint dict (via ``build_model``) and load its weights; eval mode."""
+    from latentatlas.models import build_model
+
+    try:
+        cfg = ModelConfig(**ckpt["model_config"])
+    except TypeError as exc:
+        raise ValueError(f"checkpoint: model_config does not match ModelConfig: {exc}") from exc
+    model = build_model(cfg, tuple(ckpt["image_shape"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a checkpoint file, weights loaded, in eval mode, on ``map_location``."""
+    model = model_from_checkpoint(load_checkpoint(path, map_location))
+    return model.to(map_location)

@@ -1,0 +1,91 @@
+"""Shapes, ranges and config validation of the AE/VAE families and their networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentatlas.config import ModelConfig
+from latentatlas.models import MODELS, build_model
+from latentatlas.models.nets import conv_stages
+
+SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64)]
+
+
+def test_registry_has_ae_and_vae():
+    assert {"ae", "vae"} <= set(MODELS.names())
+
+
+@pytest.mark.parametrize("family", ["ae", "vae"])
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_shapes_and_ranges(family, architecture, shape, generator):
+    cfg = ModelConfig(family=family, architecture=architecture, latent_dim=5, width=8)
+    model = build_model(cfg, shape)
+    assert model.latent_dim == 5 and model.image_shape == shape and model.config is cfg
+    x = torch.rand(3, *shape, generator=generator)
+    posterior = model.encode(x)
+    assert posterior.mean.shape == (3, 5)
+    assert (posterior.logvar is None) == (family == "ae")
+    z = posterior.sample(generator)
+    y = model.decode(z).detach()
+    assert y.shape == (3, *shape)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    total, terms = model.loss(x, generator=generator)
+    assert total.ndim == 0 and torch.isfinite(total)
+    assert "recon" in terms and (("kl" in terms) == (family == "vae"))
+    total.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    [phase] = model.phases()
+    assert phase.name == "main" and len(phase.parameters()) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("size,stages", [(28, 2), (32, 3), (64, 4), (96, 5), (8, 1), (27, 0)])
+def test_conv_stages(size, stages):
+    assert conv_stages(size, size) == stages
+
+
+@pytest.mark.parametrize("shape", [(1, 27, 27), (3, 6, 6), (1, 8, 8)])
+def test_conv_rejects_sizes_it_cannot_handle(shape):
+    with pytest.raises(ValueError, match=r"image_shape.*conv.*got \d+x\d+"):
+        build_model(ModelConfig(architecture="conv"), shape)
+    model = build_model(ModelConfig(architecture="mlp", width=8), shape)  # the MLP takes any size
+    assert model.decode(torch.zeros(2, model.latent_dim)).shape == (2, *shape)
+
+
+def test_conv_non_square():
+    model = build_model(ModelConfig(architecture="conv", width=8), (3, 32, 48))
+    assert model.decode(model.encode(torch.rand(2, 3, 32, 48)).mean).shape == (2, 3, 32, 48)
+
+
+@pytest.mark.parametrize("changes,pattern", [
+    ({"likelihood": "x"}, r"likelihood: expected one of \['bernoulli', 'gaussian'\], got 'x'"),
+    ({"family": "nope"}, r"model.family: expected one of .*'ae'.*got 'nope'"),
+    ({"architecture": "resnet"}, r"model.architecture: expected one of .*got 'resnet'"),
+    ({"latent_dim": 0}, r"model.latent_dim: expected a positive int, got 0"),
+    ({"width": 2.5}, r"model.width: expected a positive int, got 2.5"),
+    ({"kl_weight": -1.0}, r"model.kl_weight: expected a finite number >= 0, got -1.0"),
+    ({"kl_warmup_epochs": float("nan")}, r"model.kl_warmup_epochs"),
+    ({"options": {"depth": 3}}, r"model.options: unknown key\(s\) \['depth'\]"),
+    ({"options": {"hidden_layers": 0}}, r"model.options.hidden_layers: expected a positive int, got 0"),
+])
+def test_bad_config_errors(changes, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        build_model(ModelConfig(**changes), (1, 28, 28))
+
+
+def test_bad_image_shape_and_input():
+    with pytest.raises(ValueError, match="image_shape"):
+        build_model(ModelConfig(), (28, 28))
+    with pytest.raises(TypeError, match="image_shape"):
+        build_model(ModelConfig(), "28x28")
+    model = build_model(ModelConfig(architecture="mlp", width=8), (1, 28, 28))
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, 1, 28, 28\), got \(2, 3, 28, 28\)"):
+        model.encode(torch.rand(2, 3, 28, 28))
+
+
+def test_hidden_layers_option_changes_depth():
+    shallow = build_model(ModelConfig(architecture="mlp", width=8, options={"hidden_layers": 1}), (1, 8, 8))
+    deep = build_model(ModelConfig(architecture="mlp", width=8, options={"hidden_layers": 3}), (1, 8, 8))
+    linears = lambda m: sum(isinstance(l, torch.nn.Linear) for l in m.encoder.modules())  # noqa: E731
+    assert (linears(shallow), linears(deep)) == (2, 4)

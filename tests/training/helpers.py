@@ -1,0 +1,33 @@
+"""Tiny deterministic datasets and models shared by the training tests and the DDP script."""
+
+from __future__ import annotations
+
+import torch
+
+from latentatlas.config import ModelConfig, TrainConfig
+from latentatlas.data.base import ImageDataset, assign_split
+from latentatlas.models import build_model
+
+
+def tiny_dataset(n: int = 60, shape: tuple[int, int, int] = (1, 6, 6), seed: int = 0) -> ImageDataset:
+    """Smooth-ish random uint8 images with a split (about 70% train, 20% val)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 1, *shape[1:], generator=g)
+    images = (base.expand(n, *shape) * 255).round().to(torch.uint8).contiguous()
+    return assign_split(ImageDataset("tiny", images), seed=seed, val_fraction=0.2, test_fraction=0.1)
+
+
+def tiny_model(family: str = "vae", shape: tuple[int, int, int] = (1, 6, 6), seed: int = 0, **kw):
+    """An MLP model initialised from ``seed`` without touching the caller's global RNG."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_model(ModelConfig(family=family, architecture="mlp", latent_dim=2, width=16, **kw), shape)
+
+
+def tiny_train_config(**kw) -> TrainConfig:
+    values = dict(epochs=3, batch_size=11, lr=1e-2, patience=None, device="cpu", progress=False)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+DDP_EPOCHS = 2  # the DDP test compares this many epochs of tiny_train_config with a single process

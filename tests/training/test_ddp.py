@@ -1,0 +1,40 @@
+"""Data-parallel training (2 CPU processes, gloo) reaches the single-process weights on the same batches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from latentatlas.training import train
+
+from .helpers import DDP_EPOCHS, tiny_dataset, tiny_model, tiny_train_config
+
+SCRIPT = Path(__file__).with_name("ddp_script.py")
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo")
+@pytest.mark.parametrize("family", ["vae"])
+def test_ddp_matches_single_process(tmp_path, family):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", str(SCRIPT),
+           str(tmp_path / "ddp"), family]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("rank done") == 2
+
+    single = train(tiny_model(family), tiny_dataset(), tiny_train_config(epochs=DDP_EPOCHS), tmp_path / "single",
+                   seed=5)
+    a = torch.load(tmp_path / "single" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == single.steps
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-5)
+    for line_a, line_b in zip(a["history"], b["history"], strict=True):
+        for key in ("train_loss", "train_kl", "val_loss", "val_recon", "val_kl"):
+            assert line_b[key] == pytest.approx(line_a[key], rel=1e-5), key

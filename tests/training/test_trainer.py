@@ -1,0 +1,219 @@
+"""The training loop: files written, resume equivalence, divergence, early stopping, callbacks, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from latentatlas.training import TrainingDiverged, load_checkpoint, load_model, resolve_device, train
+
+from .helpers import tiny_dataset, tiny_model, tiny_train_config
+
+
+def _lines(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_writes_checkpoints_and_metrics(tmp_path):
+    data, model = tiny_dataset(), tiny_model("vae")
+    result = train(model, data, tiny_train_config(epochs=3), tmp_path, seed=0)
+    assert result.epochs_run == 3 and not result.stopped_early and result.reason == "completed 3 epochs"
+    n_train = len(data.part("train"))
+    assert result.steps == 3 * math.ceil(n_train / 11) and result.device == "cpu"
+    lines = _lines(tmp_path)
+    assert [line["epoch"] for line in lines] == [1, 2, 3] and lines == result.history
+    for key in ("step", "seconds", "train_loss", "train_recon", "train_kl", "val_loss", "val_kl", "best_val_loss"):
+        assert key in lines[0]
+    assert lines[-1]["val_loss"] < lines[0]["val_loss"]  # it learns
+    assert result.best_val_loss == min(line["val_loss"] for line in lines)
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("format", "model", "model_config", "image_shape", "optimizers", "epoch", "step", "best_val_loss",
+                "bad_epochs", "generator_state", "train_config", "history"):
+        assert key in last, key
+    assert last["epoch"] == 3 and last["step"] == result.steps and set(last["optimizers"]) == {"main"}
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["epoch"] == result.best_epoch
+    # on return the model holds the best weights; they equal the rebuilt best.pt model
+    rebuilt = load_model(result.checkpoint)
+    for key, value in rebuilt.state_dict().items():
+        torch.testing.assert_close(value, model.state_dict()[key], rtol=0, atol=0)
+
+
+def test_same_seed_same_weights_and_val_loss_is_deterministic(tmp_path):
+    data = tiny_dataset()
+    a = train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path / "a", seed=3)
+    b = train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path / "b", seed=3)
+    c = train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path / "c", seed=4)
+    assert a.history[0]["val_loss"] == b.history[0]["val_loss"] != c.history[0]["val_loss"]
+
+
+class _Kill:
+    """Simulates a crash at the end of epoch ``at`` (before that epoch's checkpoint is written)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_epoch_end(self, epoch, model):
+        if epoch == self.at:
+            raise KeyboardInterrupt("killed")
+
+
+@pytest.mark.parametrize("family", ["vae", "ae"])
+def test_resume_reaches_the_same_weights(tmp_path, family):
+    data, cfg = tiny_dataset(), tiny_train_config(epochs=3)
+    straight = train(tiny_model(family), data, cfg, tmp_path / "straight", seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(family), data, cfg, tmp_path / "killed", seed=1, callbacks=[_Kill(2)])
+    assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["epoch"] == 1
+    resumed = train(tiny_model(family, seed=9), data, cfg, tmp_path / "killed", seed=1, resume=True)
+    assert resumed.epochs_run == 3 and resumed.steps == straight.steps
+    assert _lines(tmp_path / "killed") == resumed.history
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-6)
+    assert [h["val_loss"] for h in a["history"]] == pytest.approx([h["val_loss"] for h in b["history"]], abs=1e-5)
+
+
+def test_resume_extends_a_finished_run(tmp_path):
+    data = tiny_dataset()
+    straight = train(tiny_model(), data, tiny_train_config(epochs=3), tmp_path / "a", seed=2)
+    train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path / "b", seed=2)
+    extended = train(tiny_model(), data, tiny_train_config(epochs=3), tmp_path / "b", seed=2, resume=True)
+    assert extended.history[-1]["val_loss"] == pytest.approx(straight.history[-1]["val_loss"], abs=1e-5)
+    again = train(tiny_model(), data, tiny_train_config(epochs=3), tmp_path / "b", seed=2, resume=True)
+    assert again.epochs_run == 3 and again.steps == extended.steps  # nothing left to do
+
+
+def test_resume_errors(tmp_path):
+    data = tiny_dataset()
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path, seed=0, resume=True)
+    train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path, seed=0)
+    with pytest.raises(ValueError, match="resume: the model config differs"):
+        train(tiny_model("ae"), data, tiny_train_config(epochs=2), tmp_path, seed=0, resume=True)
+
+
+def test_non_finite_loss_raises_and_keeps_last_good_checkpoint(tmp_path):
+    data, model = tiny_dataset(), tiny_model()
+    steps_per_epoch = math.ceil(len(data.part("train")) / 11)
+    real_loss, calls = model.loss, {"n": 0}
+
+    def loss(x, **kw):
+        calls["n"] += torch.is_grad_enabled()  # count training calls only (validation runs under no_grad)
+        total, terms = real_loss(x, **kw)
+        if calls["n"] == steps_per_epoch + 2 and torch.is_grad_enabled():  # second batch of epoch 2
+            total = total * float("nan")
+        return total, terms
+
+    model.loss = loss
+    with pytest.raises(TrainingDiverged, match=rf"epoch 2, step {steps_per_epoch + 2}\b"):
+        train(model, data, tiny_train_config(epochs=3), tmp_path, seed=0)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["epoch"] == 1 and last["step"] == steps_per_epoch
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert len(_lines(tmp_path)) == 1
+    load_model(tmp_path / "checkpoints" / "best.pt")
+
+
+def test_early_stopping_with_patience(tmp_path):
+    # lr=0: the weights never change, so the (deterministic) validation loss never improves after epoch 1
+    result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=10, lr=0.0, patience=2), tmp_path, seed=0)
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    assert result.reason == "early stopping: no validation improvement in 2 epochs"
+    assert len(set(line["val_loss"] for line in result.history)) == 1
+
+
+class _Monitor:
+    def __init__(self, stop_at: int) -> None:
+        self.stop_at, self.seen = stop_at, []
+
+    def on_epoch_end(self, epoch, model):
+        self.seen.append((epoch, model.training))
+        return {"fid": torch.tensor(10.0 - epoch), "stop": epoch >= self.stop_at}
+
+
+def test_callbacks_log_and_stop(tmp_path):
+    monitor = _Monitor(stop_at=2)
+    result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=5), tmp_path, seed=0, callbacks=[monitor])
+    assert monitor.seen == [(1, False), (2, False)]
+    assert result.stopped_early and result.epochs_run == 2 and "callback" in result.reason
+    assert [(line["fid"], line["stop"]) for line in _lines(tmp_path)] == [(9.0, False), (8.0, True)]
+
+
+def test_max_steps_and_empty_validation(tmp_path):
+    data = tiny_dataset()
+    result = train(tiny_model(), data, tiny_train_config(epochs=5, max_steps=5), tmp_path / "a", seed=0)
+    assert result.steps == 5 and result.reason == "reached max_steps=5" and not result.stopped_early
+    no_val = data.subset(torch.nonzero(data.split != 1).flatten())
+    result = train(tiny_model(), no_val, tiny_train_config(epochs=2), tmp_path / "b", seed=0)
+    assert "val_loss" not in result.history[0] and result.best_val_loss == min(h["train_loss"] for h in result.history)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match=r"device: expected 'auto', 'cpu'.*got 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(TypeError, match="device"):
+        resolve_device(0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("changes,pattern", [
+    ({"epochs": 0}, r"train.epochs: expected an int >= 1, got 0"),
+    ({"batch_size": 0}, r"train.batch_size: expected an int >= 1, got 0"),
+    ({"lr": -1.0}, r"train.lr: expected a finite number >= 0, got -1.0"),
+    ({"patience": 0}, r"train.patience: expected an int >= 1 or None, got 0"),
+    ({"max_steps": 0}, r"train.max_steps"),
+    ({"device": "gpu"}, r"device: expected"),
+])
+def test_bad_train_config(tmp_path, changes, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        train(tiny_model(), tiny_dataset(), tiny_train_config(**changes), tmp_path, seed=0)
+
+
+def test_bad_data(tmp_path):
+    data = tiny_dataset()
+    with pytest.raises(ValueError, match=r"data: image shape \(1, 6, 6\) does not match the model's \(1, 8, 8\)"):
+        train(tiny_model(shape=(1, 8, 8)), data, tiny_train_config(), tmp_path, seed=0)
+    data.split = None
+    with pytest.raises(ValueError, match="no split assigned"):
+        train(tiny_model(), data, tiny_train_config(), tmp_path, seed=0)
+    with pytest.raises(TypeError, match="data: expected an ImageDataset"):
+        train(tiny_model(), torch.zeros(3, 1, 6, 6), tiny_train_config(), tmp_path, seed=0)
+
+
+class _TwoPhaseAE(torch.nn.Module):
+    """An AE whose encoder and decoder are stepped as two phases (like a GAN's two players)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny_model("ae")
+        self.config, self.image_shape = self.inner.config, self.inner.image_shape
+
+    def loss(self, x, *, generator=None, progress=0.0):
+        return self.inner.loss(x, generator=generator, progress=progress)
+
+    def phases(self):
+        from latentatlas.models.base import Phase
+
+        return [Phase("encoder", lambda: list(self.inner.encoder.parameters()), self.loss),
+                Phase("decoder", lambda: list(self.inner.decoder.parameters()), self.loss)]
+
+
+def test_several_phases_each_get_an_optimizer(tmp_path):
+    model = _TwoPhaseAE()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, tiny_dataset(), tiny_train_config(epochs=1), tmp_path, seed=0)
+    line = result.history[0]
+    assert {"train_encoder_loss", "train_encoder_recon", "train_decoder_loss", "val_loss"} <= set(line)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert set(last["optimizers"]) == {"encoder", "decoder"}
+    changed = {k.split(".")[1] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"encoder", "decoder"}
