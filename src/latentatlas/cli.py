@@ -53,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p = sub.add_parser("report", help="write report.html")
     _run_arg(p)
+    p = sub.add_parser("interpolate", help="interpolate between test codes; measure and draw the paths")
+    _run_arg(p)
+    p.add_argument("--method", default="slerp", help="interpolator for the figures: lerp, slerp or norm")
+    p.add_argument("--pairs", type=int, default=64, help="number of random pairs of test codes")
+    p.add_argument("--steps", type=int, default=9, help="points per path, endpoints included")
+    p.add_argument("--learned-iters", type=int, default=0, help="train the learned interpolation network this long")
+    p = sub.add_parser("attributes", help="attribute vectors from labels/attributes, arithmetic and sweeps")
+    _run_arg(p)
+    p.add_argument("--attribute", action="append", default=None, metavar="NAME",
+                   help="attribute (CelebA) or class label to analyse (repeatable; default: a few)")
+    p.add_argument("--method", default="balanced", help="mean, balanced, refined or probe")
+    p = sub.add_parser("geometry", help="hull membership, distances, axis walks, drift, maps")
+    _run_arg(p)
+    p.add_argument("--maps", default="pca,tsne,isomap", help="comma-separated 2-D map methods")
     p = sub.add_parser("list", help="list the runs in a folder")
     p.add_argument("runs_dir", nargs="?", default="runs")
     p = sub.add_parser("compare", help="compare runs: differing config keys and every metric")
@@ -101,6 +115,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(path)
     elif cmd == "evaluate":
         return _evaluate(args)
+    elif cmd in ("interpolate", "attributes", "geometry"):
+        _analysis(args)
     elif cmd == "report":
         print(write_report(Run.open(args.run)))
     elif cmd == "list":
@@ -108,6 +124,27 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "compare":
         _compare([Run.open(r) for r in args.runs])
     return 0
+
+
+def _analysis(args: argparse.Namespace) -> None:
+    """One latent-analysis stage; prints its numbers and refreshes report.html."""
+    from latentatlas.runs import analyses, pipeline
+    from latentatlas.runs.report import write_report
+    from latentatlas.runs.store import Run
+
+    run = Run.open(args.run)
+    seed, device = run.config.seed, pipeline.device_for(run.config)
+    if args.command == "interpolate":
+        result = analyses.interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
+                                            learned_iters=args.learned_iters, seed=seed, device=device)
+    elif args.command == "attributes":
+        result = analyses.attributes_stage(run, attributes=args.attribute, method=args.method, seed=seed,
+                                           device=device)
+    else:
+        methods = tuple(m.strip() for m in args.maps.split(",") if m.strip())
+        result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)
+    print(json.dumps(result, indent=2, default=str))
+    print(f"report: {write_report(run)}", file=sys.stderr)
 
 
 def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfig:

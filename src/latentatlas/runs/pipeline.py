@@ -86,7 +86,7 @@ def _seconds_per_epoch(history: list[dict]) -> float | None:
 def encode_stage(run: Run, *, device: torch.device | str | None = None) -> Path:
     """Encode every image of the dataset; write latents.npz, reconstruction metrics and a figure."""
     from latentatlas.latent.encode import decode_codes, encode_images
-    from latentatlas.metrics.reconstruction import reconstruction_metrics
+    from latentatlas.metrics.scores import reconstruction_errors
 
     config = run.config
     device = device or device_for(config)
@@ -105,7 +105,7 @@ def encode_stage(run: Run, *, device: torch.device | str | None = None) -> Path:
 
     test = data.part(config.evaluate.split)
     recon = decode_codes(model, mean[data.split == SPLITS.index(config.evaluate.split)], device=device)
-    run.update_metrics("reconstruction", reconstruction_metrics(to_float(test.images), recon))
+    run.update_metrics("reconstruction", reconstruction_errors(to_float(test.images), recon))
     show = min(16, len(test))
     pairs = torch.stack([to_float(test.images[:show]), recon[:show]], dim=1).flatten(0, 1)
     save_image_grid(run.figure_path("reconstructions.png"), pairs, nrow=8)
@@ -137,14 +137,14 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
     n = int(n or config.sample.n)
     if n <= 0:
         raise ValueError(f"n: expected a positive number of samples, got {n}")
+    samplers = {spec: build_sampler(spec) for spec in specs}   # bad specs fail before any work
     device = device or device_for(config)
     model = load_model(run, device)
     z_train = training_codes(run, config.sample.codes, seed=derive_seed(config.seed, "codes"))
     z_test = training_codes(run, "mean", config.evaluate.split)
     paths = []
-    for spec in specs:
-        sampler = build_sampler(spec)
-        name = sampler.spec if hasattr(sampler, "spec") else spec
+    for spec, sampler in samplers.items():
+        name = getattr(sampler, "spec", spec)
         started = time.perf_counter()
         sampler.fit(z_train)
         fit_seconds = time.perf_counter() - started

@@ -20,7 +20,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px so
 th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top} figcaption{font-size:.85em;color:#555;max-width:520px}
 img{image-rendering:pixelated;max-width:520px} .muted{color:#777} code{background:#f5f5f5;padding:0 .2em}
-details{margin:.5em 0}
+details{margin:.5em 0} .scroll{overflow-x:auto}
 """
 
 # metrics.json sections rendered by dedicated code; any other section gets a generic table + its figures
@@ -64,12 +64,17 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     body = "".join("<tr>" + "".join(
         f"<td class='num'>{_fmt(v)}</td>" if isinstance(v, (int, float)) and not isinstance(v, bool)
         else f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
 
 
-def _table_from_dict(values: dict[str, Any]) -> str:
+def _table_from_dict(values: dict[str, Any], fold_after: int = 20) -> str:
+    """A quantity/value table of the scalars in ``values``; long tables are folded, lists left out."""
     flat = flatten(values) if isinstance(values, dict) else {"value": values}
-    return _table(["quantity", "value"], [[k, v] for k, v in flat.items()])
+    rows = [[k, v] for k, v in flat.items() if not isinstance(v, (list, dict))]
+    table = _table(["quantity", "value"], rows)
+    if len(rows) > fold_after:
+        return f"<details><summary>{len(rows)} numbers</summary>{table}</details>"
+    return table
 
 
 def _figure(run: Run, name: str, caption: str = "") -> str:
@@ -128,7 +133,7 @@ def _training_curves(run: Run) -> None:
     series: dict[str, list[tuple[float, float]]] = {}
     for row in history:
         for key, value in flatten(row).items():
-            if "loss" in key and isinstance(value, (int, float)):
+            if "loss" in key and key != "best_val_loss" and isinstance(value, (int, float)):
                 series.setdefault(key, []).append((row.get("epoch", len(series)), float(value)))
     if series:
         save_line_plot(run.figure_path("training_curves.png"), series, xlabel="epoch", ylabel="loss per image")

@@ -1,0 +1,1 @@
+"""Latent-space tools: encoding, samplers, interpolation, attribute vectors, geometry and geodesics."""

@@ -1,0 +1,132 @@
+"""Geodesics in latent space under the metric the decoder induces in output space.
+
+A curve is discretised as T codes z_0 .. z_{T-1} with fixed endpoints.  Its decoded path has
+length  L = sum_i ||f(z_{i+1}) - f(z_i)||  and energy  E = (T - 1) sum_i ||f(z_{i+1}) - f(z_i)||^2;
+E >= L^2 with equality for constant speed, so minimising E gives short, evenly paced curves.
+
+- :func:`optimise_geodesic` optimises the interior points of a curve with Adam, starting from lerp;
+- :class:`InterpolationNet` maps (z0, z1, t) to a point of a curve with the endpoints built in, trained by
+  :func:`train_interpolation_net` on many pairs with a shortest-path (length) loss and a constant-speed
+  loss (after Geng et al. 2020, "Uniform interpolation constrained geodesic learning on data manifold").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from torch import nn
+
+from latentatlas.latent.interpolate import lerp, steps
+
+log = logging.getLogger(__name__)
+
+Decoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _decoded_steps(decode: Decoder, curve: torch.Tensor) -> torch.Tensor:
+    """curve (B, T, d) -> output-space step lengths (B, T-1)."""
+    b, t, d = curve.shape
+    out = decode(curve.reshape(b * t, d)).reshape(b, t, -1)
+    return (out[:, 1:] - out[:, :-1]).norm(dim=2)
+
+
+def path_length(decode: Decoder, curve: torch.Tensor) -> torch.Tensor:
+    """Length in output space of the decoded curve (B, T, d). -> (B,)."""
+    return _decoded_steps(decode, curve).sum(dim=1)
+
+
+def path_energy(decode: Decoder, curve: torch.Tensor) -> torch.Tensor:
+    """Discrete energy (T - 1) * sum of squared decoded steps of curve (B, T, d). -> (B,)."""
+    s = _decoded_steps(decode, curve)
+    return s.shape[1] * s.pow(2).sum(dim=1)
+
+
+def optimise_geodesic(decode: Decoder, z0: torch.Tensor, z1: torch.Tensor, *, n_points: int = 16,
+                      iters: int = 300, lr: float = 1e-2, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Minimise the decoded energy of a curve from z0 (B, d) to z1 (B, d) with Adam over its interior
+    points (the decoder's parameters are not updated; freeze them with ``requires_grad_(False)`` so no
+    gradient accumulates on them). -> curve (B, n_points, d), detached."""
+    if z0.shape != z1.shape or z0.ndim != 2:
+        raise ValueError(f"z1: expected the (B, d) shape of z0 {tuple(z0.shape)}, got {tuple(z1.shape)}")
+    if iters < 0 or lr <= 0:
+        raise ValueError(f"iters, lr: expected iters >= 0 and lr > 0, got {iters!r}, {lr!r}")
+    t = steps(n_points, device=z0.device, dtype=z0.dtype)
+    start = lerp(z0, z1, t) if init is None else init
+    inner = nn.Parameter(start[:, 1:-1].detach().clone())
+    opt = torch.optim.Adam([inner], lr=lr)
+    ends0, ends1 = z0.detach()[:, None], z1.detach()[:, None]
+    for _ in range(iters):
+        opt.zero_grad(set_to_none=True)
+        energy = path_energy(decode, torch.cat([ends0, inner, ends1], dim=1)).sum()
+        energy.backward()
+        opt.step()
+    return torch.cat([ends0, inner.detach(), ends1], dim=1)
+
+
+class InterpolationNet(nn.Module):
+    """z(z0, z1, t) = (1 - t) z0 + t z1 + t (1 - t) g([z0, z1, t]): a curve with z(0) = z0 and z(1) = z1
+    for every pair; g is an MLP.  forward: z0 (B, d), z1 (B, d), t (T,) -> (B, T, d)."""
+
+    def __init__(self, latent_dim: int, hidden: int = 128, depth: int = 3,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if latent_dim < 1 or hidden < 1 or depth < 1:
+            raise ValueError(f"latent_dim, hidden, depth: expected positive ints, got {latent_dim}, {hidden}, {depth}")
+        layers: list[nn.Module] = []
+        width = 2 * latent_dim + 1
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, latent_dim))
+        with torch.no_grad():
+            for layer in layers[:-1:2]:  # PyTorch's default uniform(+-1/sqrt(fan_in)), drawn from generator
+                bound = layer.in_features ** -0.5
+                for p in (layer.weight, layer.bias):
+                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+        nn.init.zeros_(layers[-1].weight)  # start as lerp
+        nn.init.zeros_(layers[-1].bias)
+        self.net = nn.Sequential(*layers)
+        self.latent_dim = latent_dim
+
+    def forward(self, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b, n = z0.shape[0], t.shape[0]
+        tt = t.to(z0.dtype)[None, :, None].expand(b, n, 1)
+        a, c = z0[:, None].expand(b, n, -1), z1[:, None].expand(b, n, -1)
+        bend = self.net(torch.cat([a, c, tt], dim=2))
+        return (1 - tt) * a + tt * c + tt * (1 - tt) * bend
+
+
+def interpolation_losses(decode: Decoder, curve: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Losses of a batch of curves (B, T, d): 'length' (mean decoded length, the shortest-path term) and
+    'speed' (mean squared deviation of the step lengths from their mean, the constant-speed term)."""
+    s = _decoded_steps(decode, curve)                         # (B, T-1)
+    return {"length": s.sum(dim=1).mean(), "speed": (s - s.mean(dim=1, keepdim=True)).pow(2).sum(dim=1).mean()}
+
+
+def train_interpolation_net(decode: Decoder, codes: torch.Tensor, *, n_points: int = 16, iters: int = 500,
+                            batch_size: int = 64, lr: float = 1e-3, speed_weight: float = 1.0,
+                            hidden: int = 128, generator: torch.Generator | None = None,
+                            pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> InterpolationNet:
+    """Train an :class:`InterpolationNet` on random pairs of ``codes`` (N, d) (or on fixed ``pairs``
+    (z0 (P, d), z1 (P, d))) to minimise length + speed_weight * speed of the decoded curves."""
+    if codes.ndim != 2 or codes.shape[0] < 2:
+        raise ValueError(f"codes: expected (N >= 2, d), got {tuple(codes.shape)}")
+    net = InterpolationNet(codes.shape[1], hidden=hidden, generator=generator).to(codes.device, codes.dtype)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    t = steps(n_points, device=codes.device, dtype=codes.dtype)
+    for it in range(iters):
+        if pairs is None:
+            idx = torch.randint(0, codes.shape[0], (2, batch_size), generator=generator).to(codes.device)
+            z0, z1 = codes[idx[0]], codes[idx[1]]
+        else:
+            z0, z1 = pairs
+        losses = interpolation_losses(decode, net(z0, z1, t))
+        loss = losses["length"] + speed_weight * losses["speed"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if it % 100 == 0:
+            log.debug("interpolation net %d: length %.4f speed %.4g", it, losses["length"], losses["speed"])
+    return net.eval()

@@ -1,0 +1,106 @@
+"""The whole chain at a tiny size, through the CLI as a user runs it."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from latentatlas.cli import demo_config, main
+from latentatlas.runs import pipeline
+from latentatlas.runs.store import Run
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"name": "mnist", "limit": 400},
+    "model": {"family": "vae", "latent_dim": 4, "width": 8},
+    "train": {"epochs": 2, "batch_size": 64, "progress": False},
+    "sample": {"samplers": ["prior", "gmm:k=2,covariance=full"], "n": 64},
+    "evaluate": {"metrics": ["frechet"], "n_real": 40},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("runs")
+    path = runs_dir / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(runs_dir)}))
+    assert main(["run", str(path)]) == 0
+    return Run.open(runs_dir / "tiny")
+
+
+def test_run_folder_has_every_stage_file(tiny_run):
+    run = tiny_run
+    for rel in ("config.yaml", "env.json", "checkpoints/last.pt", "checkpoints/best.pt", "metrics.jsonl",
+                "latents.npz", "samples/prior.npz", "samples/gmm_k-2_covariance-full.npz", "metrics.json",
+                "report.html", "figures/reconstructions.png", "figures/samples_prior.png"):
+        assert (run.path / rel).is_file(), rel
+
+
+def test_latents_cover_every_image_with_labels_and_split(tiny_run):
+    latents = tiny_run.load_latents()
+    assert latents["z_mean"].shape == (400, 4) and latents["z_logvar"].shape == (400, 4)
+    assert np.isfinite(latents["z_mean"]).all()
+    assert latents["labels"].shape == (400,) and set(np.unique(latents["split"])) == {0, 1, 2}
+
+
+def test_samples_are_uint8_nhwc(tiny_run):
+    with np.load(tiny_run.samples_dir / "prior.npz") as f:
+        arr = f["arr_0"]
+    assert arr.dtype == np.uint8 and arr.shape == (64, 28, 28, 1) and arr.max() > 0
+
+
+def test_metrics_and_report(tiny_run):
+    metrics = tiny_run.read_metrics()
+    assert metrics["train"]["epochs_run"] == 2
+    assert 0 < metrics["reconstruction"]["mse"] < 0.5
+    for name in ("prior", "gmm_k-2_covariance-full"):
+        fd = metrics["evaluate"][name]["frechet"]
+        assert np.isfinite(fd) and fd > 0
+    assert "test_log_likelihood" in metrics["samplers"]["gmm:k=2,covariance=full"]
+    html = tiny_run.report_path.read_text()
+    for needle in ("What was run", "Latent samplers", "gmm:k=2,covariance=full", "Sample quality",
+                   "figures/samples_prior.png", "figures/training_curves.png"):
+        assert needle in html, needle
+    for src in __import__("re").findall(r"src='(figures/[^']+)'", html):
+        assert (tiny_run.path / src).is_file(), src
+
+
+def test_a_failing_stage_keeps_earlier_files(tiny_run):
+    before = {p: p.stat().st_mtime_ns for p in (tiny_run.latents_path, tiny_run.checkpoint_path("best"))}
+    with pytest.raises(ValueError, match="unknown sampler 'nonsense'"):
+        pipeline.sample_stage(tiny_run, ["nonsense"], n=8)
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_child_run_report_shows_the_difference(tiny_run, tmp_path):
+    cfg = {**TINY, "runs_dir": str(tiny_run.path.parent), "name": "child", "parent": "tiny",
+           "model": {**TINY["model"], "kl_weight": 2.0}, "train": {**TINY["train"], "epochs": 1}}
+    path = tmp_path / "child.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 0
+    child = Run.open(tiny_run.path.parent / "child")
+    assert main(["report", str(child.path)]) == 0
+    html = child.report_path.read_text()
+    assert "How it differs from its parent" in html and "model.kl_weight" in html
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"model": {"latnt_dim": 3}}))
+    assert main(["train", str(path)]) == 2
+    assert "unknown key(s) ['latnt_dim']" in capsys.readouterr().err
+    assert main(["encode", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_evaluate_json_on_a_samples_file(tiny_run, capsys):
+    assert main(["evaluate", str(tiny_run.samples_dir / "prior.npz"), "--ref", "mnist:test", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frechet"] > 0 and result["protocol"]["n_fake"] == 64
+
+
+def test_demo_config_is_the_packaged_one():
+    cfg = demo_config("somewhere", ["train.epochs=1"])
+    assert cfg.runs_dir == "somewhere" and cfg.train.epochs == 1 and cfg.data.name == "mnist"
