@@ -7,6 +7,7 @@ stage can be rerun alone; a failing stage leaves the earlier stages' files untou
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +19,7 @@ from latentatlas.config import RunConfig
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8_nhwc
 from latentatlas.rng import derive_seed, make_generator, seed_everything
 from latentatlas.runs.figures import save_image_grid, save_line_plot
-from latentatlas.runs.store import Run
+from latentatlas.runs.store import Run, default_run_name
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ def train_stage(config: RunConfig, *, resume: bool = False, run: Run | None = No
     from latentatlas.training.trainer import train
 
     seed_everything(config.seed)
+    if run is None and not is_main_process():
+        # a torchrun worker: rank 0 owns the run folder; the trainer writes nothing on other ranks
+        run = Run(Path(config.runs_dir) / (config.name or default_run_name(config)))
     if run is None:
         if resume:
             if not config.name:
@@ -65,12 +69,19 @@ def train_stage(config: RunConfig, *, resume: bool = False, run: Run | None = No
     model = build_model(config.model, data.image_shape)
     result = train(model, data, config.train, run.path, seed=config.seed, resume=resume,
                    callbacks=_training_callbacks(config, data))
+    if not is_main_process():
+        return run
     run.update_metrics("train", {
         "epochs_run": result.epochs_run, "steps": result.steps, "best_val_loss": result.best_val_loss,
         "stopped_early": result.stopped_early, "reason": result.reason, "device": str(result.device),
         "seconds_per_epoch": _seconds_per_epoch(result.history),
     })
     return run
+
+
+def is_main_process() -> bool:
+    """False on the workers (RANK > 0) of a run launched with torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _training_callbacks(config: RunConfig, data: ImageDataset) -> list:
@@ -146,7 +157,7 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
     for spec, sampler in samplers.items():
         name = getattr(sampler, "spec", spec)
         started = time.perf_counter()
-        sampler.fit(z_train)
+        sampler.fit(z_train, generator=make_generator(derive_seed(config.seed, "fit", spec)))
         fit_seconds = time.perf_counter() - started
         sampler.save(run.sampler_path(spec))
         z = sampler.sample(n, generator=make_generator(derive_seed(config.seed, "sample", spec)))
@@ -173,7 +184,7 @@ def _sampler_figures(run: Run, spec: str, sampler, model, device) -> None:
     from latentatlas.latent.encode import decode_codes
 
     stem = run.samples_path(spec).stem
-    curve = _describe(sampler).get("selection_curve")
+    curve = _describe(sampler).get("selection")
     if curve:
         series = {c: [(row["k"], row[c]) for row in curve if row.get(c) is not None]
                   for c in ("bic", "aic") if any(row.get(c) is not None for row in curve)}
@@ -184,30 +195,16 @@ def _sampler_figures(run: Run, spec: str, sampler, model, device) -> None:
         if heldout:
             save_line_plot(run.figure_path(f"selection_heldout_{stem}.png"), {"held-out": heldout},
                            xlabel="components k", ylabel="held-out log-likelihood per code")
-    if not hasattr(sampler, "weights_") or not hasattr(sampler, "means_"):
+    if not hasattr(sampler, "component_variances"):
         return
     k = int(sampler.weights_.shape[0])
-    order = _components_by_variance(sampler)[:12]
+    order = torch.argsort(torch.as_tensor(sampler.component_variances()).float()).tolist()[:12]
     g = make_generator(derive_seed(run.config.seed, "components", spec))
     rows = [decode_codes(model, sampler.sample(8, generator=g, component=int(j)), device=device) for j in order]
     save_image_grid(run.figure_path(f"components_{stem}.png"), torch.cat(rows), nrow=8)
     run.update_metrics("figures", {f"components_{stem}.png": (
         f"{spec}: one row per component ({len(order)} of {k}), sorted by mean variance; weights "
         + ", ".join(f"{float(sampler.weights_[j]):.3f}" for j in order))})
-
-
-def _components_by_variance(sampler) -> list[int]:
-    cov = torch.as_tensor(sampler.covariances_)
-    k = sampler.weights_.shape[0]
-    if cov.ndim == 3 and cov.shape[0] == k:          # full: (k, d, d)
-        var = torch.diagonal(cov, dim1=1, dim2=2).mean(1)
-    elif cov.ndim == 2 and cov.shape[0] == k:        # diag: (k, d)
-        var = cov.mean(1)
-    elif cov.ndim == 1 and cov.shape[0] == k:        # spherical: (k,)
-        var = cov
-    else:                                            # tied: one covariance for all
-        var = torch.zeros(k)
-    return torch.argsort(var.float()).tolist()
 
 
 # -- evaluate -------------------------------------------------------------------------------------
@@ -241,6 +238,8 @@ def run_all(config: RunConfig, *, resume: bool = False) -> Run:
     from latentatlas.runs.report import write_report
 
     run = train_stage(config, resume=resume)
+    if not is_main_process():
+        return run   # the later stages run once, on rank 0
     encode_stage(run)
     sample_stage(run)
     evaluate_stage(run)

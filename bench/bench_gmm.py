@@ -1,0 +1,165 @@
+"""GMM fitting: latentatlas (torch EM) vs scikit-learn's GaussianMixture vs torchgmm, side by side.
+
+All implementations run in one process on the same synthetic codes (a 50-component mixture with
+anisotropic covariances, float32, like latent means), from the same k-means++ starting parameters,
+for the same number of EM iterations (tolerance 0, so none stops early).  Held-out log-likelihood is
+the mean over separate draws of the same mixture.  scikit-learn gets the starting parameters directly
+(its own initialisation skipped); torchgmm gets the starting means (its API takes no more) and its
+Lightning start-up is counted.
+
+    python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
+    python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
+    python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
+    python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from latentatlas.latent.samplers import GMM
+from latentatlas.latent.samplers import gmm_em as em
+
+
+def make_codes(n: int, d: int, true_k: int, seed: int) -> torch.Tensor:
+    """n draws of a fixed random mixture (the same mixture for every seed): (n, d) float32."""
+    gm = torch.Generator().manual_seed(1234)
+    centers = torch.randn(true_k, d, generator=gm) * 2.0
+    mix = torch.randn(true_k, d, d, generator=gm) / math.sqrt(d) * torch.rand(true_k, 1, d, generator=gm)
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(true_k, (n,), generator=g)
+    out = torch.empty(n, d)
+    for start in range(0, n, 100_000):
+        lab = labels[start:start + 100_000]
+        eps = torch.randn(len(lab), d, generator=g)
+        out[start:start + len(lab)] = centers[lab] + torch.bmm(mix[lab], eps[:, :, None])[:, :, 0] + 0.05 * eps
+    return out
+
+
+def start(x: torch.Tensor, k: int, covariance: str, seed: int, reg: float) -> dict:
+    """Shared starting parameters: k-means++ seeds on (at most 20000) codes, then one hard M-step."""
+    g = torch.Generator().manual_seed(seed)
+    xc = x.double()
+    shift = xc.mean(0)
+    xc -= shift
+    sub = xc[torch.randperm(len(xc), generator=g)[:20000]]
+    centers = em.kmeans_plusplus(sub, k, generator=g)
+    mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), centers), covariance, reg)
+    return {"weights": mix.weights, "means": mix.means + shift, "covariances": mix.covariances}
+
+
+def run_ours(x, val, init, a, dtype):
+    m = GMM(k=a.k, covariance=a.covariance, max_iter=a.iters, tol=0.0, reg_covar=a.reg, dtype=dtype,
+            max_memory_gib=a.memory_gib)
+    t = time.perf_counter()
+    m.fit(x, init=init)
+    fit_s = time.perf_counter() - t
+    note = f"jitter on {int((m.reg_added_ > 0).sum())} comps (max {float(m.reg_added_.max()):.2g})" \
+        if bool((m.reg_added_ > 0).any()) else ""
+    return fit_s, m.score(val), note
+
+
+def run_sklearn(x, val, init, a):
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    class GivenStart(GaussianMixture):  # skip sklearn's own initialisation: start from `init`
+        def _initialize_parameters(self, X, random_state, xp=None):
+            self._initialize(X, None)
+
+    dt = np.float32 if a.sk_dtype == "float32" else np.float64
+    cov = init["covariances"].numpy()
+    prec = np.linalg.inv(cov) if a.covariance in ("full", "tied") else 1.0 / cov
+    prec = (prec + np.swapaxes(prec, -1, -2)) / 2 if a.covariance in ("full", "tied") else prec
+    gm = GivenStart(a.k, covariance_type=a.covariance, max_iter=a.iters, tol=0.0, reg_covar=a.sk_reg,
+                    weights_init=init["weights"].numpy(), means_init=init["means"].numpy(), precisions_init=prec)
+    X, V = x.numpy().astype(dt), val.numpy().astype(dt)
+    with threadpool_limits(a.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        try:
+            gm.fit(X)
+        except Exception as e:  # noqa: BLE001 - report the failure in the table
+            return time.perf_counter() - t, float("nan"), f"FAILED: {str(e)[:70]}"
+        fit_s = time.perf_counter() - t
+        return fit_s, float(gm.score(V)), ""
+
+
+def run_torchgmm(x, val, init, a):
+    try:
+        from torchgmm.bayes import GaussianMixture
+    except ImportError as e:
+        return float("nan"), float("nan"), f"not installed ({e})"
+    import logging
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    gm = GaussianMixture(a.k, covariance_type=a.covariance, init_means=init["means"].float(),
+                         convergence_tolerance=0.0, covariance_regularization=a.reg,
+                         trainer_params={"max_epochs": a.iters, "accelerator": "cpu", "devices": 1,
+                                         "enable_progress_bar": False, "enable_model_summary": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        try:
+            gm.fit(x)
+        except Exception as e:  # noqa: BLE001
+            return time.perf_counter() - t, float("nan"), f"FAILED: {type(e).__name__}: {str(e)[:60]}"
+        fit_s = time.perf_counter() - t
+        return fit_s, -float(gm.score(val)), "Lightning start-up included"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=60000)
+    p.add_argument("--d", type=int, default=64)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--true-k", type=int, default=50)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--covariance", default="full")
+    p.add_argument("--reg", type=float, default=1e-6, help="reg_covar of ours and torchgmm")
+    p.add_argument("--sk-reg", type=float, default=1e-6, help="reg_covar of scikit-learn")
+    p.add_argument("--sk-dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--ours-dtypes", default="float64,float32")
+    p.add_argument("--libs", default="ours,sklearn,torchgmm")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--memory-gib", type=float, default=2.0, help="max_memory_gib of ours")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    x, val = make_codes(a.n, a.d, a.true_k, a.seed), make_codes(min(10000, max(1000, a.n // 5)), a.d, a.true_k,
+                                                                a.seed + 1)
+    t = time.perf_counter()
+    init = start(x, a.k, a.covariance, a.seed, max(a.reg, a.sk_reg))
+    print(f"N={a.n} d={a.d} k={a.k} covariance={a.covariance} iters={a.iters} threads={a.threads}; "
+          f"shared start computed in {time.perf_counter() - t:.1f}s")
+    print(f"{'implementation':38s} {'fit s':>9s} {'s/iter':>8s} {'held-out ll':>12s}  note")
+    libs, rows = a.libs.split(","), []
+    for dt in ("float64", "float32"):  # warm-up: torch's first calls allocate and dispatch
+        GMM(k=2, covariance=a.covariance, max_iter=1, dtype=dt).fit(x[:500])
+    runs = [(f"latentatlas ({dt})", lambda dt=dt: run_ours(x, val, init, a, dt))
+            for dt in (a.ours_dtypes.split(",") if "ours" in libs else [])]
+    if "sklearn" in libs:
+        runs.append((f"scikit-learn ({a.sk_dtype}, reg {a.sk_reg:g})", lambda: run_sklearn(x, val, init, a)))
+    if "torchgmm" in libs:
+        runs.append(("torchgmm (float32)", lambda: run_torchgmm(x, val, init, a)))
+    for name, run in runs:  # each row is printed as soon as it is measured
+        fit_s, ll, note = run()
+        rows.append((name, fit_s, ll, note))
+        print(f"{name:38s} {fit_s:9.2f} {fit_s / a.iters:8.2f} {ll:12.4f}  {note}", flush=True)
+    sk = next((r[1] for r in rows if r[0].startswith("scikit") and not r[3].startswith("FAILED")), None)
+    if sk:
+        print("speed-up over scikit-learn (same process, same start, same iterations):")
+        for name, fit_s, _, _ in rows:
+            print(f"  {name:38s} {sk / fit_s:6.1f}x")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()

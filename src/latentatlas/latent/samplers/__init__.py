@@ -1,0 +1,43 @@
+"""Latent samplers: density models fitted on latent codes after training, then sampled.
+
+``build_sampler("gmm:k=50,covariance=diag").fit(z).sample(n, generator=g)``; every sampler is in
+``SAMPLERS`` (prior, gaussian, gmm, kde, path, simplex) and saves/loads its fitted state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, NotFittedError
+from latentatlas.latent.samplers import convex, gmm, kde, prior  # noqa: F401  (register the samplers)
+from latentatlas.latent.samplers.gmm import GMM, Gaussian
+from latentatlas.latent.samplers.gmm_select import hierarchical, select_k
+from latentatlas.registry import parse_spec
+
+__all__ = ["SAMPLERS", "LatentSampler", "NotFittedError", "GMM", "Gaussian", "build_sampler", "load_sampler",
+           "select_k", "hierarchical"]
+
+
+def build_sampler(spec: str | dict[str, Any]) -> LatentSampler:
+    """A sampler from ``"name:key=value,..."`` or ``{"name": ..., key: value}`` (unfitted)."""
+    if isinstance(spec, str):
+        name, params = parse_spec(spec)
+    elif isinstance(spec, dict):
+        params = dict(spec)
+        if "name" not in params:
+            raise ValueError(f"spec: a dict spec needs a 'name' key (one of {', '.join(SAMPLERS.names())}), "
+                             f"got keys {sorted(params)}")
+        name = params.pop("name")
+    else:
+        raise TypeError(f"spec: expected a string like 'gmm:k=50' or a dict, got {type(spec).__name__}")
+    if name not in SAMPLERS:
+        raise ValueError(f"spec: unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS.names())}")
+    return SAMPLERS.get(name)(**params)
+
+
+def load_sampler(path: str | Path, *, map_location: torch.device | str = "cpu") -> LatentSampler:
+    """A fitted sampler saved with ``sampler.save(path)``."""
+    return LatentSampler.load(path, map_location=map_location)

@@ -1,0 +1,266 @@
+"""Expectation-maximisation for Gaussian mixtures, written in torch (CPU or GPU).
+
+Both EM steps are one matrix product each over a feature map of the codes,
+``F(x) = [1, x, second moments of x]`` of width ``p`` (the upper triangle of ``x x^T`` for full/tied
+covariances, ``x**2`` for diag/spherical):
+
+- E-step: ``log w_k + log N(x | mu_k, S_k) = F(x) @ W[k]`` where ``W`` holds the constant, ``P mu`` and
+  ``-P/2`` (``P`` the precision) of each component, so the (n, k) log-probabilities are one GEMM;
+- M-step: the sufficient statistics ``(n_k, sum r x, sum r x x^T)`` are ``R^T F(x)``, one GEMM.
+
+Codes are processed in batches (memory stays bounded for millions of codes) and E and M are fused in
+one pass.  Computing in float64 (the default) makes the expansion of the quadratic form exact to
+~1e-12; the caller centres the codes first.  Covariances that are not positive definite get the
+smallest diagonal jitter (10x steps) that makes their Cholesky factorisation succeed; it is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
+
+
+@dataclass
+class Mixture:
+    """Parameters in the centred frame: weights (k,), means (k, d), covariances (type-shaped)."""
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+
+
+def is_quadratic(covariance: str) -> bool:
+    return covariance in ("full", "tied")
+
+
+def n_features(d: int, covariance: str) -> int:
+    return 1 + d + (d * (d + 1) // 2 if is_quadratic(covariance) else d)
+
+
+def features(x: torch.Tensor, covariance: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``[1, x, second moments]``: (b, p) for codes (b, d), written into ``out`` when given."""
+    b, d = x.shape
+    if out is None:
+        out = torch.empty(b, n_features(d, covariance), dtype=x.dtype, device=x.device)
+    out[:, 0] = 1
+    out[:, 1:1 + d] = x
+    if is_quadratic(covariance):
+        start = 1 + d
+        for i in range(d):  # row i of the upper triangle: x_i * x_j, j >= i
+            torch.mul(x[:, i:i + 1], x[:, i:], out=out[:, start:start + d - i])
+            start += d - i
+    else:
+        torch.mul(x, x, out=out[:, 1 + d:])
+    return out
+
+
+def _triu(d: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    iu = torch.triu_indices(d, d, device=device)
+    return iu[0], iu[1]
+
+
+def unpack_symmetric(v: torch.Tensor, d: int) -> torch.Tensor:
+    """Upper-triangle vectors (..., d(d+1)/2) -> symmetric matrices (..., d, d)."""
+    i, j = _triu(d, v.device)
+    out = v.new_zeros(*v.shape[:-1], d, d)
+    out[..., i, j] = v
+    out[..., j, i] = v
+    return out
+
+
+def pack_quadratic(a: torch.Tensor) -> torch.Tensor:
+    """Symmetric (..., d, d) -> weights w with ``w . triu(x x^T) = x^T a x`` (off-diagonals doubled)."""
+    d = a.shape[-1]
+    i, j = _triu(d, a.device)
+    return a[..., i, j] * torch.where(i == j, 1.0, 2.0).to(a.dtype)
+
+
+class FeatureBatches:
+    """Iterates the feature map of codes ``x: (n, d)`` in row batches; caches them when ``cache``, else
+    writes each batch into one reused buffer (valid until the next batch is drawn)."""
+
+    def __init__(self, x: torch.Tensor, covariance: str, batch_size: int, cache: bool) -> None:
+        self.x, self.covariance, self.batch_size = x, covariance, max(1, int(batch_size))
+        self.n = x.shape[0]
+        self._cache = [features(b, covariance) for b in x.split(self.batch_size)] if cache else None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self._cache is not None:
+            yield from self._cache
+        else:
+            p = n_features(self.x.shape[1], self.covariance)
+            buf = self.x.new_empty(min(self.batch_size, self.n), p)
+            for b in self.x.split(self.batch_size):
+                yield features(b, self.covariance, out=buf[:len(b)])
+
+
+def cholesky_jittered(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cholesky factors of (k, d, d) covariances, adding the smallest 10x-stepped diagonal jitter that
+    makes each factorisation succeed.  Returns (L, added (k,))."""
+    L, info = torch.linalg.cholesky_ex(cov)
+    added = cov.new_zeros(cov.shape[0])
+    bad = torch.nonzero(info > 0).flatten()
+    if bad.numel() == 0:
+        return L, added
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    scale = cov[bad].diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp_min(torch.finfo(cov.dtype).tiny)
+    jitter = scale * (10 * torch.finfo(cov.dtype).eps)
+    for _ in range(40):
+        Lb, info_b = torch.linalg.cholesky_ex(cov[bad] + jitter[:, None, None] * eye)
+        ok = info_b == 0
+        L[bad[ok]] = Lb[ok]
+        added[bad[ok]] = jitter[ok]
+        bad, jitter, scale = bad[~ok], jitter[~ok] * 10, scale[~ok]
+        if bad.numel() == 0:
+            return L, added
+    raise FloatingPointError(f"covariances of components {bad.tolist()} could not be made positive definite")
+
+
+def logprob_weights(mix: Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor, Mixture]:
+    """``W: (k, p)`` with ``F(x) @ W.T = log w_k + log N(x | k)``, the jitter added per component (k,),
+    and the mixture with that jitter included in its covariances."""
+    w, mu, cov = mix.weights, mix.means, mix.covariances
+    k, d = mu.shape
+    const = torch.log(w) - 0.5 * d * math.log(2 * math.pi)
+    if is_quadratic(covariance):
+        full = cov if covariance == "full" else cov[None]
+        L, added = cholesky_jittered(full)
+        if bool((added > 0).any()):
+            full = full + added[:, None, None] * torch.eye(d, dtype=cov.dtype, device=cov.device)
+            cov = full if covariance == "full" else full[0]
+        prec = torch.cholesky_inverse(L)
+        logdet_half = -torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1)  # 0.5 log det P
+        lin = (prec @ mu.unsqueeze(-1)).squeeze(-1) if covariance == "full" else mu @ prec[0]
+        quad = -0.5 * pack_quadratic(prec).expand(k, -1)
+        added = added.expand(k) if covariance == "tied" else added
+        const = const + logdet_half - 0.5 * (mu * lin).sum(-1)
+    else:
+        floor = torch.finfo(cov.dtype).tiny ** 0.5
+        added = (floor - cov).clamp_min(0)
+        cov = cov + added
+        var = cov if covariance == "diag" else cov[:, None].expand(k, d)
+        added = added if covariance == "spherical" else added.amax(-1)
+        prec = 1.0 / var
+        lin = mu * prec
+        quad = -0.5 * prec
+        const = const - 0.5 * torch.log(var).sum(-1) - 0.5 * (mu * lin).sum(-1)
+    W = torch.cat([const[:, None], lin, quad], dim=1)
+    return W, added, Mixture(w, mu, cov)
+
+
+def m_step(stats: torch.Tensor, covariance: str, reg_covar: float) -> Mixture:
+    """Mixture parameters from sufficient statistics ``(k, p)`` rows ``[sum r, sum r x, sum r x2]``."""
+    k, p = stats.shape
+    d = (math.isqrt(8 * p + 1) - 3) // 2 if is_quadratic(covariance) else (p - 1) // 2
+    nk = stats[:, 0] + 10 * torch.finfo(stats.dtype).eps
+    means = stats[:, 1:1 + d] / nk[:, None]
+    second = stats[:, 1 + d:]
+    if covariance == "full":
+        cov = unpack_symmetric(second / nk[:, None], d) - means[:, :, None] * means[:, None, :]
+        cov = cov + reg_covar * torch.eye(d, dtype=cov.dtype, device=cov.device)
+    elif covariance == "tied":
+        cov = unpack_symmetric(second.sum(0), d) - (nk[:, None] * means).T @ means
+        cov = cov / nk.sum() + reg_covar * torch.eye(d, dtype=cov.dtype, device=cov.device)
+    else:
+        var = second / nk[:, None] - means**2 + reg_covar
+        cov = var if covariance == "diag" else var.mean(1)
+    return Mixture(nk / nk.sum(), means, cov)
+
+
+def em_pass(batches: FeatureBatches, W: torch.Tensor, *, stats: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One fused E(+M statistics) pass: (sum of log-likelihoods float64 scalar, stats (k, p) or None)."""
+    total = torch.zeros((), dtype=torch.float64, device=W.device)
+    acc = torch.zeros(W.shape, dtype=W.dtype, device=W.device) if stats else None
+    for F in batches:
+        logp = F @ W.T
+        norm = torch.logsumexp(logp, dim=1)
+        total += norm.sum(dtype=torch.float64)
+        if stats:
+            acc += torch.exp_(logp.sub_(norm[:, None])).T @ F
+    return total, acc
+
+
+def hard_stats(batches: FeatureBatches, centers: torch.Tensor) -> torch.Tensor:
+    """Sufficient statistics of the assignment of each code to its nearest center: (k, p)."""
+    k, d = centers.shape
+    acc = None
+    for F in batches:
+        labels = sqdist(F[:, 1:1 + d], centers).argmin(1)
+        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, labels, F)
+        acc = part if acc is None else acc + part
+    return acc
+
+
+def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
+    return torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2).add_((x * x).sum(1)[:, None]).clamp_min_(0)
+
+
+def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d)."""
+    n, d = x.shape
+    trials = 2 + int(math.log(k))
+    centers = x.new_empty(k, d)
+    first = int(torch.randint(n, (1,), generator=generator))
+    centers[0] = x[first]
+    closest = sqdist(x, x[first:first + 1])[:, 0]
+    for c in range(1, k):
+        cum = torch.cumsum(closest, 0)
+        r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
+        cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
+        dist = torch.minimum(closest[:, None], sqdist(x, x[cand]))
+        best = int(dist.sum(0).argmin())
+        closest = dist[:, best].contiguous()
+        centers[c] = x[cand[best]]
+    return centers
+
+
+def lloyd(x: torch.Tensor, centers: torch.Tensor, n_iter: int, batch_size: int) -> torch.Tensor:
+    """``n_iter`` Lloyd iterations from ``centers``; empty clusters keep their center."""
+    k = centers.shape[0]
+    for _ in range(n_iter):
+        labels = torch.cat([sqdist(b, centers).argmin(1) for b in x.split(batch_size)])
+        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
+        if torch.equal(new, centers):
+            break
+        centers = new
+    return centers
+
+
+@dataclass
+class EMResult:
+    mixture: Mixture
+    W: torch.Tensor
+    added: torch.Tensor
+    lower_bound: float
+    n_iter: int
+    converged: bool
+    history: list
+
+
+def run_em(batches: FeatureBatches, mix: Mixture, covariance: str, reg_covar: float, max_iter: int,
+           tol: float) -> EMResult:
+    """EM from ``mix`` until the mean log-likelihood changes by less than ``tol`` or ``max_iter``."""
+    W, added, mix = logprob_weights(mix, covariance)
+    lower, history, converged, it = -math.inf, [], False, 0
+    for it in range(1, max_iter + 1):
+        prev = lower
+        total, stats = em_pass(batches, W)
+        lower = float(total) / batches.n
+        mix = m_step(stats, covariance, reg_covar)
+        W, added, mix = logprob_weights(mix, covariance)
+        history.append(lower)
+        if not math.isfinite(lower):
+            raise FloatingPointError(f"EM diverged at iteration {it} (mean log-likelihood {lower})")
+        if abs(lower - prev) < tol:
+            converged = True
+            break
+    return EMResult(mix, W, added, lower, it, converged, history)
