@@ -47,6 +47,9 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     progress: bool = True
     max_steps: int | None = None        # stop after this many optimizer steps (tests, quick runs)
+    monitor_every: int | None = None    # Fréchet distance of prior samples every N epochs (None: off)
+    monitor_n: int = 1000               # decoded draws per monitor evaluation
+    monitor_patience: int | None = None # stop after this many monitor evaluations without a new best
 
 
 @dataclass(frozen=True)

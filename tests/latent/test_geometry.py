@@ -6,6 +6,7 @@ import torch
 
 from latentatlas.latent import geometry as geo
 from latentatlas.latent import maps
+from latentatlas.runs.figures import save_scatter
 
 
 @pytest.mark.parametrize("n,d,scale", [(200, 3, 1.0), (400, 6, 0.8), (300, 12, 0.5)])
@@ -112,7 +113,7 @@ def test_maps_shapes(method, k, tmp_path):
 
         ref = PCA(k).fit_transform(z.double().numpy())
         np.testing.assert_allclose(np.abs(pts), np.abs(ref), atol=1e-6)
-        assert maps.save_map(tmp_path / "m.png", pts, np.arange(80) % 3).stat().st_size > 0
+        assert save_scatter(tmp_path / "m.png", pts, np.arange(80) % 3).stat().st_size > 0
 
 
 def test_maps_validation():

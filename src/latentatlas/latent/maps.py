@@ -1,10 +1,9 @@
 """2-D and 3-D maps of latent codes: PCA, t-SNE, Isomap, LLE (scikit-learn) and UMAP (``umap-learn``,
-imported only when asked for), and a scatter figure coloured by label."""
+imported only when asked for)."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,27 +61,3 @@ def embed(z: torch.Tensor | np.ndarray, method: str = "pca", *, n_components: in
     if out.shape[1] < n_components:  # PCA of fewer dimensions than asked: pad with zeros
         out = np.hstack([out, np.zeros((out.shape[0], n_components - out.shape[1]))])
     return out
-
-
-def save_map(path: str | Path, points: np.ndarray, labels: np.ndarray | None = None, *, title: str = "") -> Path:
-    """Scatter a 2-D or 3-D map, coloured by integer labels when given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    three = points.shape[1] == 3
-    fig = plt.figure(figsize=(5, 4.5), dpi=100)
-    ax = fig.add_subplot(projection="3d" if three else None)
-    colour = None if labels is None else np.asarray(labels)
-    coords = [points[:, i] for i in range(points.shape[1])]
-    sc = ax.scatter(*coords, c=colour, cmap="tab10" if colour is not None else None, s=4, alpha=0.8)
-    if colour is not None and len(np.unique(colour)) <= 20:
-        fig.colorbar(sc, ax=ax, shrink=0.7, ticks=np.unique(colour))
-    ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path

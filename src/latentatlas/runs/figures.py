@@ -56,31 +56,88 @@ def save_image_grid(path: str | Path, images: torch.Tensor | np.ndarray, nrow: i
     return path
 
 
-def save_line_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float]]], *, xlabel: str,
-                   ylabel: str, title: str = "", logy: bool = False) -> Path:
-    """Save a line plot of named (x, y) series as a PNG."""
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=100)
-    for name, points in series.items():
-        if len(points):
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure as a PNG (creating the folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path
+
+
+def _finish(fig, ax, path: str | Path, *, xlabel: str, ylabel: str, title: str, logy: bool, legend: bool) -> Path:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
-    if len(series) > 1:
+    if legend:
         ax.legend()
-    ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def save_line_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float]]], *, xlabel: str,
+                   ylabel: str, title: str = "", logy: bool = False) -> Path:
+    """Save a line plot of named (x, y) series as a PNG."""
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.5), dpi=100)
+    for name, points in series.items():
+        if len(points):
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    ax.grid(alpha=0.3)
+    return _finish(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy, legend=len(series) > 1)
+
+
+def save_bar_plot(path: str | Path, series: dict[str, np.ndarray], *, xlabel: str, ylabel: str,
+                  title: str = "", logy: bool = False) -> Path:
+    """Grouped bars, one group per index (e.g. latent dimension), one bar per named series."""
+    fig, ax = pyplot().subplots(figsize=(6.5, 3.4), dpi=100)
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, dtype=np.float64)
+        ax.bar(np.arange(len(values)) + i * width, values, width=width, label=name)
+    return _finish(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy, legend=len(series) > 1)
+
+
+def save_scatter(path: str | Path, points: np.ndarray, labels: np.ndarray | None = None, *, title: str = "") -> Path:
+    """Scatter a 2-D or 3-D map (N, 2|3), coloured by integer labels (N,) when given."""
+    fig = pyplot().figure(figsize=(5, 4.5), dpi=100)
+    ax = fig.add_subplot(projection="3d" if points.shape[1] == 3 else None)
+    colour = None if labels is None else np.asarray(labels)
+    coords = [points[:, i] for i in range(points.shape[1])]
+    sc = ax.scatter(*coords, c=colour, cmap="tab10" if colour is not None else None, s=4, alpha=0.8)
+    if colour is not None and len(np.unique(colour)) <= 20:
+        fig.colorbar(sc, ax=ax, shrink=0.7, ticks=np.unique(colour))
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_distance_figure(path: str | Path, stats: dict) -> Path:
+    """Left: latent vs pixel distance of random pairs; right: nearest-neighbour distance histograms
+    (each space scaled by its median so both fit one axis)."""
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    a.scatter(stats["pair_latent"], stats["pair_pixel"], s=3, alpha=0.4)
+    a.set_xlabel("latent distance")
+    a.set_ylabel("pixel distance")
+    a.set_title(f"random pairs: Pearson {stats['pearson']:.2f}, Spearman {stats['spearman']:.2f}")
+    for key, label in (("nn_latent", "latent"), ("nn_pixel", "pixel")):
+        v = np.asarray(stats[key])
+        b.hist(v / np.median(v), bins=40, alpha=0.5, label=label)
+    b.set_xlabel("nearest-neighbour distance / median")
+    b.set_title(f"same nearest neighbour: {100 * stats['nn_agreement']:.0f}%")
+    b.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -15,8 +15,8 @@ from latentatlas.latent import geometry as geo
 from latentatlas.latent import maps
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.runs.analysis_context import Context, load_context, save_captions
-from latentatlas.runs.analysis_plots import save_bar_plot, save_distance_figure
-from latentatlas.runs.figures import save_image_grid, save_line_plot
+from latentatlas.runs.figures import (save_bar_plot, save_distance_figure, save_image_grid, save_line_plot,
+                                      save_scatter)
 from latentatlas.runs.store import Run
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _maps(ctx: Context, test, n_map: int, methods, seed: int, g) -> dict:
             continue
         for k in (2, 3) if method == "pca" else (2,):
             name = f"geom_map_{method}{'' if k == 2 else '_3d'}.png"
-            maps.save_map(ctx.run.figure_path(name), maps.embed(ctx.z[rows], method, n_components=k, seed=seed),
+            save_scatter(ctx.run.figure_path(name), maps.embed(ctx.z[rows], method, n_components=k, seed=seed),
                           colour, title=f"{method.upper()} of {len(rows)} test codes")
             captions[name] = f"{k}-D {method} map of test codes, coloured by label"
     return captions

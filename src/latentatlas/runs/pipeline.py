@@ -85,7 +85,16 @@ def is_main_process() -> bool:
 
 
 def _training_callbacks(config: RunConfig, data: ImageDataset) -> list:
-    return []
+    """The optional Fréchet monitor: prior draws decoded every ``train.monitor_every`` epochs, scored
+    against the validation split, logged in metrics.jsonl, stopping after ``monitor_patience``."""
+    if not config.train.monitor_every:
+        return []
+    from latentatlas.metrics.monitor import FrechetMonitor
+
+    return [FrechetMonitor(data.part("val"), every=config.train.monitor_every, n=config.train.monitor_n,
+                           seed=derive_seed(config.seed, "monitor"), patience=config.train.monitor_patience,
+                           extractor=config.evaluate.extractor, train=data.part("train"),
+                           device=str(device_for(config)))]
 
 
 def _seconds_per_epoch(history: list[dict]) -> float | None:
