@@ -61,7 +61,7 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    metrics: tuple = ("reconstruction", "frechet")
+    metrics: tuple = ("frechet", "prdc", "kid")  # any names in latentatlas.metrics.evaluate.METRICS
     extractor: str = "classifier"
     n_real: int = 1000                  # real test images for reference statistics
     split: str = "test"

@@ -126,8 +126,8 @@ def encode_stage(run: Run, *, device: torch.device | str | None = None) -> Path:
     test = data.part(config.evaluate.split)
     recon = decode_codes(model, mean[data.split == SPLITS.index(config.evaluate.split)], device=device)
     run.update_metrics("reconstruction", reconstruction_errors(to_float(test.images), recon))
-    show = min(16, len(test))
-    pairs = torch.stack([to_float(test.images[:show]), recon[:show]], dim=1).flatten(0, 1)
+    show = torch.randperm(len(test), generator=make_generator(derive_seed(config.seed, "show")))[:16]
+    pairs = torch.stack([to_float(test.images[show]), recon[show]], dim=1).flatten(0, 1)
     save_image_grid(run.figure_path("reconstructions.png"), pairs, nrow=8)
     return path
 
@@ -226,7 +226,6 @@ def evaluate_stage(run: Run, *, device: torch.device | str | None = None) -> dic
     device = device or device_for(config)
     data = load_run_data(config)
     real = data.part(config.evaluate.split)
-    real = real.subset(torch.arange(min(len(real), config.evaluate.n_real)))
     names = run.sample_names()
     if not names:
         raise FileNotFoundError(f"{run.path}: no samples yet; run `latentatlas sample {run.path}` first")
@@ -236,7 +235,8 @@ def evaluate_stage(run: Run, *, device: torch.device | str | None = None) -> dic
             fake = from_uint8_nhwc(f["arr_0"])
         metrics = [m for m in config.evaluate.metrics if m != "reconstruction"]
         results[name] = evaluate_samples(fake, real, metrics=tuple(metrics), extractor=config.evaluate.extractor,
-                                         train=data.part("train"), seed=config.seed, device=device)
+                                         train=data.part("train"), seed=config.seed, device=device,
+                                         real_split=config.evaluate.split, n_real=config.evaluate.n_real)
         run.update_metrics("evaluate", {name: results[name]})
     return results
 

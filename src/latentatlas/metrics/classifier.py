@@ -1,0 +1,161 @@
+"""The ``classifier`` feature extractor: a small CNN trained once per dataset and cached.
+
+Features are its penultimate layer (``feature_dim`` wide, after ReLU); its softmax feeds the
+IS-style score.  Trained on the dataset's labels with a fixed seed; cached under
+``<cache>/classifiers/<key>.pt`` with a JSON of its protocol (accuracies, epochs, data fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentatlas.data.base import ImageDataset, to_float
+from latentatlas.fileio import atomic_path, write_json
+from latentatlas.rng import make_generator
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_VERSION = 1
+
+
+class SmallCNN(nn.Module):
+    """conv(s2) -> conv(s2) -> conv -> avg-pool 4x4 -> linear(feature_dim) -> linear(n_classes).
+
+    Works for any (C, H, W) with H, W >= 8; input float (B, C, H, W) in [0, 1]."""
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 32, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.config = {"in_channels": in_channels, "n_classes": n_classes, "width": width,
+                       "feature_dim": feature_dim}
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            nn.Linear(2 * width * 16, feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, n_classes)
+        self.name = "classifier"
+        self.weights_hash = "untrained"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (B, feature_dim)."""
+        return self.body(x - 0.5)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward(x))
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.forward(x)
+        return f, self.head(f)
+
+
+def _init_weights(model: nn.Module, generator: torch.Generator) -> None:
+    """Kaiming-uniform weights drawn from ``generator``, zero biases (no global RNG)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu", generator=generator)
+            nn.init.zeros_(m.bias)
+
+
+def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, device: str) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(images), 512):
+            pred = model.logits(to_float(images[s:s + 512]).to(device)).argmax(1).cpu()
+            correct += int((pred == labels[s:s + 512]).sum())
+    return correct / max(1, len(images))
+
+
+def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64, lr: float = 2e-3,
+                     seed: int = 0, device: str = "cpu", heldout_fraction: float = 0.1) -> tuple[SmallCNN, dict]:
+    """Train a :class:`SmallCNN` on ``ds`` (its labels); returns the model and a protocol dict with
+    train and held-out accuracy (a seeded ``heldout_fraction`` of the rows is held out)."""
+    if ds.labels is None:
+        raise ValueError(f"extractor='classifier' needs a labelled dataset, but {ds.name!r} has no labels; "
+                         "pick another extractor, e.g. extractor='pixels' (or 'inception' with its weights)")
+    c, h, w = ds.image_shape
+    if min(h, w) < 8:
+        raise ValueError(f"extractor='classifier': images must be at least 8x8, got {h}x{w}")
+    g = make_generator(seed)
+    labels = ds.labels.to(torch.int64)
+    order = torch.randperm(len(ds), generator=g)
+    n_held = int(round(heldout_fraction * len(ds)))
+    held, train = order[:n_held], order[n_held:]
+    model = SmallCNN(c, int(labels.max()) + 1)
+    _init_weights(model, g)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        model.train()
+        perm = train[torch.randperm(len(train), generator=g)]
+        for s in range(0, len(perm), batch_size):
+            idx = perm[s:s + batch_size]
+            x = to_float(ds.images[idx]).to(device)
+            loss = F.cross_entropy(model.logits(x), labels[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        log.info("classifier epoch %d/%d: loss %.4f", epoch + 1, epochs, float(loss.detach()))
+    protocol = {"train_accuracy": _accuracy(model, ds.images[train], labels[train], device),
+                "heldout_accuracy": _accuracy(model, ds.images[held], labels[held], device) if n_held else None,
+                "n_train": len(train), "n_heldout": n_held, "epochs": epochs, "seed": seed, "lr": lr,
+                "batch_size": batch_size, "image_shape": [c, h, w], **model.config}
+    return model.eval(), protocol
+
+
+def _state_hash(model: nn.Module) -> str:
+    from latentatlas.metrics.features import module_hash
+
+    return module_hash(model)
+
+
+def load_classifier(path: str | Path, *, device: str = "cpu") -> SmallCNN:
+    """Load a cached classifier (state dict file + ``.json`` protocol beside it), ``weights_only=True``."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"weights: expected a classifier state dict {path} and its protocol {meta_path}")
+    meta = json.loads(meta_path.read_text())
+    model = SmallCNN(meta["in_channels"], meta["n_classes"], meta["width"], meta["feature_dim"])
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.weights_hash = _state_hash(model)
+    model.protocol = meta
+    return model.to(device).eval()
+
+
+def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device: str = "cpu", seed: int = 0,
+                             weights: str | None = None, epochs: int = 3) -> SmallCNN:
+    """The cached classifier for ``ds`` (trained and cached on first use), or the one at ``weights``."""
+    if weights is not None:
+        return load_classifier(weights, device=device)
+    if ds is None:
+        raise ValueError("extractor='classifier' needs dataset= (labelled training images) to train on, "
+                         "or weights= a cached classifier file")
+    from latentatlas.metrics.features import dataset_fingerprint, labels_hash
+
+    fp = dataset_fingerprint(ds)
+    key_src = json.dumps({"fingerprint": fp, "labels": labels_hash(ds), "seed": seed, "epochs": epochs,
+                          "version": CLASSIFIER_VERSION})
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / "classifiers" / f"{ds.name}-{key}.pt"
+    if path.is_file() and path.with_suffix(".json").is_file():
+        log.info("classifier from cache %s", path)
+        return load_classifier(path, device=device)
+    log.info("training the feature classifier for %s (%d images, %d epochs)", ds.name, len(ds), epochs)
+    model, protocol = train_classifier(ds, epochs=epochs, seed=seed, device=device)
+    model.to("cpu")
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(path.with_suffix(".json"), {**protocol, "dataset": ds.name, "fingerprint": fp,
+                                           "version": CLASSIFIER_VERSION})
+    log.info("classifier cached at %s (held-out accuracy %s)", path, protocol["heldout_accuracy"])
+    return load_classifier(path, device=device)

@@ -1,0 +1,240 @@
+"""Score any set of generated images against a reference: ``evaluate_samples`` and ``evaluate_file``.
+
+Metrics are registered by name in :data:`METRICS`; each is a function of an :class:`EvalContext`
+returning a dict of scores.  Every result carries a ``protocol`` dict (extractor, weights hash, real
+split, image counts, seed, k values) so numbers are only compared when they were made the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentatlas.data.base import ImageDataset, from_uint8_nhwc
+from latentatlas.metrics.features import (Reference, build_extractor, extract_features, features_to_stats,
+                                          load_reference_npz, reference_stats)
+from latentatlas.metrics.frechet import frechet
+from latentatlas.metrics.kid import kid
+from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
+from latentatlas.metrics.prdc import prdc
+from latentatlas.metrics.scores import inception_score
+from latentatlas.registry import Registry
+from latentatlas.rng import derive_seed, make_generator
+
+log = logging.getLogger(__name__)
+
+K_PRECISION_RECALL = 3
+K_DENSITY_COVERAGE = 5
+DEFAULT_METRICS = ("frechet", "kid", "prdc", "is", "memorization")
+
+
+@dataclass
+class EvalContext:
+    """What metrics see: the extractor, reference (real) features/statistics, fake features and logits,
+    the training images (memorisation) and the seed.  Training features are computed on first use."""
+
+    extractor: nn.Module
+    real: Reference
+    fake_features: torch.Tensor
+    fake_logits: torch.Tensor | None
+    train: ImageDataset | None
+    seed: int
+    batch_size: int = 256
+    device: str = "cpu"
+    protocol: dict = field(default_factory=dict)
+    _train_features: torch.Tensor | None = None
+
+    def generator(self, name: str) -> torch.Generator:
+        return make_generator(derive_seed(self.seed, "metric", name))
+
+    def real_features(self, metric: str) -> torch.Tensor:
+        if self.real.features is None:
+            raise MetricUnavailable(f"{metric} needs real images; the reference holds statistics only")
+        return self.real.features
+
+    def train_features(self, metric: str) -> torch.Tensor:
+        if self.train is None:
+            raise MetricUnavailable(f"{metric} needs train= (the training images)")
+        if self._train_features is None:
+            self._train_features = extract_features(self.extractor, self.train.images,
+                                                    batch_size=self.batch_size, device=self.device)
+            self.protocol["n_train"] = len(self.train)
+        return self._train_features
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot be computed from what was given (recorded under ``skipped``, not raised)."""
+
+
+METRICS: Registry[Callable[[EvalContext], dict]] = Registry("metric")
+
+
+@METRICS.register("frechet")
+def _frechet(ctx: EvalContext) -> dict:
+    return {"frechet": frechet(ctx.real.stats, features_to_stats(ctx.fake_features))}
+
+
+@METRICS.register("kid")
+def _kid(ctx: EvalContext) -> dict:
+    out = kid(ctx.real_features("kid"), ctx.fake_features, generator=ctx.generator("kid"))
+    ctx.protocol["kid_subset_size"] = out.pop("kid_subset_size")
+    return out
+
+
+@METRICS.register("prdc")
+def _prdc(ctx: EvalContext) -> dict:
+    ctx.protocol.update(k_precision_recall=K_PRECISION_RECALL, k_density_coverage=K_DENSITY_COVERAGE)
+    return prdc(ctx.real_features("prdc"), ctx.fake_features, K_PRECISION_RECALL, k_dc=K_DENSITY_COVERAGE)
+
+
+@METRICS.register("is")
+def _is(ctx: EvalContext) -> dict:
+    if ctx.fake_logits is None:
+        raise MetricUnavailable(f"is needs an extractor with logits (classifier), not {ctx.extractor.name!r}")
+    return inception_score(ctx.fake_logits, splits=min(10, ctx.fake_logits.shape[0]))
+
+
+@METRICS.register("memorization")
+def _memorization(ctx: EvalContext) -> dict:
+    train = ctx.train_features("memorization")
+    real = ctx.real_features("memorization")
+    out = nearest_train_distances(train, ctx.fake_features, real)
+    n_cells = max(1, min(20, ctx.fake_features.shape[0] // 50, train.shape[0]))   # ~50 samples a cell
+    out.update(data_copying_test(train, real, ctx.fake_features, n_cells=n_cells,
+                                 generator=ctx.generator("data_copying")))
+    return out
+
+
+@METRICS.register("reconstruction")
+def _reconstruction(ctx: EvalContext) -> dict:
+    raise MetricUnavailable("reconstruction needs a model, not samples: the pipeline computes it with "
+                            "latentatlas.metrics.reconstruction_errors(x, model.decode(model.encode(x).mean))")
+
+
+def _reference(real: Any, extractor: nn.Module, *, real_split: str, n_real: int | None, batch_size: int,
+               device: str, cache_dir: Path | None) -> Reference:
+    if isinstance(real, ImageDataset):
+        return reference_stats(real, extractor, split=real_split, n=n_real, batch_size=batch_size,
+                               device=device, cache_dir=cache_dir)
+    if isinstance(real, Reference):
+        return real
+    if isinstance(real, (str, Path)):
+        mu, sigma = load_reference_npz(real)
+        return Reference(mu, sigma, None, {"split": str(real)})
+    if isinstance(real, (tuple, list)) and len(real) == 2:
+        mu, sigma = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for v in real)
+        return Reference(mu.double(), sigma.double(), None, {"split": real_split})
+    raise TypeError(f"real: expected an ImageDataset, a Reference, (mu, sigma) or a .npz path, "
+                    f"got {type(real).__name__}")
+
+
+def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
+                     extractor: str | nn.Module = "classifier", train: ImageDataset | None = None, seed: int = 0,
+                     device: str = "cpu", batch_size: int = 256, real_split: str = "test",
+                     n_real: int | None = None, weights: str | None = None,
+                     cache_dir: Path | None = None) -> dict[str, Any]:
+    """Scores of generated images ``fake`` uint8 (N, C, H, W) against the reference ``real``.
+
+    ``real``: the reference split as an ImageDataset (features cached on disk), or statistics only
+    ((mu, sigma), a Reference, or a .npz path: then only ``frechet`` is possible).  ``train``: training
+    images, used to train the classifier extractor (else ``real`` is used, with a warning) and for
+    memorisation.  Returns ``{score: value, ..., "protocol": {...}, "skipped": {metric: reason}}``.
+    """
+    for name in metrics:
+        METRICS.get(name)   # unknown names fail before any work
+    if not isinstance(fake, torch.Tensor) or fake.dtype != torch.uint8 or fake.ndim != 4:
+        raise ValueError(f"fake: expected a uint8 tensor (N, C, H, W), got "
+                         f"{getattr(fake, 'dtype', type(fake).__name__)} {tuple(getattr(fake, 'shape', ()))}")
+    if fake.shape[0] < 2:
+        raise ValueError(f"fake: expected at least 2 images, got {fake.shape[0]}")
+    if isinstance(real, ImageDataset) and real.image_shape != tuple(fake.shape[1:]):
+        raise ValueError(f"fake: image shape {tuple(fake.shape[1:])} differs from the reference's {real.image_shape}")
+    fit_on = train if train is not None else (real if isinstance(real, ImageDataset) else None)
+    if isinstance(extractor, str) and extractor == "classifier" and train is None and fit_on is not None:
+        log.warning("no train= given: the classifier extractor is trained on the reference split itself")
+    ext = build_extractor(extractor, dataset=fit_on, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
+    ref = _reference(real, ext, real_split=real_split, n_real=n_real, batch_size=batch_size, device=device,
+                     cache_dir=cache_dir)
+    want_logits = "is" in metrics and hasattr(ext, "features_and_logits")
+    out = extract_features(ext, fake, batch_size=batch_size, device=device, logits=want_logits)
+    fake_f, fake_logits = out if want_logits else (out, None)
+    protocol = {"extractor": ext.name, "weights_hash": ext.weights_hash,
+                "real_dataset": ref.protocol.get("dataset"), "real_split": real_split,
+                "n_real": ref.protocol.get("count"), "n_fake": int(fake.shape[0]), "seed": seed}
+    ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol)
+    result: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in metrics:
+        try:
+            result.update(METRICS.get(name)(ctx))
+        except MetricUnavailable as exc:
+            log.warning("metric %s skipped: %s", name, exc)
+            skipped[name] = str(exc)
+    result["protocol"] = protocol
+    if skipped:
+        result["skipped"] = skipped
+    return result
+
+
+def load_samples(path: str | Path) -> torch.Tensor:
+    """uint8 (N, C, H, W) from a samples .npz whose ``arr_0`` is uint8 (N, H, W, C) (or (N, H, W))."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"samples: no file {path}")
+    with np.load(path) as data:
+        if "arr_0" not in data.files:
+            raise ValueError(f"samples {path}: expected the key 'arr_0' (uint8 N x H x W x C), got {data.files}")
+        return from_uint8_nhwc(data["arr_0"])
+
+
+@dataclass
+class RealReference:
+    """What ``--ref`` names: a dataset split (``dataset`` and its ``train`` part) or statistics only."""
+
+    spec: str
+    dataset: ImageDataset | None = None
+    train: ImageDataset | None = None
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def real(self) -> Any:
+        return self.dataset if self.dataset is not None else self.stats
+
+
+def reference_from_spec(spec: str, *, seed: int = 0, root: str | None = None,
+                        limit: int | None = None) -> RealReference:
+    """``"DATASET:SPLIT"`` (e.g. ``"mnist:test"``, split one of train/val/test, default test) or a path
+    to a .npz of ``mu`` and ``sigma``.  Datasets are loaded with ``latentatlas.data.load_dataset``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"ref: expected 'DATASET:SPLIT' or a path to a .npz of mu and sigma, got {spec!r}")
+    if spec.endswith(".npz"):
+        return RealReference(spec, stats=load_reference_npz(spec))
+    from latentatlas.config import DataConfig
+    from latentatlas.data import SPLITS, load_dataset
+
+    name, _, split = spec.partition(":")
+    split = split or "test"
+    if split not in SPLITS:
+        raise ValueError(f"ref: split must be one of {SPLITS}, got {split!r} in {spec!r}")
+    full = load_dataset(DataConfig(name=name, root=root, limit=limit), seed=seed)
+    return RealReference(f"{name}:{split}", dataset=full.part(split), train=full.part("train"))
+
+
+def evaluate_file(samples: str | Path, ref: str, *, seed: int = 0, root: str | None = None,
+                  **kwargs: Any) -> dict[str, Any]:
+    """``latentatlas evaluate SAMPLES.npz --ref DATASET:SPLIT``: the scores of a samples file.
+    ``kwargs`` go to :func:`evaluate_samples` (metrics, extractor, device, batch_size, n_real, weights)."""
+    fake = load_samples(samples)
+    reference = reference_from_spec(ref, seed=seed, root=root)
+    if reference.dataset is None:
+        kwargs.setdefault("metrics", ("frechet",))
+    result = evaluate_samples(fake, reference.real, train=reference.train, seed=seed,
+                              real_split=reference.spec, **kwargs)
+    result["protocol"]["samples"] = str(samples)
+    return result

@@ -1,0 +1,116 @@
+"""Precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020), chunked.
+
+Definitions as in Naeem et al. (and their ``prdc`` package): with r_i the distance of real i to its
+k-th nearest real neighbour (itself excluded) and s_j the same among fakes,
+
+    precision = mean_j [exists i: d(r_i, f_j) < r_i]      recall   = mean_i [exists j: d(r_i, f_j) < s_j]
+    density   = mean_j  sum_i [d(r_i, f_j) < r_i] / k      coverage = mean_i [min_j d(r_i, f_j) < r_i]
+
+No N x N matrix is ever held: distances are computed in blocks that stay under ``max_chunk_bytes``,
+so memory is O(N D + chunk N); the k-NN radii use only the upper triangle of blocks (symmetry).
+Distances are squared Euclidean computed as |a|^2 + |b|^2 - 2 a.b in ``dtype`` (float32 by default;
+all comparisons are between values computed the same way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+
+
+def _as_features(x: Any, param: str, dtype: torch.dtype, device: str | torch.device) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if t.ndim != 2 or t.shape[0] < 1:
+        raise ValueError(f"{param}: expected a 2-D (N, D) feature array, got shape {tuple(t.shape)}")
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    return t.detach().to(device=device, dtype=dtype)
+
+
+def _chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:
+    return max(1, int(max_chunk_bytes // (max(1, n_cols) * itemsize * 2)))  # 2: block + temporaries
+
+
+def _sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    """Squared distances (A, B), clipped at 0."""
+    d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
+    d.add_(a_sq.unsqueeze(1))
+    return d.clamp_min_(0)
+
+
+def knn_radii(x: Any, k: int, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, dtype: torch.dtype = torch.float32,
+              device: str | torch.device = "cpu") -> torch.Tensor:
+    """Distance of each row of x (N, D) to its k-th nearest other row (self excluded): (N,) float64."""
+    x = _as_features(x, "x", dtype, device)
+    if not 1 <= k < x.shape[0]:
+        raise ValueError(f"k: expected 1 <= k < {x.shape[0]} (number of rows), got {k}")
+    return _sq_radii(x, (x * x).sum(1), k, max_chunk_bytes).sqrt().double().cpu()
+
+
+def _sq_radii(x: torch.Tensor, x_sq: torch.Tensor, k: int | tuple[int, ...],
+              max_chunk_bytes: int) -> torch.Tensor:
+    """Squared k-th neighbour distances; for a tuple of k, one column per k: (N,) or (N, len(k)).
+
+    Distances are symmetric, so only the blocks (i, j >= i) of the N x N matrix are computed (half the
+    work); each block updates the running m smallest of its rows and, transposed, of its columns."""
+    ks = (k,) if isinstance(k, int) else tuple(k)
+    m, n = max(ks) + 1, x.shape[0]
+    block = max(m, int((max_chunk_bytes / (3 * x.element_size())) ** 0.5))   # block + cat + transposed cat
+    best = torch.full((n, m), float("inf"), dtype=x.dtype, device=x.device)
+
+    def merge(rows: slice, d: torch.Tensor) -> None:
+        best[rows] = torch.topk(torch.cat([best[rows], d], 1), m, dim=1, largest=False, sorted=False).values
+
+    for i in range(0, n, block):
+        rows_i = slice(i, i + block)
+        for j in range(i, n, block):
+            rows_j = slice(j, j + block)
+            d = _sq_dists(x[rows_i], x_sq[rows_i], x[rows_j], x_sq[rows_j])
+            merge(rows_i, d)
+            if j != i:
+                merge(rows_j, d.T)
+    # the m smallest include the row itself (distance ~0): column k of the sorted row is the k-th neighbour
+    out = best.sort(dim=1).values[:, list(ks)]
+    return out[:, 0] if isinstance(k, int) else out
+
+
+def prdc(real: Any, fake: Any, k: int = 5, *, k_dc: int | None = None, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+         dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Precision, recall, density and coverage of fake (M, D) features against real (N, D) features.
+
+    Argument order is (real, fake).  ``k`` is the neighbour count of the radii for precision and recall
+    and, unless ``k_dc`` is given, for density and coverage too (Kynkäänniemi et al. use k=3 for
+    precision/recall, Naeem et al. k=5 for density/coverage: ``prdc(r, f, 3, k_dc=5)``, one pass).
+    """
+    k_dc = k if k_dc is None else k_dc
+    real = _as_features(real, "real", dtype, device)
+    fake = _as_features(fake, "fake", dtype, device)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"fake: expected {real.shape[1]} feature columns like real, got {fake.shape[1]}")
+    for name, t in (("real", real), ("fake", fake)):
+        for kname, kv in (("k", k), ("k_dc", k_dc)):
+            if not isinstance(kv, int) or not 1 <= kv < t.shape[0]:
+                raise ValueError(f"{kname}: expected an int 1 <= {kname} < number of {name} rows ({t.shape[0]}), "
+                                 f"got {kv!r}")
+    r_sq, f_sq = (real * real).sum(1), (fake * fake).sum(1)
+    real_r = _sq_radii(real, r_sq, (k, k_dc), max_chunk_bytes)            # (N, 2): k, k_dc
+    fake_r = _sq_radii(fake, f_sq, k, max_chunk_bytes).unsqueeze(0)       # (1, M)
+    in_pr = torch.zeros(fake.shape[0], dtype=torch.bool, device=real.device)    # fake inside some real ball
+    in_dc = torch.zeros(fake.shape[0], dtype=torch.int64, device=real.device)   # number of real balls (k_dc)
+    recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
+    covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
+    step = _chunk_rows(fake.shape[0], max_chunk_bytes, real.element_size())
+    for s in range(0, real.shape[0], step):
+        d = _sq_dists(real[s:s + step], r_sq[s:s + step], fake, f_sq)       # (chunk, M)
+        rad_pr, rad_dc = real_r[s:s + step, 0:1], real_r[s:s + step, 1:2]
+        inside = d < rad_dc
+        in_pr |= inside.any(0) if k == k_dc else (d < rad_pr).any(0)
+        in_dc += inside.sum(0)
+        covered[s:s + step] = inside.any(1)
+        recalled[s:s + step] = (d < fake_r).any(1)
+    return {"precision": float(in_pr.double().mean()), "recall": float(recalled.double().mean()),
+            "density": float(in_dc.double().mean() / k_dc), "coverage": float(covered.double().mean())}

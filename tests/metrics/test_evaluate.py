@@ -1,0 +1,93 @@
+"""evaluate_samples / evaluate_file: scores, protocol, metric registry, references by spec or .npz."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from latentatlas.data.base import to_uint8_nhwc
+from latentatlas.metrics.evaluate import METRICS, evaluate_file, evaluate_samples, load_samples
+
+
+def noise_like(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(images.shape, generator=g) * 255).to(torch.uint8)
+
+
+def test_registry_names():
+    assert {"frechet", "kid", "prdc", "is", "memorization"} <= set(METRICS.names())
+
+
+def test_protocol_and_ordering_with_a_user_module(mnist_train, mnist_test):
+    """A user-supplied module (4x4 average pooling: 49 features) as the extractor."""
+    pool = nn.Sequential(nn.AvgPool2d(4), nn.Flatten())
+    real = mnist_test.subset(torch.arange(300))
+    good = mnist_test.images[300:600]
+    out = evaluate_samples(good, real, extractor=pool, train=mnist_train, seed=5)
+    bad = evaluate_samples(noise_like(good), real, extractor=pool, train=mnist_train, seed=5,
+                           metrics=("frechet", "kid", "prdc"))
+    p = out["protocol"]
+    assert p["extractor"] == "module:Sequential" and len(p["weights_hash"]) == 16 and p["seed"] == 5
+    assert p["n_real"] == 300 and p["n_fake"] == 300 and p["real_split"] == "test" and p["n_train"] == 1500
+    assert p["k_precision_recall"] == 3 and p["k_density_coverage"] == 5
+    assert "is" in out["skipped"]                                   # no logits
+    assert out["frechet"] < bad["frechet"] and out["kid"] < bad["kid"]
+    assert out["precision"] > bad["precision"] and out["recall"] > bad["recall"]
+    assert out["data_copying_z"] > -3                               # real test digits do not copy train
+    assert json.loads(json.dumps(out)) == out                       # plain JSON for `--json`
+
+
+def test_pixels_extractor_frechet_and_prdc(mnist_test):
+    real = mnist_test.subset(torch.arange(200))
+    out = evaluate_samples(mnist_test.images[300:400], real, extractor="pixels", metrics=("frechet", "prdc"))
+    assert out["protocol"]["extractor"] == "pixels" and out["protocol"]["weights_hash"] == "none"
+    assert out["frechet"] > 0 and 0 < out["precision"] <= 1
+
+
+def test_classifier_scores_and_is(mnist_train, mnist_test):
+    real = mnist_test.subset(torch.arange(300))
+    train = mnist_train.subset(torch.arange(1000))
+    out = evaluate_samples(mnist_test.images[300:600], real, train=train, metrics=("frechet", "is"))
+    assert out["protocol"]["extractor"] == "classifier" and len(out["protocol"]["weights_hash"]) == 16
+    assert out["is"] > 2.5                                          # real digits: confident, varied
+    noise = evaluate_samples(noise_like(mnist_test.images[:300]), real, train=train, metrics=("is",))
+    assert noise["is"] < out["is"] and noise["protocol"]["weights_hash"] == out["protocol"]["weights_hash"]
+    assert out["frechet"] >= 0
+
+
+def test_statistics_only_reference(tmp_path, mnist_test):
+    from latentatlas.metrics.features import build_extractor, reference_stats
+
+    ref = reference_stats(mnist_test, build_extractor("pixels"), split="test")
+    np.savez(tmp_path / "ref.npz", mu=ref.mu.numpy(), sigma=ref.sigma.numpy())
+    fake = mnist_test.images[:200]
+    out = evaluate_samples(fake, tmp_path / "ref.npz", extractor="pixels", metrics=("frechet", "prdc"))
+    assert out["frechet"] > 0 and "prdc" in out["skipped"]
+
+
+def test_validation(mnist_test):
+    with pytest.raises(KeyError, match="frechet"):
+        evaluate_samples(mnist_test.images[:10], mnist_test, metrics=("nope",))
+    with pytest.raises(ValueError, match="fake"):
+        evaluate_samples(mnist_test.images[:10].float(), mnist_test, extractor="pixels")
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_samples(torch.zeros(4, 3, 28, 28, dtype=torch.uint8), mnist_test, extractor="pixels")
+
+
+def test_evaluate_file_any_samples_npz(tmp_path, mnist):
+    from latentatlas.data.base import to_float
+
+    fake = mnist.part("test").images[:200]
+    path = tmp_path / "samples.npz"
+    np.savez(path, arr_0=to_uint8_nhwc(to_float(fake)))
+    assert torch.equal(load_samples(path), fake)
+    out = evaluate_file(path, "mnist:test", extractor="pixels", metrics=("frechet", "prdc"))
+    assert out["protocol"]["real_split"] == "mnist:test" and out["protocol"]["samples"] == str(path)
+    assert out["precision"] > 0.5
+    with pytest.raises(ValueError, match="arr_0"):
+        np.savez(tmp_path / "bad.npz", images=np.zeros((2, 4, 4, 1), np.uint8))
+        load_samples(tmp_path / "bad.npz")
