@@ -60,3 +60,12 @@ def test_parse_spec_types():
     assert parse_spec("prior") == ("prior", {})
     with pytest.raises(ValueError, match="expected key=value"):
         parse_spec("gmm:k")
+
+
+def test_derive_seed_depends_on_every_character_of_every_name():
+    from latentatlas.rng import derive_seed
+
+    seeds = {derive_seed(0, "sample", "gmm:k=10"), derive_seed(0, "sample", "gmm:k=50"),
+             derive_seed(0, "sample", "gmm"), derive_seed(1, "sample", "gmm"), derive_seed(0, "samplegmm")}
+    assert len(seeds) == 5
+    assert derive_seed(3, "a", "b") == derive_seed(3, "a", "b")

@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    from latentatlas.training.state import TrainingDiverged
+
     try:
         return _dispatch(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError, TrainingDiverged) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"latentatlas {args.command}: error: {message}", file=sys.stderr)
         return 2
@@ -164,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir():
-        results = pipeline.evaluate_stage(Run.open(target))
+        results = pipeline.evaluate_stage(Run.open(target), extractor=args.extractor)
     else:
         if not args.ref:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")

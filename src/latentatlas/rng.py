@@ -7,6 +7,7 @@ and on a GPU.
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -25,20 +26,15 @@ def derive_seed(seed: int, *names: str | int) -> int:
 
     Uses numpy's SeedSequence so that stages get independent, reproducible streams.
     """
-    entropy = [int(seed)] + [int.from_bytes(str(n).encode(), "little") % (2**32) for n in names]
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0])
+    digest = hashlib.sha256("\x1f".join(str(n) for n in names).encode()).digest()
+    entropy = [int(seed) % (2**32)] + list(np.frombuffer(digest, dtype=np.uint32))
+    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, dtype=np.uint32)[0])
 
 
 def randn(shape: tuple[int, ...], *, generator: torch.Generator | None, device: torch.device | str = "cpu",
           dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal draws made on the generator's device (CPU) and moved to ``device``."""
     return torch.randn(shape, generator=generator, dtype=dtype).to(device)
-
-
-def rand(shape: tuple[int, ...], *, generator: torch.Generator | None, device: torch.device | str = "cpu",
-         dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Uniform [0, 1) draws made on the CPU generator and moved to ``device``."""
-    return torch.rand(shape, generator=generator, dtype=dtype).to(device)
 
 
 def seed_everything(seed: int) -> None:

@@ -76,6 +76,36 @@ def test_interpolation_net_generalises_over_pairs():
     assert _off_great_circle(learned.double())[0] < 0.5 * _off_great_circle(straight.double())[0]
 
 
+def test_interpolation_net_is_a_residual_off_the_line_and_reversible():
+    g = torch.Generator().manual_seed(2)
+    z0, z1 = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    t = steps(7)
+    net = geo.InterpolationNet(4, hidden=16, generator=g)
+    torch.testing.assert_close(net(z0, z1, t), lerp(z0, z1, t))          # at initialisation: the straight line
+    with torch.no_grad():
+        net.net[-1].weight.copy_(torch.randn(net.net[-1].weight.shape, generator=g))
+    curve = net(z0, z1, t)
+    assert (curve - lerp(z0, z1, t)).abs().max() > 0.01
+    torch.testing.assert_close(curve[:, [0, -1]], torch.stack([z0, z1], 1))
+    torch.testing.assert_close(net(z1, z0, t).flip(1), curve)          # z1 -> z0 is the same curve backwards
+
+
+def test_learned_paths_no_longer_than_straight_on_held_out_pairs():
+    """With the defaults the interpolate stage uses, trained on random pairs of 'training' codes."""
+    g = torch.Generator().manual_seed(4)
+    box = lambda n: torch.stack([0.5 + torch.rand(n, generator=g), -1.5 + 3 * torch.rand(n, generator=g)], 1)  # noqa: E731
+    net = geo.train_interpolation_net(sphere, box(512), n_points=9, generator=g)
+    z0, z1 = box(64), box(64)
+    t = steps(9)
+    best = geo.optimise_geodesic(sphere, z0, z1, n_points=9, iters=300, lr=1e-2)
+    with torch.no_grad():
+        learned, straight = geo.path_length(sphere, net(z0, z1, t)), geo.path_length(sphere, lerp(z0, z1, t))
+        best = geo.path_length(sphere, best)
+    ratio, best_ratio = float((learned / straight).mean()), float((best / straight).mean())   # 0.969, 0.968
+    assert float(learned.mean()) < float(straight.mean()) and ratio < 0.99
+    assert ratio < best_ratio + 0.01        # nearly as short as optimising each pair's curve
+
+
 def test_energy_and_validation():
     curve = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]])
     ident = lambda z: z  # noqa: E731

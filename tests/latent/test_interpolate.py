@@ -66,6 +66,35 @@ def test_convex_weights_sum_to_one_and_combination():
         it.convex_combination(codes, torch.tensor([[1.5, -0.5, 0.0, 0.0]]))
 
 
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_triangle_weights_are_a_regular_grid_of_the_simplex(n):
+    w = it.triangle_weights(n, dtype=torch.float64)
+    assert w.shape == ((n + 1) * (n + 2) // 2, 3)
+    assert (w >= 0).all()
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(len(w), dtype=torch.float64))   # barycentric
+    counts = w * n
+    torch.testing.assert_close(counts, counts.round())                  # entries are multiples of 1/n
+    assert len({tuple(row) for row in counts.round().int().tolist()}) == len(w)   # every lattice point once
+    torch.testing.assert_close(w[0], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(w[-n - 1:], it.lerp(torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64),
+                                                   torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64),
+                                                   it.steps(n + 1, dtype=torch.float64))[0])   # bottom row B -> C
+
+
+def test_triangle_edges_are_straight_lines_between_the_corners():
+    g = torch.Generator().manual_seed(3)
+    codes = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    n = 3
+    points = it.convex_combination(codes, it.triangle_weights(n, dtype=torch.float64))
+    first_of_row = torch.tensor([r * (r + 1) // 2 for r in range(n + 1)])
+    t = it.steps(n + 1, dtype=torch.float64)
+    torch.testing.assert_close(points[first_of_row], it.lerp(codes[:1], codes[1:2], t)[0])      # left edge A -> B
+    torch.testing.assert_close(points[first_of_row + torch.arange(n + 1)], it.lerp(codes[:1], codes[2:], t)[0])
+    torch.testing.assert_close(points[4], codes.mean(dim=0))        # row 2, column 1: weights (1/3, 1/3, 1/3)
+    with pytest.raises(ValueError, match="n"):
+        it.triangle_weights(0)
+
+
 def test_grid_is_bilinear_for_lerp():
     corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     grid = it.interpolate_grid(corners, 3, method="lerp")

@@ -69,5 +69,7 @@ def test_psnr_and_mse_closed_form():
     a = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
     b = torch.full((2, 3, 4, 4), 51, dtype=torch.uint8)          # 51 / 255 = 0.2
     assert reconstruction_errors(a, b)["psnr"] == pytest.approx(10 * math.log10(1 / 0.04))
+    # uint8 images against float reconstructions: each argument is scaled by its own dtype
+    assert reconstruction_errors(b, torch.full((2, 3, 4, 4), 0.1))["mse"] == pytest.approx(0.01)
     with pytest.raises(ValueError, match="x_hat"):
         reconstruction_errors(x, torch.zeros(4, 1, 8, 7))

@@ -76,11 +76,36 @@ def test_interpolate_stage(mnist_run):
     geo = out["geodesic"]
     assert geo["geodesic_length"] <= geo["straight_length"] * 1.001
     assert geo["geodesic_length"] >= 0.97 * geo["straight_length"]      # for a linear decoder the line is the geodesic
-    assert "learned_length" in geo
+    assert 0.97 <= geo["geodesic_vs_straight"] <= 1.001
+    # the learned network starts as the straight line, which is already (nearly) shortest here
+    assert 0.97 <= geo["learned_vs_straight"] <= 1.02 and 0.97 <= geo["learned_vs_straight_all_pairs"] <= 1.02
+    assert geo["learned_vs_geodesic"] == pytest.approx(geo["learned_vs_straight"] / geo["geodesic_vs_straight"],
+                                                       rel=0.03)
+    assert saved["interpolation"]["geodesic"]["learned_vs_straight"] == pytest.approx(geo["learned_vs_straight"])
     for fig in ("interp_strips.png", "interp_methods.png", "interp_grid.png", "interp_realism.png",
-                "interp_cycle.png", "interp_geodesic.png"):
+                "interp_cycle.png", "interp_geodesic.png", "interp_barycentric.png", "interp_one_vs_many.png"):
         assert (run.figures_dir / fig).stat().st_size > 0
         assert fig in saved["figures"]
+    _check_triangle(run.figures_dir / "interp_barycentric.png", n=7, size=28)
+
+
+def _check_triangle(path, n: int, size: int, pad: int = 2, scale: int = 2) -> None:
+    """The barycentric figure: (n + 1) x (n + 1) cells, blank (white) right of the diagonal only."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(path))
+    assert img.shape[:2] == (scale * ((n + 1) * (size + pad) + pad),) * 2
+    cell = lambda r, c: img[scale * (pad + r * (size + pad)):scale * (pad + r * (size + pad) + size),  # noqa: E731
+                            scale * (pad + c * (size + pad)):scale * (pad + c * (size + pad) + size)]
+    for r in range(n + 1):
+        for c in range(n + 1):
+            assert (cell(r, c) == 255).all() == (c > r), (r, c)   # decoded digits have black background
+
+
+def test_learned_interpolation_is_on_by_default():
+    import inspect
+
+    assert inspect.signature(analyses.interpolate_stage).parameters["learned_iters"].default > 0
 
 
 def test_attributes_stage_on_digit_labels(mnist_run):

@@ -17,7 +17,7 @@ TINY = {
     "model": {"family": "vae", "latent_dim": 4, "width": 8},
     "train": {"epochs": 2, "batch_size": 64, "progress": False},
     "sample": {"samplers": ["prior", "gmm:k=2,covariance=full"], "n": 64},
-    "evaluate": {"metrics": ["frechet"], "n_real": 40},
+    "evaluate": {"metrics": ["frechet"], "n_real": 1000},   # more than the 40 test images: all are used
 }
 
 
@@ -58,7 +58,8 @@ def test_metrics_and_report(tiny_run):
     for name in ("prior", "gmm_k-2_covariance-full"):
         fd = metrics["evaluate"][name]["frechet"]
         assert np.isfinite(fd) and fd > 0
-    assert "test_log_likelihood" in metrics["samplers"]["gmm:k=2,covariance=full"]
+    gmm = metrics["samplers"]["gmm_k-2_covariance-full"]   # keyed like the samples file and evaluate
+    assert gmm["spec"] == "gmm:k=2,covariance=full" and "test_log_likelihood" in gmm
     html = tiny_run.report_path.read_text()
     for needle in ("What was run", "Latent samplers", "gmm:k=2,covariance=full", "Sample quality",
                    "figures/samples_prior.png", "figures/training_curves.png"):
@@ -84,6 +85,17 @@ def test_child_run_report_shows_the_difference(tiny_run, tmp_path):
     assert main(["report", str(child.path)]) == 0
     html = child.report_path.read_text()
     assert "How it differs from its parent" in html and "model.kl_weight" in html
+
+
+def test_resume_continues_training_and_records_the_new_config(tmp_path):
+    cfg = {**TINY, "runs_dir": str(tmp_path), "name": "r", "train": {**TINY["train"], "epochs": 1}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 0
+    assert main(["train", str(path), "--resume", "--set", "train.epochs=2"]) == 0
+    run = Run.open(tmp_path / "r")
+    assert [h["epoch"] for h in run.history()] == [1, 2]
+    assert run.config.train.epochs == 2 and run.read_metrics()["train"]["epochs_run"] == 2
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):

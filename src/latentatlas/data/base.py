@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from latentatlas.rng import make_generator
+
 SPLITS = ("train", "val", "test")
 
 
@@ -74,7 +76,7 @@ def assign_split(ds: ImageDataset, *, seed: int, val_fraction: float, test_fract
         raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
     n = len(ds)
     split = torch.zeros(n, dtype=torch.int8)
-    g = torch.Generator().manual_seed(int(seed))
+    g = make_generator(seed)
     if ds.split is not None and bool((ds.split == 2).any()):
         test_rows = torch.nonzero(ds.split == 2).flatten()
         split[test_rows] = 2
@@ -94,13 +96,19 @@ def assign_split(ds: ImageDataset, *, seed: int, val_fraction: float, test_fract
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [0, 1], same shape."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images: expected uint8 (N, C, H, W), got {images.dtype}")
     return images.to(torch.float32).div_(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (N, C, H, W) in [0, 1] -> uint8 tensor (N, C, H, W), rounding and clipping, on the CPU."""
+    return x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()
 
 
 def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
     """float (N, C, H, W) in [0, 1] -> uint8 numpy (N, H, W, C), rounding and clipping."""
-    x = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return to_uint8(x).permute(0, 2, 3, 1).numpy()
 
 
 def from_uint8_nhwc(arr: np.ndarray) -> torch.Tensor:

@@ -11,11 +11,13 @@ from latentatlas.data.base import to_float
 @torch.no_grad()
 def encode_images(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512,
                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """uint8 (N, C, H, W) -> posterior means (N, d) and log-variances (N, d) or None (AE), on the CPU."""
+    """Images uint8 (N, C, H, W), or float in [0, 1] -> posterior means (N, d) and log-variances (N, d)
+    or None (AE), on the CPU."""
     model.eval()
     means, logvars = [], []
     for start in range(0, images.shape[0], batch_size):
-        post = model.encode(to_float(images[start:start + batch_size]).to(device))
+        x = images[start:start + batch_size]
+        post = model.encode((to_float(x) if x.dtype == torch.uint8 else x.float()).to(device))
         means.append(post.mean.float().cpu())
         if post.logvar is not None:
             logvars.append(post.logvar.float().cpu())

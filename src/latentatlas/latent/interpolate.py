@@ -2,7 +2,7 @@
 
 Every interpolator is a pure function ``(z0 (B, d), z1 (B, d), t (T,)) -> (B, T, d)`` registered in
 :data:`INTERPOLATORS` by name ('lerp', 'slerp', 'norm').  The helpers build on them: convex combinations
-of n codes, iterated interpolation (a grid made by interpolating between interpolations) and one code
+of n codes (random Dirichlet weights or a triangle grid of the 2-simplex), iterated interpolation (a grid made by interpolating between interpolations) and one code
 against many.
 """
 
@@ -118,6 +118,17 @@ def convex_combination(codes: torch.Tensor, weights: torch.Tensor, *, atol: floa
     if bool(((sums - 1).abs() > atol).any()):
         raise ValueError(f"weights: expected rows summing to 1, got sums in [{sums.min():.4g}, {sums.max():.4g}]")
     return weights.to(codes.dtype) @ codes
+
+
+def triangle_weights(n: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Barycentric weights on the regular grid of the 2-simplex with n intervals per edge, row by row:
+    row r = 0..n holds r + 1 points (r, c), c = 0..r, with weights ((n - r) / n, (r - c) / n, c / n).
+    Row 0 is corner 0, row n runs from corner 1 to corner 2. -> ((n + 1)(n + 2) / 2, 3), rows sum to 1."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected an integer >= 1 intervals per edge, got {n!r}")
+    r, c = torch.tril_indices(n + 1, n + 1)                              # row-major: (0,0), (1,0), (1,1), ...
+    counts = torch.stack([n - r, r - c, c], dim=1)
+    return (counts.to(torch.float64) / n).to(dtype)
 
 
 def interpolate_grid(corners: torch.Tensor, n: int, *, method: str = "slerp") -> torch.Tensor:

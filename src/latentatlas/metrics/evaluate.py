@@ -111,12 +111,6 @@ def _memorization(ctx: EvalContext) -> dict:
     return out
 
 
-@METRICS.register("reconstruction")
-def _reconstruction(ctx: EvalContext) -> dict:
-    raise MetricUnavailable("reconstruction needs a model, not samples: the pipeline computes it with "
-                            "latentatlas.metrics.reconstruction_errors(x, model.decode(model.encode(x).mean))")
-
-
 def _reference(real: Any, extractor: nn.Module, *, real_split: str, n_real: int | None, batch_size: int,
                device: str, cache_dir: Path | None) -> Reference:
     if isinstance(real, ImageDataset):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.data.base import ImageDataset
+from latentatlas.data.base import ImageDataset, to_uint8
 from latentatlas.metrics.features import (build_extractor, extract_features, features_to_stats, reference_stats)
 from latentatlas.metrics.frechet import FrechetReference, frechet
 from latentatlas.rng import make_generator
@@ -73,7 +73,7 @@ class FrechetMonitor:
             parts = []
             for z in torch.split(self.latents(int(dim)), self.batch_size):
                 x = model.decode(z.to(self.device))
-                parts.append(x.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
+                parts.append(to_uint8(x))
         finally:
             model.train(was_training)
         feats = extract_features(self.extractor, torch.cat(parts), batch_size=self.batch_size, device=self.device)

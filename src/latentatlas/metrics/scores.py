@@ -28,7 +28,9 @@ def inception_score(logits: Any, *, splits: int = 10) -> dict[str, float]:
 def _pair(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape != x_hat.shape or x.ndim < 2:
         raise ValueError(f"x_hat: expected the shape of x {tuple(x.shape)} (N, ...), got {tuple(x_hat.shape)}")
-    to = (lambda t: t.double() / 255.0) if x.dtype == torch.uint8 else (lambda t: t.double())
+    def to(t: torch.Tensor) -> torch.Tensor:   # each argument by its own dtype
+        return t.double() / 255.0 if t.dtype == torch.uint8 else t.double()
+
     return to(x).flatten(1), to(x_hat).flatten(1)
 
 

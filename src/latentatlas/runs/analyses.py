@@ -11,6 +11,7 @@ re-exported here.
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 
@@ -33,11 +34,13 @@ __all__ = ["interpolate_stage", "attributes_stage", "geometry_stage"]
 def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: str = "slerp", seed: int = 0,
                       device: torch.device | str = "cpu", n_frechet: int = 1000,
                       extractor: str | torch.nn.Module | None = None, geodesic_pairs: int = 8,
-                      geodesic_iters: int = 200, learned_iters: int = 0, model: torch.nn.Module | None = None,
+                      geodesic_iters: int = 200, learned_iters: int = 200, model: torch.nn.Module | None = None,
                       dataset: ImageDataset | None = None) -> dict:
     """Interpolate between random pairs of test codes with every registered interpolator and measure
     midpoint Fréchet distance, smoothness, cycle error, realism per frame and the endpoint gap; then
-    the optimised geodesic (and, with ``learned_iters``, a learned interpolation network) on a few pairs."""
+    the optimised geodesic on ``geodesic_pairs`` pairs and a learned interpolation network trained for
+    ``learned_iters`` steps on pairs of training codes (0 skips it; 200 costs ~5-10 s on a CPU for the small
+    MNIST models), with decoded path lengths relative to the straight line under 'geodesic'."""
     interp.INTERPOLATORS.get(method)
     if n_pairs < 2 or steps < 3:
         raise ValueError(f"n_pairs, steps: expected n_pairs >= 2 and steps >= 3, got {n_pairs}, {steps}")
@@ -74,8 +77,8 @@ def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: st
                      "endpoint_gap_mse": quality.endpoint_gap(frames, x0, x1)}
     captions = _interpolation_figures(ctx, method, frames_by, x0, x1, t, realism_curves, cycle_curves, g)
     if geodesic_pairs > 0:
-        out["geodesic"], more = _geodesics(ctx, z0[:geodesic_pairs], z1[:geodesic_pairs], steps, features,
-                                           real_f, geodesic_iters, learned_iters, g)
+        out["geodesic"], more = _geodesics(ctx, z0, z1, min(geodesic_pairs, n_pairs), steps, features, real_f,
+                                           geodesic_iters, learned_iters, g)
         captions.update(more)
     run.update_metrics("interpolation", out)
     save_captions(run, captions)
@@ -92,43 +95,82 @@ def _interpolation_figures(ctx, method, frames_by, x0, x1, t, realism_curves, cy
     corners = ctx.z[torch.as_tensor(ctx.rows("test"))[torch.randperm(len(ctx.rows("test")), generator=g)[:4]]]
     grid = interp.interpolate_grid(corners, 8, method=method)
     save_image_grid(run.figure_path("interp_grid.png"), ctx.decode(grid.reshape(64, -1)), nrow=8)
+    captions = _convex_figures(ctx, method, g)
     save_line_plot(run.figure_path("interp_realism.png"), realism_curves, xlabel="t",
                    ylabel="fraction of frames inside the real k-NN manifold", title="realism along the path")
     save_line_plot(run.figure_path("interp_cycle.png"), cycle_curves, xlabel="t",
                    ylabel="||E(D(z)) - z||", title="decode-encode cycle error along the path")
     names = ", ".join(interp.INTERPOLATORS.names())
-    return {"interp_strips.png": f"{method} between random test pairs: original, frames, original",
+    return {**captions, "interp_strips.png": f"{method} between random test pairs: original, frames, original",
             "interp_methods.png": f"the same 4 pairs, one row per interpolator ({names})",
-            "interp_grid.png": f"iterated {method} interpolation between 4 test codes at the corners",
+            "interp_grid.png": f"iterated {method} interpolation between 4 test codes at the corners: each row "
+                                "interpolates between the top-edge and bottom-edge paths",
             "interp_realism.png": "fraction of decoded frames inside the k-NN manifold of real features (k=3)",
             "interp_cycle.png": "distance between a code and its re-encoded decoding along the path"}
 
 
-def _geodesics(ctx, z0, z1, steps, features, real_f, iters, learned_iters, g) -> tuple[dict, dict]:
+def _convex_figures(ctx, method, g, *, n: int = 7, n_many: int = 6) -> dict:
+    """A triangle of convex combinations of 3 test codes ((n + 1)(n + 2) / 2 decodes) and one test code
+    interpolated towards n_many others (n_many * (n + 2) decodes)."""
+    test = torch.as_tensor(ctx.rows("test"))
+    n_many = min(n_many, len(test) - 4)
+    if n_many < 1:
+        log.info("interpolate: %d test codes are too few for the convex-combination figures", len(test))
+        return {}
+    codes = ctx.z[test[torch.randperm(len(test), generator=g)[:4 + n_many]]]
+    images = ctx.decode(interp.convex_combination(codes[:3], interp.triangle_weights(n)))
+    r, c = torch.tril_indices(n + 1, n + 1)
+    cells = torch.ones(n + 1, n + 1, *images.shape[1:])               # blank (white) cells right of the diagonal
+    cells[r, c] = images
+    save_image_grid(ctx.run.figure_path("interp_barycentric.png"), cells.flatten(0, 1), nrow=n + 1)
+    many = interp.one_vs_many(codes[3], codes[4:], interp.steps(n + 2), method=method)
+    save_image_grid(ctx.run.figure_path("interp_one_vs_many.png"), ctx.decode(many.reshape(-1, many.shape[2])),
+                    nrow=n + 2)
+    return {"interp_barycentric.png": f"convex combinations of 3 test codes A, B, C on a triangle grid of "
+                                      f"barycentric weights ({n} steps per edge): A at the top, left edge A to B, "
+                                      "diagonal A to C, bottom row B to C",
+            "interp_one_vs_many.png": f"{method} from one test code (left column) to {n_many} others (right column)"}
+
+
+def _geodesics(ctx, z0, z1, n_geo, steps, features, real_f, iters, learned_iters, g) -> tuple[dict, dict]:
+    """Straight line, optimised geodesic and learned network on the first n_geo pairs; the learned network
+    also on every pair.  Lengths are decoded path lengths; '*_vs_*' are means of per-pair length ratios."""
     from latentatlas.latent import geodesic
 
-    t = interp.steps(steps)
-    straight = interp.lerp(z0, z1, t)
-    curve = geodesic.optimise_geodesic(ctx.decode_grad, z0.to(ctx.device), z1.to(ctx.device), n_points=steps,
-                                       iters=iters, lr=5e-2).cpu()
-    curves = {"straight": straight, "geodesic": curve}
+    t, dev = interp.steps(steps), ctx.device
+    curves = {"straight": interp.lerp(z0[:n_geo], z1[:n_geo], t),
+              "geodesic": geodesic.optimise_geodesic(ctx.decode_grad, z0[:n_geo].to(dev), z1[:n_geo].to(dev),
+                                                     n_points=steps, iters=iters, lr=5e-2).cpu()}
+    out: dict = {}
     if learned_iters > 0:
-        train = ctx.z[torch.as_tensor(ctx.rows("train"))].to(ctx.device)
+        start = time.perf_counter()
+        train = ctx.z[torch.as_tensor(ctx.rows("train"))].to(dev)
         net = geodesic.train_interpolation_net(ctx.decode_grad, train, n_points=steps, iters=learned_iters,
-                                               batch_size=16, generator=g)
+                                               generator=g)
+        out["learned_train_seconds"] = time.perf_counter() - start
         with torch.no_grad():
-            curves["learned"] = net(z0.to(ctx.device), z1.to(ctx.device), t.to(ctx.device)).cpu()
-    out, strips = {}, []
-    shape = ctx.images.shape[1:] if ctx.images is not None else None
+            learned = net(z0.to(dev), z1.to(dev), t.to(dev)).cpu()
+        ratio = _lengths(ctx, learned, steps) / _lengths(ctx, interp.lerp(z0, z1, t), steps)
+        out["learned_vs_straight_all_pairs"] = float(ratio.mean())
+        curves["learned"] = learned[:n_geo]
+    lengths, strips = {}, []
     for name, c in curves.items():
-        with torch.no_grad():
-            length = float(geodesic.path_length(ctx.decode_grad, c.to(ctx.device)).mean())
-        frames = ctx.decode(c.reshape(-1, c.shape[2])).reshape(c.shape[0], steps, *shape)
-        out[f"{name}_length"] = length
+        frames = ctx.decode(c.reshape(-1, c.shape[2])).reshape(c.shape[0], steps, *ctx.images.shape[1:])
+        lengths[name] = quality.step_sizes(frames).sum(dim=1)
+        out[f"{name}_length"] = float(lengths[name].mean())
         out[f"{name}_realism"] = float(quality.path_realism(features, real_f, frames).mean())
         out[f"{name}_step_cv"] = quality.smoothness(frames)["step_cv"]
         strips.append(frames[:4])
+    for a, b in (("geodesic", "straight"), ("learned", "straight"), ("learned", "geodesic")):
+        if a in lengths:
+            out[f"{a}_vs_{b}"] = float((lengths[a] / lengths[b].clamp_min(1e-12)).mean())
     save_image_grid(ctx.run.figure_path("interp_geodesic.png"), torch.stack(strips, 1).flatten(0, 2), nrow=steps)
-    caption = "per pair, one row each: " + ", ".join(curves) + " (energy-minimising curve under the decoder)"
+    caption = "per pair, one row each: " + ", ".join(curves) + " (energy-minimising curve under the decoder"
+    caption += "; learned: an interpolation network trained on pairs of training codes)" if "learned" in curves else ")"
     return out, {"interp_geodesic.png": caption}
 
+
+def _lengths(ctx, curves: torch.Tensor, steps: int) -> torch.Tensor:
+    """Decoded path length of each curve (B, T, d). -> (B,) float64."""
+    frames = ctx.decode(curves.reshape(-1, curves.shape[2])).reshape(curves.shape[0], steps, -1)
+    return quality.step_sizes(frames).sum(dim=1)

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from latentatlas.data.base import SPLITS, ImageDataset, to_float
+from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8
 from latentatlas.latent.encode import decode_codes, encode_images
 from latentatlas.runs.store import Run
 
@@ -45,8 +45,7 @@ class Context:
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Float images (n, C, H, W) in [0, 1] -> posterior means (n, d) on the CPU."""
-        uint8 = x.clamp(0, 1).mul(255).round().to(torch.uint8)
-        return encode_images(self.model, uint8, device=self.device)[0]
+        return encode_images(self.model, x, device=self.device)[0]
 
     def float_images(self, rows: np.ndarray) -> torch.Tensor:
         if self.images is None:
@@ -90,7 +89,7 @@ def feature_function(ctx: Context, extractor: "str | torch.nn.Module | None", se
     ext = build_extractor(extractor, dataset=train, device=ctx.device, seed=seed)
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        return extract_features(ext, x.clamp(0, 1).mul(255).round().to(torch.uint8), device=ctx.device)
+        return extract_features(ext, to_uint8(x), device=ctx.device)
 
     return features, str(name)
 

@@ -8,12 +8,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from latentatlas.data.base import to_uint8
+
 
 def _as_uint8_nhwc(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """Accept uint8 (N,C,H,W) / (N,H,W,C) or float (N,C,H,W) in [0,1]; return uint8 (N,H,W,C)."""
     if isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8:
-            images = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+            images = to_uint8(images)
         arr = images.cpu().numpy()
         return arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr[..., None]
     arr = np.asarray(images)

@@ -45,7 +45,7 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> torch.nn.Module:
         path = run.checkpoint_path("last")
     if not path.is_file():
         raise FileNotFoundError(f"{run.path}: no checkpoint yet; run `latentatlas train` first")
-    return load_checkpoint_model(path, map_location=device).to(device).eval()
+    return load_checkpoint_model(path, map_location=device).eval()
 
 
 # -- train ----------------------------------------------------------------------------------------
@@ -63,6 +63,7 @@ def train_stage(config: RunConfig, *, resume: bool = False, run: Run | None = No
             if not config.name:
                 raise ValueError("resume: needs the run's name (config `name` or --set name=...)")
             run = Run.open(Path(config.runs_dir) / config.name)
+            _update_config(run, config)
         else:
             run = Run.create(config)
     data = load_run_data(config)
@@ -79,6 +80,16 @@ def train_stage(config: RunConfig, *, resume: bool = False, run: Run | None = No
     return run
 
 
+def _update_config(run: Run, config: RunConfig) -> None:
+    """On resume, record the config training continues with (the later stages read it)."""
+    from latentatlas import config as config_mod
+
+    changes = config_mod.diff(run.config_dict(), config_mod.to_dict(config))
+    if changes:
+        log.info("resume with a changed config: %s", ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes))
+        config_mod.save(config, run.config_path)
+
+
 def is_main_process() -> bool:
     """False on the workers (RANK > 0) of a run launched with torchrun."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -87,12 +98,12 @@ def is_main_process() -> bool:
 def _training_callbacks(config: RunConfig, data: ImageDataset) -> list:
     """The optional Fréchet monitor: prior draws decoded every ``train.monitor_every`` epochs, scored
     against the validation split, logged in metrics.jsonl, stopping after ``monitor_patience``."""
-    if not config.train.monitor_every:
+    if not config.train.monitor_every or not is_main_process():
         return []
     from latentatlas.metrics.monitor import FrechetMonitor
 
     return [FrechetMonitor(data.part("val"), every=config.train.monitor_every, n=config.train.monitor_n,
-                           seed=derive_seed(config.seed, "monitor"), patience=config.train.monitor_patience,
+                           seed=config.seed, patience=config.train.monitor_patience,
                            extractor=config.evaluate.extractor, train=data.part("train"),
                            device=str(device_for(config)))]
 
@@ -164,7 +175,6 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
     z_test = training_codes(run, "mean", config.evaluate.split)
     paths = []
     for spec, sampler in samplers.items():
-        name = getattr(sampler, "spec", spec)
         started = time.perf_counter()
         sampler.fit(z_train, generator=make_generator(derive_seed(config.seed, "fit", spec)))
         fit_seconds = time.perf_counter() - started
@@ -173,13 +183,12 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
         images = decode_codes(model, z, device=device)
         paths.append(run.save_samples(spec, to_uint8_nhwc(images)))
         save_image_grid(run.figure_path(f"samples_{run.samples_path(spec).stem}.png"), images[:64], nrow=8)
-        summary = {"spec": name, "fit_seconds": round(fit_seconds, 3), "n": n}
-        summary.update(_describe(sampler))
+        summary = {**_describe(sampler), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
         try:
             summary["test_log_likelihood"] = float(sampler.score_samples(z_test).mean())
         except NotImplementedError:
             pass
-        run.update_metrics("samplers", {spec: summary})
+        run.update_metrics("samplers", {run.samples_path(spec).stem: summary})
         _sampler_figures(run, spec, sampler, model, device)
     return paths
 
@@ -217,26 +226,28 @@ def _sampler_figures(run: Run, spec: str, sampler, model, device) -> None:
 
 
 # -- evaluate -------------------------------------------------------------------------------------
-def evaluate_stage(run: Run, *, device: torch.device | str | None = None) -> dict:
+def evaluate_stage(run: Run, *, extractor: str | None = None, device: torch.device | str | None = None) -> dict:
     """Score every samples file of the run against the real evaluation split."""
-    from latentatlas.data.base import from_uint8_nhwc
-    from latentatlas.metrics.evaluate import evaluate_samples
+    from latentatlas.metrics.evaluate import evaluate_samples, load_samples
 
     config = run.config
+    extractor = extractor or config.evaluate.extractor
     device = device or device_for(config)
     data = load_run_data(config)
     real = data.part(config.evaluate.split)
+    n_real = min(config.evaluate.n_real, len(real))
+    if n_real < config.evaluate.n_real:
+        log.warning("evaluate.n_real=%d but the %s split has %d images: using all of them",
+                    config.evaluate.n_real, config.evaluate.split, len(real))
     names = run.sample_names()
     if not names:
         raise FileNotFoundError(f"{run.path}: no samples yet; run `latentatlas sample {run.path}` first")
     results = {}
     for name in names:
-        with np.load(run.samples_dir / f"{name}.npz") as f:
-            fake = from_uint8_nhwc(f["arr_0"])
-        metrics = [m for m in config.evaluate.metrics if m != "reconstruction"]
-        results[name] = evaluate_samples(fake, real, metrics=tuple(metrics), extractor=config.evaluate.extractor,
-                                         train=data.part("train"), seed=config.seed, device=device,
-                                         real_split=config.evaluate.split, n_real=config.evaluate.n_real)
+        fake = load_samples(run.samples_dir / f"{name}.npz")
+        results[name] = evaluate_samples(fake, real, metrics=tuple(config.evaluate.metrics), extractor=extractor,
+                                         train=data.part("train"), seed=config.seed, device=str(device),
+                                         real_split=config.evaluate.split, n_real=n_real)
         run.update_metrics("evaluate", {name: results[name]})
     return results
 

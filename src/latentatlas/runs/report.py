@@ -157,9 +157,10 @@ def _samplers(run: Run, metrics: dict, captions: dict) -> str:
     out = "<h2>Latent samplers</h2>"
     scalar_keys = sorted({k for s in samplers.values() for k, v in s.items()
                           if isinstance(v, (int, float, str)) and k != "spec"})
-    out += _table(["sampler", *scalar_keys], [[name, *[s.get(k, "") for k in scalar_keys]] for name, s in samplers.items()])
-    for name in samplers:
-        stem = run.samples_path(name).stem
+    out += _table(["sampler", *scalar_keys], [[s.get("spec", name), *[s.get(k, "") for k in scalar_keys]]
+                                              for name, s in samplers.items()])
+    for stem, summary in samplers.items():
+        name = summary.get("spec", stem)
         out += f"<h3>{_e(name)}</h3>"
         out += _figure(run, f"samples_{stem}.png", f"64 samples from {name}")
         out += _figure(run, f"selection_{stem}.png", "model selection: information criteria per k")

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from latentatlas.fileio import torch_save
 from latentatlas.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -203,11 +204,8 @@ class LatentSampler:
 
     def save(self, path: str | Path) -> Path:
         """Write ``{format, name, params, state}`` with ``torch.save``; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": FORMAT, "name": self.name, "params": self.get_params(),
-                    "state": self.state_dict()}, path)
-        return path
+        return torch_save({"format": FORMAT, "name": self.name, "params": self.get_params(),
+                           "state": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | Path, *, map_location: torch.device | str = "cpu") -> "LatentSampler":
