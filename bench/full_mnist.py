@@ -52,7 +52,7 @@ def main() -> None:
     print(f"{'sampler':<34}{'FD (classifier)':>16}{'precision':>11}{'recall':>8}{'test ll':>10}")
     for spec, summary in m["samplers"].items():
         scores = m["evaluate"][run.samples_path(spec).stem]
-        print(f"{spec:<34}{scores['frechet']:>16.3f}{scores.get('precision', float('nan')):>11.3f}"
+        print(f"{summary['spec']:<34}{scores['frechet']:>16.3f}{scores.get('precision', float('nan')):>11.3f}"
               f"{scores.get('recall', float('nan')):>8.3f}{summary.get('test_log_likelihood', float('nan')):>10.2f}")
     print(f"report: {run.report_path}")
 

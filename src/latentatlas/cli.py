@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="slerp", help="interpolator for the figures: lerp, slerp or norm")
     p.add_argument("--pairs", type=int, default=64, help="number of random pairs of test codes")
     p.add_argument("--steps", type=int, default=9, help="points per path, endpoints included")
-    p.add_argument("--learned-iters", type=int, default=0, help="train the learned interpolation network this long")
+    p.add_argument("--learned-iters", type=int, default=200,
+                   help="iterations of the learned interpolation network (0: skip it)")
     p = sub.add_parser("attributes", help="attribute vectors from labels/attributes, arithmetic and sweeps")
     _run_arg(p)
     p.add_argument("--attribute", action="append", default=None, metavar="NAME",

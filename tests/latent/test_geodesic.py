@@ -93,7 +93,10 @@ def test_interpolation_net_is_a_residual_off_the_line_and_reversible():
 def test_learned_paths_no_longer_than_straight_on_held_out_pairs():
     """With the defaults the interpolate stage uses, trained on random pairs of 'training' codes."""
     g = torch.Generator().manual_seed(4)
-    box = lambda n: torch.stack([0.5 + torch.rand(n, generator=g), -1.5 + 3 * torch.rand(n, generator=g)], 1)  # noqa: E731
+
+    def box(n: int) -> torch.Tensor:
+        return torch.stack([0.5 + torch.rand(n, generator=g), -1.5 + 3 * torch.rand(n, generator=g)], 1)
+
     net = geo.train_interpolation_net(sphere, box(512), n_points=9, generator=g)
     z0, z1 = box(64), box(64)
     t = steps(9)
@@ -115,6 +118,8 @@ def test_energy_and_validation():
         geo.optimise_geodesic(ident, torch.zeros(1, 2), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="latent_dim"):
         geo.InterpolationNet(0)
+    with pytest.raises(ValueError, match="iters"):
+        geo.train_interpolation_net(ident, torch.zeros(4, 2), iters=-1)
     a, b = (geo.InterpolationNet(3, generator=torch.Generator().manual_seed(5)) for _ in range(2))
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb)      # initialised from the generator, not the global RNG
@@ -139,7 +144,7 @@ def test_mnist_geodesic_shorter_and_as_realistic():
         opt.step()
     dec.requires_grad_(False)
     with torch.no_grad():
-        z = enc(x[2500:])
+        z, z_train = enc(x[2500:]), enc(x[:2500])
     pairs = random_pairs(len(z), 12, generator=g)
     z0, z1 = z[pairs[:, 0]], z[pairs[:, 1]]
     straight = lerp(z0, z1, steps(12))
@@ -147,6 +152,11 @@ def test_mnist_geodesic_shorter_and_as_realistic():
     len_straight, len_geo = geo.path_length(dec, straight), geo.path_length(dec, curve)
     assert float(len_geo.mean()) < 0.98 * float(len_straight.mean())
     assert bool((len_geo <= len_straight * 1.001).all())
+    net = geo.train_interpolation_net(dec, z_train, n_points=12, generator=g)     # on training codes only
+    with torch.no_grad():
+        len_learned = geo.path_length(dec, net(z0, z1, steps(12)))
+    print(float((len_learned / len_straight).mean()), float((len_geo / len_straight).mean()))
+    assert float((len_learned / len_straight).mean()) < 1.0
     images = x.reshape(-1, 1, 28, 28)
     features = PixelPCAFeatures(images[:2500])
     real = features(images[:1500])

@@ -2,8 +2,8 @@
 
 Every interpolator is a pure function ``(z0 (B, d), z1 (B, d), t (T,)) -> (B, T, d)`` registered in
 :data:`INTERPOLATORS` by name ('lerp', 'slerp', 'norm').  The helpers build on them: convex combinations
-of n codes (random Dirichlet weights or a triangle grid of the 2-simplex), iterated interpolation (a grid made by interpolating between interpolations) and one code
-against many.
+of n codes (random Dirichlet weights, or a triangle grid of the 2-simplex), iterated interpolation (a grid
+made by interpolating between interpolations) and one code against many.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f5f5f5} td:first-child{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top} figcaption{font-size:.85em;color:#555;max-width:520px}
 img{image-rendering:pixelated;max-width:520px} .muted{color:#777} code{background:#f5f5f5;padding:0 .2em}
 details{margin:.5em 0} .scroll{overflow-x:auto}
@@ -173,12 +173,14 @@ def _evaluation(metrics: dict) -> str:
     evaluation = metrics.get("evaluate", {})
     if not evaluation:
         return ""
+    specs = {stem: summary.get("spec", stem) for stem, summary in metrics.get("samplers", {}).items()}
     rows, keys, protocol = [], [], None
     for name, result in evaluation.items():
-        flat = {k: v for k, v in flatten(result).items() if not k.startswith("protocol")}
+        flat = {k: v for k, v in flatten(result).items() if not k.startswith(("protocol", "skipped"))}
         keys.extend(k for k in flat if k not in keys and isinstance(flat[k], (int, float)))
         protocol = protocol or result.get("protocol")
-        rows.append((name, flat))
+        rows.append((specs.get(name, name), flat))
     table = _table(["samples", *keys], [[name, *[flat.get(k, "") for k in keys]] for name, flat in rows])
-    proto = f"<p class='muted'>Protocol: {_fmt(protocol)}</p>" if protocol else ""
+    proto = ("<details><summary>Protocol (what these numbers depend on)</summary>"
+             f"{_table_from_dict(protocol)}</details>") if protocol else ""
     return f"<h2>Sample quality</h2>{table}{proto}"
