@@ -1,4 +1,4 @@
-"""Seeding and generator helpers.
+"""Seeding, generator helpers, and Gamma/Beta/Dirichlet draws that take a generator.
 
 Library code never seeds global state: every random call takes a ``torch.Generator``.  Draws are made
 on a CPU generator and moved to the target device, so the same seed gives the same numbers on the CPU
@@ -42,3 +42,53 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+# -- draws that torch has no generator-taking sampler for -----------------------------------------
+def gamma(alpha: torch.Tensor, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Gamma(alpha, 1) draws, one per entry of ``alpha`` (any shape, entries > 0), by Marsaglia-Tsang."""
+    alpha = alpha.detach().to("cpu", torch.float64)
+    boost = alpha < 1  # Gamma(a) = Gamma(a + 1) * U^(1/a) for a < 1
+    a = torch.where(boost, alpha + 1, alpha).flatten()
+    d = a - 1.0 / 3.0
+    c = 1.0 / torch.sqrt(9.0 * d)
+    out = torch.empty_like(a)
+    todo = torch.arange(a.numel())
+    while todo.numel():
+        x = torch.randn(todo.numel(), generator=generator, dtype=torch.float64)
+        u = torch.rand(todo.numel(), generator=generator, dtype=torch.float64)
+        v = (1 + c[todo] * x) ** 3
+        ok = (v > 0) & (torch.log(u) < 0.5 * x**2 + d[todo] - d[todo] * v + d[todo] * torch.log(v.clamp_min(1e-300)))
+        out[todo[ok]] = (d[todo] * v)[ok]
+        todo = todo[~ok]
+    out = out.view(alpha.shape)
+    if bool(boost.any()):
+        u = torch.rand(alpha.shape, generator=generator, dtype=torch.float64)
+        out = torch.where(boost, out * u.pow(1.0 / alpha), out)
+    return out
+
+
+def beta(a: float, b: float, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Beta(a, b) draws: (n,) float64 on the CPU."""
+    x = gamma(torch.full((n,), float(a), dtype=torch.float64), generator=generator)
+    y = gamma(torch.full((n,), float(b), dtype=torch.float64), generator=generator)
+    total = x + y
+    # both gammas can underflow to 0 for tiny shapes; fall back to a fair coin between the ends
+    coin = (torch.rand(n, generator=generator, dtype=torch.float64) < a / (a + b)).double()
+    return torch.where(total > 0, x / total.clamp_min(1e-300), coin)
+
+
+def dirichlet(alpha: float, n: int, m: int, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Dirichlet(alpha, ..., alpha) draws: (n, m) float64 on the CPU, rows summing to one."""
+    g = gamma(torch.full((n, m), float(alpha), dtype=torch.float64), generator=generator)
+    total = g.sum(1, keepdim=True)
+    fallback = torch.zeros_like(g)
+    fallback[torch.arange(n), torch.randint(m, (n,), generator=generator)] = 1.0
+    return torch.where(total > 0, g / total.clamp_min(1e-300), fallback)
+
+
+def choice(probs: torch.Tensor | None, size: int, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` indices in [0, size), uniform or with probabilities ``probs: (size,)``; long on the CPU."""
+    if probs is None:
+        return torch.randint(size, (n,), generator=generator)
+    return torch.multinomial(probs.detach().to("cpu", torch.float64), n, replacement=True, generator=generator)

@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 
 from latentatlas.latent.hull import hull_fraction, hull_fraction_vs_dim, in_hull, in_hull_linprog  # noqa: F401
+from latentatlas.models.base import Posterior
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,11 @@ def axis_walk(z: torch.Tensor, directions: torch.Tensor, offsets: torch.Tensor) 
 def kl_per_dim(z_mean: np.ndarray | torch.Tensor, z_logvar: np.ndarray | torch.Tensor | None) -> np.ndarray:
     """Mean over codes of KL(q(z_j|x) || N(0, 1)) per dimension, shape (d,); zeros-variance posteriors
     (an AE) have no KL and give NaN."""
-    mu = np.asarray(z_mean, dtype=np.float64)
+    mu = torch.as_tensor(np.asarray(z_mean, dtype=np.float64))
     if z_logvar is None or np.size(z_logvar) == 0:
         return np.full(mu.shape[1], np.nan)
-    lv = np.asarray(z_logvar, dtype=np.float64)
-    return (0.5 * (mu ** 2 + np.exp(lv) - 1.0 - lv)).mean(axis=0)
+    lv = torch.as_tensor(np.asarray(z_logvar, dtype=np.float64))
+    return Posterior(mu, lv).kl_per_dim().mean(dim=0).numpy()
 
 
 def active_units(z_mean: np.ndarray | torch.Tensor, *, threshold: float = 0.01) -> tuple[np.ndarray, int]:

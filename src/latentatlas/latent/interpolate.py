@@ -13,6 +13,7 @@ import logging
 import torch
 
 from latentatlas.registry import Registry
+from latentatlas.rng import dirichlet
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,7 @@ def random_convex_weights(m: int, k: int, *, generator: torch.Generator | None =
         raise ValueError(f"m, k: expected positive counts, got m={m!r}, k={k!r}")
     if concentration <= 0:
         raise ValueError(f"concentration: expected > 0, got {concentration!r}")
-    # Dirichlet as normalised Gamma draws; Gamma(a) via -log(U) for a = 1, else torch's sampler on CPU.
-    if concentration == 1.0:
-        u = torch.rand((m, k), generator=generator, dtype=torch.float64).clamp_min(1e-300)
-        g = -torch.log(u)
-    else:
-        g = torch._standard_gamma(torch.full((m, k), float(concentration), dtype=torch.float64),
-                                  generator=generator)
-    return (g / g.sum(dim=1, keepdim=True)).float()
+    return dirichlet(concentration, m, k, generator=generator).float()
 
 
 def convex_combination(codes: torch.Tensor, weights: torch.Tensor, *, atol: float = 1e-4) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from latentatlas.latent.samplers import build_sampler
-from latentatlas.latent.samplers._random import beta, dirichlet, gamma
+from latentatlas.rng import beta, dirichlet, gamma
 
 
 def codes(n=60, d=4, seed=0):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latentatlas.latent.samplers._random import beta, choice, dirichlet
+from latentatlas.rng import beta, choice, dirichlet
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, check_choice, check_number
 from latentatlas.latent.samplers.gmm_em import sqdist
 

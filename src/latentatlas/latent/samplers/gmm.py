@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from latentatlas.latent.samplers import gmm_em as em
-from latentatlas.latent.samplers._random import choice
+from latentatlas.rng import choice
 from latentatlas.latent.samplers.base import (SAMPLERS, LatentSampler, check_choice, check_number,
                                               default_generator)
 from latentatlas.rng import randn
