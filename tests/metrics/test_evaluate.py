@@ -91,3 +91,26 @@ def test_evaluate_file_any_samples_npz(tmp_path, mnist):
     with pytest.raises(ValueError, match="arr_0"):
         np.savez(tmp_path / "bad.npz", images=np.zeros((2, 4, 4, 1), np.uint8))
         load_samples(tmp_path / "bad.npz")
+
+
+def test_prdc_reference_radii_computed_once_and_cached(tmp_path, mnist_test):
+    """evaluate_samples reuses the reference's k-NN radii (memory, then disk) with unchanged scores."""
+    from latentatlas.metrics.features import (build_extractor, extract_features, reference_prdc_radii,
+                                              reference_stats)
+    from latentatlas.metrics.prdc import prdc
+
+    real = mnist_test.subset(torch.arange(200))
+    pix = build_extractor("pixels")
+    fakes = [mnist_test.images[300:400], noise_like(mnist_test.images[:100])]
+    ref = reference_stats(real, pix, split="test", cache_dir=tmp_path)
+    for fake in fakes:
+        out = evaluate_samples(fake, ref, extractor="pixels", metrics=("prdc",), cache_dir=tmp_path)
+        cold = prdc(ref.features, extract_features(pix, fake), 3, k_dc=5)
+        assert {m: out[m] for m in cold} == cold
+    assert list(ref.prdc_radii) == [(3, 5)]
+    cached = list((tmp_path / "stats").glob("*.prdc.npz"))
+    assert len(cached) == 1
+    again = reference_stats(real, pix, split="test", cache_dir=tmp_path)    # fresh Reference: from disk
+    assert torch.equal(reference_prdc_radii(again, 3, 5, cache_dir=tmp_path), ref.prdc_radii[(3, 5)])
+    reference_prdc_radii(again, 3, 4, cache_dir=tmp_path)                   # other k: another file
+    assert len(list((tmp_path / "stats").glob("*.prdc.npz"))) == 2

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
-from latentatlas.metrics.prdc import knn_radii, prdc
+from latentatlas.metrics.prdc import PRDCReference, knn_radii, prdc, prdc_real_radii
 
 
 def brute_prdc(real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int) -> dict[str, float]:
@@ -84,3 +84,32 @@ def test_validation():
         prdc(x, np.zeros((10, 4)), 3)
     with pytest.raises(ValueError, match="real"):
         prdc(np.zeros(10), x, 3)
+
+
+def test_precomputed_real_radii_are_bit_identical():
+    """The radii computed once per reference give exactly the four numbers of the cold call."""
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(600, 12)).astype(np.float32)
+    fakes = [rng.normal(size=(n, 12)).astype(np.float32) * s + 0.2 for n, s in ((500, 1.0), (350, 1.5))]
+    radii = prdc_real_radii(real, 3, k_dc=5)
+    assert radii.shape == (600, 2) and radii.dtype == torch.float32
+    ref = PRDCReference.build(real, 3, k_dc=5, max_chunk_bytes=100_000)   # chunking must not matter either
+    for fake in fakes:
+        cold = prdc(real, fake, 3, k_dc=5)
+        assert 0 < cold["precision"] < 1 and 0 < cold["coverage"] < 1
+        assert prdc(real, fake, 3, k_dc=5, real_radii=radii) == cold
+        assert prdc(real, fake, 3, k_dc=5, real_radii=radii.numpy()) == cold
+        assert ref.score(fake) == cold
+    # float64 path and the same-k case
+    cold64 = prdc(real, fakes[0], 4, dtype=torch.float64)
+    r64 = prdc_real_radii(real, 4, dtype=torch.float64)
+    assert prdc(real, fakes[0], 4, real_radii=r64, dtype=torch.float64) == cold64
+
+
+def test_real_radii_validation():
+    real, fake = np.zeros((20, 3)), np.ones((15, 3))
+    for bad in (np.zeros((20,)), np.zeros((19, 2)), np.zeros((20, 1)), np.zeros((20, 2), np.int64)):
+        with pytest.raises(ValueError, match="real_radii"):
+            prdc(real, fake, 3, k_dc=5, real_radii=bad)
+    with pytest.raises(ValueError, match="k_dc"):
+        prdc_real_radii(real, 3, k_dc=20)

@@ -18,7 +18,7 @@ from torch import nn
 
 from latentatlas.data.base import ImageDataset, from_uint8_nhwc
 from latentatlas.metrics.features import (Reference, build_extractor, extract_features, features_to_stats,
-                                          load_reference_npz, reference_stats)
+                                          load_reference_npz, reference_prdc_radii, reference_stats)
 from latentatlas.metrics.frechet import frechet
 from latentatlas.metrics.kid import kid
 from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
@@ -48,6 +48,7 @@ class EvalContext:
     batch_size: int = 256
     device: str = "cpu"
     protocol: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
     _train_features: torch.Tensor | None = None
 
     def generator(self, name: str) -> torch.Generator:
@@ -90,7 +91,9 @@ def _kid(ctx: EvalContext) -> dict:
 @METRICS.register("prdc")
 def _prdc(ctx: EvalContext) -> dict:
     ctx.protocol.update(k_precision_recall=K_PRECISION_RECALL, k_density_coverage=K_DENSITY_COVERAGE)
-    return prdc(ctx.real_features("prdc"), ctx.fake_features, K_PRECISION_RECALL, k_dc=K_DENSITY_COVERAGE)
+    real = ctx.real_features("prdc")
+    radii = reference_prdc_radii(ctx.real, K_PRECISION_RECALL, K_DENSITY_COVERAGE, cache_dir=ctx.cache_dir)
+    return prdc(real, ctx.fake_features, K_PRECISION_RECALL, k_dc=K_DENSITY_COVERAGE, real_radii=radii)
 
 
 @METRICS.register("is")
@@ -161,7 +164,7 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
     protocol = {"extractor": ext.name, "weights_hash": ext.weights_hash,
                 "real_dataset": ref.protocol.get("dataset"), "real_split": real_split,
                 "n_real": ref.protocol.get("count"), "n_fake": int(fake.shape[0]), "seed": seed}
-    ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol)
+    ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol, cache_dir)
     result: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name in metrics:

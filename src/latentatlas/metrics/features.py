@@ -224,6 +224,7 @@ class Reference:
     sigma: torch.Tensor
     features: torch.Tensor | None = None
     protocol: dict = field(default_factory=dict)
+    prdc_radii: dict = field(default_factory=dict, repr=False)   # (k, k_dc) -> (N, 2) float32, in memory
 
     @property
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,3 +268,33 @@ def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, 
                          protocol=np.array(json.dumps(protocol)))
         log.info("reference statistics written to %s", path)
     return Reference(mu, sigma, feats, protocol)
+
+
+def reference_prdc_radii(ref: Reference, k: int, k_dc: int, *, cache_dir: Path | None = None,
+                         use_cache: bool = True) -> torch.Tensor:
+    """Squared float32 k / k_dc radii (N, 2) of the reference features (``prdc``'s ``real_radii``):
+    computed once, kept on ``ref`` and, for references made by :func:`reference_stats`, cached on disk
+    beside the statistics under the statistics key plus (k, k_dc)."""
+    from latentatlas.metrics.prdc import prdc_real_radii
+
+    if (k, k_dc) in ref.prdc_radii:
+        return ref.prdc_radii[(k, k_dc)]
+    if ref.features is None:
+        raise ValueError("ref: expected a Reference with features for PRDC radii, got statistics only")
+    path = None
+    if use_cache and "fingerprint" in ref.protocol:
+        key = stats_key({**ref.protocol, "prdc_k": [int(k), int(k_dc)], "prdc_dtype": "float32"})
+        path = (Path(cache_dir) if cache_dir else default_cache_dir()) / "stats" / f"{key}.prdc.npz"
+    if path is not None and path.is_file():
+        with np.load(path) as data:
+            radii = torch.from_numpy(data["radii"])
+        log.info("PRDC reference radii from cache %s", path)
+    else:
+        radii = prdc_real_radii(ref.features, k, k_dc=k_dc, dtype=torch.float32)
+        if path is not None:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, radii=radii.numpy())
+            log.info("PRDC reference radii written to %s", path)
+    ref.prdc_radii[(k, k_dc)] = radii
+    return radii
