@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 
 from latentatlas.latent.hull import hull_fraction, hull_fraction_vs_dim, in_hull, in_hull_linprog  # noqa: F401
+from latentatlas.latent.interpolate import random_pairs
 from latentatlas.models.base import Posterior
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ def distance_stats(z: torch.Tensor, x: torch.Tensor, *, n_pairs: int = 2000,
         raise ValueError(f"x: expected as many rows as z ({z.shape[0]}, at least 3), got {x.shape[0]}")
     zf, xf = _flat(z), _flat(x)
     n = zf.shape[0]
-    i = torch.randint(0, n, (n_pairs,), generator=generator)
-    j = (i + torch.randint(1, n, (n_pairs,), generator=generator)) % n
+    i, j = random_pairs(n, n_pairs, generator=generator).unbind(1)
     pl = (zf[i] - zf[j]).norm(dim=1).numpy()
     pp = (xf[i] - xf[j]).norm(dim=1).numpy()
     dz, dx = torch.cdist(zf, zf), torch.cdist(xf, xf)
