@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def default_cache_dir() -> Path:
+    """Where latentatlas caches what it computes once (feature networks, statistics, datasets):
+    ``$LATENTATLAS_CACHE`` if set, else ``~/.cache/latentatlas``."""
+    env = os.environ.get("LATENTATLAS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "latentatlas"
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success it replaces ``path`` in one step."""

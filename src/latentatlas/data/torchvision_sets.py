@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from latentatlas.config import DataConfig
 from latentatlas.data.base import ImageDataset
 from latentatlas.data.celeba import load_celeba
 from latentatlas.data.common import DATASETS, take_options, to_labels, to_nchw
+from latentatlas.fileio import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def torchvision_root(cfg: DataConfig) -> Path:
     """``data.root``, else $LATENTATLAS_CACHE/torchvision, else ~/.cache/latentatlas/torchvision."""
     if cfg.root:
         return Path(cfg.root).expanduser()
-    cache = os.environ.get("LATENTATLAS_CACHE")
-    return (Path(cache) if cache else Path.home() / ".cache" / "latentatlas") / "torchvision"
+    return default_cache_dir() / "torchvision"
 
 
 def open_set(cls: Any, cfg: DataConfig, **kwargs: Any) -> Any:

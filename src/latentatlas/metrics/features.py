@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
-from latentatlas.fileio import atomic_path
+from latentatlas.fileio import atomic_path, default_cache_dir
 from latentatlas.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -30,10 +29,9 @@ EXTRACTORS: Registry[Callable[..., nn.Module]] = Registry("feature extractor")
 STATS_VERSION = 1
 
 
-def default_cache_dir() -> Path:
-    """``$LATENTATLAS_CACHE`` if set, else ``~/.cache/latentatlas``."""
-    env = os.environ.get("LATENTATLAS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "latentatlas"
+def cache_root(cache_dir: str | Path | None) -> Path:
+    """``cache_dir`` if given, else the default cache folder."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
 def module_hash(module: nn.Module) -> str:
@@ -108,7 +106,7 @@ def build_extractor(name: str | nn.Module, *, dataset: ImageDataset | None = Non
         ext = name if hasattr(name, "weights_hash") and hasattr(name, "name") else ModuleExtractor(name)
     elif isinstance(name, str):
         factory = EXTRACTORS.get(name)
-        ext = factory(dataset=dataset, cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        ext = factory(dataset=dataset, cache_dir=cache_root(cache_dir),
                       device=str(device), seed=int(seed), weights=weights)
     else:
         raise TypeError(f"extractor: expected a name ({', '.join(EXTRACTORS.names())}) or a torch module, "
@@ -253,7 +251,7 @@ def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, 
     protocol = {"dataset": dataset.name, "fingerprint": dataset_fingerprint(ds), "split": split,
                 "transform": transform, "extractor": extractor.name, "weights_hash": extractor.weights_hash,
                 "count": len(ds), "version": STATS_VERSION}
-    path = (Path(cache_dir) if cache_dir else default_cache_dir()) / "stats" / f"{stats_key(protocol)}.npz"
+    path = cache_root(cache_dir) / "stats" / f"{stats_key(protocol)}.npz"
     if use_cache and path.is_file():
         with np.load(path) as data:
             log.info("reference statistics from cache %s", path)
@@ -284,7 +282,7 @@ def reference_prdc_radii(ref: Reference, k: int, k_dc: int, *, cache_dir: Path |
     path = None
     if use_cache and "fingerprint" in ref.protocol:
         key = stats_key({**ref.protocol, "prdc_k": [int(k), int(k_dc)], "prdc_dtype": "float32"})
-        path = (Path(cache_dir) if cache_dir else default_cache_dir()) / "stats" / f"{key}.prdc.npz"
+        path = cache_root(cache_dir) / "stats" / f"{key}.prdc.npz"
     if path is not None and path.is_file():
         with np.load(path) as data:
             radii = torch.from_numpy(data["radii"])

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-
-def _feats(x: Any, param: str) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-    if t.ndim != 2 or t.shape[0] < 2:
-        raise ValueError(f"{param}: expected a 2-D (N, D) feature array with N >= 2, got shape {tuple(t.shape)}")
-    return t.detach().cpu().to(torch.float64)
+from latentatlas.metrics.prdc import as_features
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef0: float = 1.0) -> torch.Tensor:
@@ -36,7 +30,7 @@ def kid(real: Any, fake: Any, *, n_subsets: int = 100, subset_size: int = 1000, 
         coef0: float = 1.0, generator: torch.Generator | None = None) -> dict[str, float]:
     """KID of fake (M, D) against real (N, D): mean and std of unbiased MMD^2 over ``n_subsets``
     subsets of ``min(subset_size, N, M)`` rows drawn without replacement (each subset) from ``generator``."""
-    real, fake = _feats(real, "real"), _feats(fake, "fake")
+    real, fake = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"fake: expected {real.shape[1]} feature columns like real, got {fake.shape[1]}")
     if n_subsets < 1 or subset_size < 2:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
-from latentatlas.metrics.prdc import DEFAULT_CHUNK_BYTES, _as_features, _chunk_rows, _sq_dists
+from latentatlas.metrics.prdc import DEFAULT_CHUNK_BYTES, as_features, chunk_rows, sq_dists
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,16 @@ log = logging.getLogger(__name__)
 def nearest_neighbours(ref: Any, query: Any, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                        dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of query (M, D): Euclidean distance to, and index of, its nearest row of ref (N, D)."""
-    ref = _as_features(ref, "ref", dtype, "cpu")
-    query = _as_features(query, "query", dtype, "cpu")
+    ref = as_features(ref, "ref", dtype, "cpu")
+    query = as_features(query, "query", dtype, "cpu")
     if ref.shape[1] != query.shape[1]:
         raise ValueError(f"query: expected {ref.shape[1]} feature columns like ref, got {query.shape[1]}")
     ref_sq, q_sq = (ref * ref).sum(1), (query * query).sum(1)
     dist = torch.empty(query.shape[0], dtype=torch.float64)
     idx = torch.empty(query.shape[0], dtype=torch.int64)
-    step = _chunk_rows(ref.shape[0], max_chunk_bytes, ref.element_size())
+    step = chunk_rows(ref.shape[0], max_chunk_bytes, ref.element_size())
     for s in range(0, query.shape[0], step):
-        d, i = _sq_dists(query[s:s + step], q_sq[s:s + step], ref, ref_sq).min(1)
+        d, i = sq_dists(query[s:s + step], q_sq[s:s + step], ref, ref_sq).min(1)
         dist[s:s + step], idx[s:s + step] = d.double().sqrt(), i
     return dist, idx
 
@@ -66,9 +66,9 @@ def data_copying_test(train: Any, real: Any, fake: Any, *, n_cells: int = 20, ta
     training features ``train`` (L, D).  ``tau`` defaults to 20 / M (cells need > 20 generated samples)."""
     from sklearn.cluster import KMeans
 
-    train_t = _as_features(train, "train", torch.float64, "cpu")
-    real_t = _as_features(real, "real", torch.float64, "cpu")
-    fake_t = _as_features(fake, "fake", torch.float64, "cpu")
+    train_t = as_features(train, "train", torch.float64, "cpu")
+    real_t = as_features(real, "real", torch.float64, "cpu")
+    fake_t = as_features(fake, "fake", torch.float64, "cpu")
     if not 1 <= n_cells <= train_t.shape[0]:
         raise ValueError(f"n_cells: expected 1 <= n_cells <= {train_t.shape[0]} (training rows), got {n_cells}")
     tau = 20.0 / fake_t.shape[0] if tau is None else float(tau)

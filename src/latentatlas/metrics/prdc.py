@@ -23,20 +23,23 @@ import torch
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
-def _as_features(x: Any, param: str, dtype: torch.dtype, device: str | torch.device) -> torch.Tensor:
+def as_features(x: Any, param: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", *,
+                min_rows: int = 1) -> torch.Tensor:
+    """Features (N, D) from a tensor or array as ``dtype`` on ``device``; ``param`` names it in errors."""
     t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-    if t.ndim != 2 or t.shape[0] < 1:
-        raise ValueError(f"{param}: expected a 2-D (N, D) feature array, got shape {tuple(t.shape)}")
+    if t.ndim != 2 or t.shape[0] < min_rows:
+        raise ValueError(f"{param}: expected a 2-D (N, D) feature array with N >= {min_rows}, "
+                         f"got shape {tuple(t.shape)}")
     if not torch.is_floating_point(t):
         t = t.to(torch.float64)
     return t.detach().to(device=device, dtype=dtype)
 
 
-def _chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:
+def chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:
     return max(1, int(max_chunk_bytes // (max(1, n_cols) * itemsize * 2)))  # 2: block + temporaries
 
 
-def _sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+def sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
     """Squared distances (A, B), clipped at 0."""
     d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
     d.add_(a_sq.unsqueeze(1))
@@ -46,7 +49,7 @@ def _sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.
 def knn_radii(x: Any, k: int, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, dtype: torch.dtype = torch.float32,
               device: str | torch.device = "cpu") -> torch.Tensor:
     """Distance of each row of x (N, D) to its k-th nearest other row (self excluded): (N,) float64."""
-    x = _as_features(x, "x", dtype, device)
+    x = as_features(x, "x", dtype, device)
     if not 1 <= k < x.shape[0]:
         raise ValueError(f"k: expected 1 <= k < {x.shape[0]} (number of rows), got {k}")
     return _sq_radii(x, (x * x).sum(1), k, max_chunk_bytes).sqrt().double().cpu()
@@ -70,7 +73,7 @@ def _sq_radii(x: torch.Tensor, x_sq: torch.Tensor, k: int | tuple[int, ...],
         rows_i = slice(i, i + block)
         for j in range(i, n, block):
             rows_j = slice(j, j + block)
-            d = _sq_dists(x[rows_i], x_sq[rows_i], x[rows_j], x_sq[rows_j])
+            d = sq_dists(x[rows_i], x_sq[rows_i], x[rows_j], x_sq[rows_j])
             merge(rows_i, d)
             if j != i:
                 merge(rows_j, d.T)
@@ -85,7 +88,7 @@ def prdc_real_radii(real: Any, k: int = 5, *, k_dc: int | None = None,
     """The reference-only part of :func:`prdc`: squared distances (N, 2) in ``dtype`` of each real row
     to its k-th and k_dc-th nearest other real row; pass it back as ``prdc(..., real_radii=...)``."""
     k_dc = k if k_dc is None else k_dc
-    real = _as_features(real, "real", dtype, device)
+    real = as_features(real, "real", dtype, device)
     _check_k(k, k_dc, "real", real.shape[0])
     return _sq_radii(real, (real * real).sum(1), (k, k_dc), max_chunk_bytes)
 
@@ -116,8 +119,8 @@ def prdc(real: Any, fake: Any, k: int = 5, *, k_dc: int | None = None, real_radi
     once per reference; the result is then bit-identical to the call without it (see PRDCReference).
     """
     k_dc = k if k_dc is None else k_dc
-    real = _as_features(real, "real", dtype, device)
-    fake = _as_features(fake, "fake", dtype, device)
+    real = as_features(real, "real", dtype, device)
+    fake = as_features(fake, "fake", dtype, device)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"fake: expected {real.shape[1]} feature columns like real, got {fake.shape[1]}")
     _check_k(k, k_dc, "real", real.shape[0])
@@ -132,9 +135,9 @@ def prdc(real: Any, fake: Any, k: int = 5, *, k_dc: int | None = None, real_radi
     in_dc = torch.zeros(fake.shape[0], dtype=torch.int64, device=real.device)   # number of real balls (k_dc)
     recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
     covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
-    step = _chunk_rows(fake.shape[0], max_chunk_bytes, real.element_size())
+    step = chunk_rows(fake.shape[0], max_chunk_bytes, real.element_size())
     for s in range(0, real.shape[0], step):
-        d = _sq_dists(real[s:s + step], r_sq[s:s + step], fake, f_sq)       # (chunk, M)
+        d = sq_dists(real[s:s + step], r_sq[s:s + step], fake, f_sq)       # (chunk, M)
         rad_pr, rad_dc = real_r[s:s + step, 0:1], real_r[s:s + step, 1:2]
         inside = d < rad_dc
         in_pr |= inside.any(0) if k == k_dc else (d < rad_pr).any(0)
@@ -160,7 +163,7 @@ class PRDCReference:
     def build(cls, real: Any, k: int = 3, *, k_dc: int | None = 5, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
               dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> "PRDCReference":
         k_dc = k if k_dc is None else k_dc
-        feats = _as_features(real, "real", dtype, device)
+        feats = as_features(real, "real", dtype, device)
         radii = prdc_real_radii(feats, k, k_dc=k_dc, max_chunk_bytes=max_chunk_bytes, dtype=dtype, device=device)
         return cls(feats, radii, k, k_dc, max_chunk_bytes)
 

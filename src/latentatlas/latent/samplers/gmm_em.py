@@ -22,6 +22,8 @@ from typing import Iterator
 
 import torch
 
+from latentatlas.metrics.prdc import sq_dists
+
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
 
@@ -199,7 +201,7 @@ def hard_stats(batches: FeatureBatches, centers: torch.Tensor) -> torch.Tensor:
 
 def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
-    return torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2).add_((x * x).sum(1)[:, None]).clamp_min_(0)
+    return sq_dists(x, (x * x).sum(1), c, (c * c).sum(1))
 
 
 def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
