@@ -14,6 +14,7 @@ from scipy import stats
 from latentatlas.latent.hull import hull_fraction, hull_fraction_vs_dim, in_hull, in_hull_linprog  # noqa: F401
 from latentatlas.latent.interpolate import random_pairs
 from latentatlas.models.base import Posterior
+from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def gmm_bic_curve(z: np.ndarray | torch.Tensor, ks: list[int], *, seed: int = 0,
     try:
         from latentatlas.latent.samplers.gmm_select import select_k
 
-        _, curve = select_k(torch.from_numpy(z), list(ks), generator=torch.Generator().manual_seed(seed),
+        _, curve = select_k(torch.from_numpy(z), list(ks), generator=make_generator(seed),
                             val_fraction=0.0, covariance=covariance)
         bics = [float(row["bic"]) for row in curve]
         backend = "latentatlas"

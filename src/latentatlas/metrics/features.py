@@ -22,6 +22,7 @@ from torch import nn
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
 from latentatlas.fileio import atomic_path, default_cache_dir
 from latentatlas.registry import Registry
+from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, 
     if n is None or n == len(dataset):
         ds = dataset
     else:
-        g = torch.Generator().manual_seed(int(subset_seed))
+        g = make_generator(subset_seed)
         ds = dataset.subset(torch.randperm(len(dataset), generator=g)[:n].sort().values)
     protocol = {"dataset": dataset.name, "fingerprint": dataset_fingerprint(ds), "split": split,
                 "transform": transform, "extractor": extractor.name, "weights_hash": extractor.weights_hash,

@@ -17,6 +17,7 @@ import torch
 
 from latentatlas.fileio import torch_save
 from latentatlas.registry import Registry
+from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def check_number(name: str, value: Any, *, low: float | None = None, integer: bo
 
 def default_generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
     """The caller's generator, or a fresh CPU generator seeded with ``seed`` (fits are reproducible)."""
-    return generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    return generator if generator is not None else make_generator(seed)
 
 
 class LatentSampler:
