@@ -47,18 +47,20 @@ def existing(path: str | Path, param: str) -> Path:
     return p
 
 
+def _optional_positive_int(param: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{param}: expected None or a positive integer, got {value!r}")
+    return value
+
+
 def check_limit(limit: int | None) -> int | None:
     """Validate ``data.limit`` (None or a positive int)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"data.limit: expected None or a positive integer, got {limit!r}")
-    return limit
+    return _optional_positive_int("data.limit", limit)
 
 
 def check_size(size: int | None) -> int | None:
     """Validate ``data.image_size`` (None or a positive int)."""
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"data.image_size: expected None or a positive integer, got {size!r}")
-    return size
+    return _optional_positive_int("data.image_size", size)
 
 
 def to_uint8(arr: np.ndarray, where: str) -> np.ndarray:
