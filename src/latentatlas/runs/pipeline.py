@@ -183,26 +183,21 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
         images = decode_codes(model, z, device=device)
         paths.append(run.save_samples(spec, to_uint8_nhwc(images)))
         save_image_grid(run.figure_path(f"samples_{run.samples_path(spec).stem}.png"), images[:64], nrow=8)
-        summary = {**_describe(sampler), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
+        summary = {**sampler.describe(), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
         try:
             summary["test_log_likelihood"] = float(sampler.score_samples(z_test).mean())
         except NotImplementedError:
             pass
         run.update_metrics("samplers", {run.samples_path(spec).stem: summary})
-        _sampler_figures(run, spec, sampler, model, device)
+        _sampler_figures(run, spec, sampler, summary.get("selection"), model, device)
     return paths
 
 
-def _describe(sampler) -> dict:
-    return sampler.describe() if hasattr(sampler, "describe") else {}
-
-
-def _sampler_figures(run: Run, spec: str, sampler, model, device) -> None:
+def _sampler_figures(run: Run, spec: str, sampler, curve: list[dict] | None, model, device) -> None:
     """GMM extras: the model-selection curve and one grid per component, sorted by variance."""
     from latentatlas.latent.encode import decode_codes
 
     stem = run.samples_path(spec).stem
-    curve = _describe(sampler).get("selection")
     if curve:
         series = {c: [(row["k"], row[c]) for row in curve if row.get(c) is not None]
                   for c in ("bic", "aic") if any(row.get(c) is not None for row in curve)}
