@@ -14,8 +14,29 @@ def test_defaults_round_trip_through_yaml(tmp_path):
 
 
 def test_unknown_key_is_named_with_the_known_ones():
-    with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['latnt'\].*latent_dim"):
+    with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['latnt'\] for family 'vae'.*latent_dim"):
         c.from_dict({"model": {"latnt": 3}})
+
+
+def test_each_family_has_its_own_config_fields():
+    gan = c.from_dict({"model": {"family": "wgan-gp", "latent_dim": 32}}).model
+    assert (gan.loss, gan.penalty, gan.n_critic, gan.architecture) == ("wasserstein", "gp", 5, "conv")
+    assert not hasattr(gan, "kl_weight")
+    with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['kl_weight'\] for family 'dcgan'"):
+        c.from_dict({"model": {"family": "dcgan", "kl_weight": 2.0}})
+    with pytest.raises(ValueError, match=r"model.family: expected one of .*'vae'.*got 'nope'"):
+        c.from_dict({"model": {"family": "nope"}})
+    with pytest.raises(ValueError, match=r"model.n_critic: expected an int >= 1, got 0"):
+        c.from_dict({"model": {"family": "wgan-gp", "n_critic": 0}})
+
+
+def test_a_config_written_by_version_0_1_is_migrated():
+    old = {"family": "ae", "latent_dim": 8, "architecture": "mlp", "width": 16, "likelihood": "gaussian",
+           "kl_weight": 1.0, "kl_warmup_epochs": 0.0, "options": {"hidden_layers": 3}}
+    model = c.from_dict({"model": old}).model
+    assert (model.family, model.hidden_layers, model.likelihood) == ("ae", 3, "gaussian")
+    with pytest.raises(ValueError, match=r"model.options: unknown key\(s\) \['depth'\]"):
+        c.from_dict({"model": {**old, "options": {"depth": 2}}})
 
 
 def test_wrong_type_names_the_key_and_value():
@@ -25,10 +46,10 @@ def test_wrong_type_names_the_key_and_value():
 
 def test_overrides_read_scientific_notation_and_nest(tmp_path):
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
-    cfg = c.load(tmp_path / "c.yaml", ["train.lr=1e-4", "data.limit=100", "model.options.hidden=[1, 2]"])
+    cfg = c.load(tmp_path / "c.yaml", ["train.lr=1e-4", "data.limit=100", "data.options.crop=[1, 2]"])
     assert cfg.train.lr == pytest.approx(1e-4)
     assert cfg.data.limit == 100
-    assert cfg.model.options == {"hidden": [1, 2]}
+    assert cfg.data.options == {"crop": [1, 2]}
     with pytest.raises(ValueError, match="--set: expected key.path=value"):
         c.apply_overrides({}, ["train.lr"])
 

@@ -12,6 +12,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from latentatlas.validate import check_fields, rule
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -27,29 +29,41 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """What every model family has.  Each family extends it with its own fields (``VAEConfig``,
+    ``GANConfig``, ...; see :mod:`latentatlas.models`), so a family carries no other family's settings."""
+
     family: str = "vae"                 # a name in latentatlas.models.MODELS
-    latent_dim: int = 16
-    architecture: str = "conv"          # conv | mlp
-    width: int = 32                     # channels of the first conv layer (doubles per stage) / MLP width
-    likelihood: str = "bernoulli"       # bernoulli (BCE) | gaussian (MSE)
-    kl_weight: float = 1.0              # beta of a beta-VAE
-    kl_warmup_epochs: float = 0.0       # linear KL warm-up from 0 to kl_weight
-    options: dict = field(default_factory=dict)
+    latent_dim: int = field(default=16, metadata=rule(low=1))
+    architecture: str = field(default="conv", metadata=rule(choices=("conv", "mlp")))
+    width: int = field(default=32, metadata=rule(low=1))  # first conv layer's channels (doubling per stage) / MLP width
+    hidden_layers: int = field(default=2, metadata=rule(low=1))  # hidden layers of the MLP networks
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int | None = 5            # early stopping on validation loss; None disables
+    epochs: int = field(default=20, metadata=rule(low=1))
+    batch_size: int = field(default=128, metadata=rule(low=1))
+    lr: float = field(default=1e-3, metadata=rule(low=0))   # a phase may set its own (e.g. a GAN's lr_generator)
+    weight_decay: float = field(default=0.0, metadata=rule(low=0))
+    patience: int | None = field(default=5, metadata=rule(low=1))  # epochs without a better selection score
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     progress: bool = True
-    max_steps: int | None = None        # stop after this many optimizer steps (tests, quick runs)
-    monitor_every: int | None = None    # Fréchet distance of prior samples every N epochs (None: off)
-    monitor_n: int = 1000               # decoded draws per monitor evaluation
-    monitor_patience: int | None = None # stop after this many monitor evaluations without a new best
+    max_steps: int | None = field(default=None, metadata=rule(low=1))  # stop after this many batches
+    monitor_every: int | None = field(default=None, metadata=rule(low=1))  # sample-quality monitor every N epochs
+    monitor_n: int = field(default=1000, metadata=rule(low=2))  # decoded prior draws per monitor evaluation
+    monitor_patience: int | None = field(default=None, metadata=rule(low=1))  # monitor evaluations without a new best
+
+
+@dataclass(frozen=True)
+class CodesConfig:
+    """How codes are obtained for the latent tools: the model's encoder, or inversion of its decoder."""
+
+    method: str = field(default="auto", metadata=rule(choices=("auto", "encoder", "inversion")))
+    encoder_steps: int = field(default=1500, metadata=rule(low=0))  # inversion: steps training the encoder
+    refine_steps: int = field(default=30, metadata=rule(low=0))     # inversion: per-image optimisation steps
+    lr: float = field(default=0.03, metadata=rule(low=0, strict=True))  # inversion: refinement step size
+    prior_weight: float = field(default=0.01, metadata=rule(low=0))  # inversion: weight of |z|^2 / d
+    batch_size: int = field(default=256, metadata=rule(low=1))
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,9 @@ class RunConfig:
     seed: int = 0
     parent: str | None = None           # the run this one was derived from (for the report's diff)
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: default_model_config())
     train: TrainConfig = field(default_factory=TrainConfig)
+    codes: CodesConfig = field(default_factory=CodesConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
@@ -92,13 +107,17 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     for key, value in values.items():
         hint = hints[key]
         path = f"{where}.{key}" if where else key
-        if is_dataclass(hint):
+        if hint is ModelConfig:
+            kwargs[key] = model_config_from_dict(value or {}, path)
+        elif is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, path)
         elif hint in (tuple, "tuple") or getattr(hint, "__origin__", None) is tuple:
             kwargs[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
         else:
             kwargs[key] = _coerce(value, hint, path)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    check_fields(built, where)
+    return built
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
@@ -118,6 +137,46 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if typ in (str, bool, dict) and isinstance(value, typ):
             return value
     raise ValueError(f"{path}: expected {hint}, got {type(value).__name__} {value!r}")
+
+
+def default_model_config() -> ModelConfig:
+    """The default model section: the VAE family's defaults."""
+    return model_config_from_dict({}, "model")
+
+
+def model_config_from_dict(values: dict[str, Any], where: str = "model") -> ModelConfig:
+    """The family's own config dataclass (named by ``values['family']``, default 'vae') built from ``values``
+    over the defaults of its config class; an unknown family or a key the family does not have is a ValueError."""
+    from latentatlas.models import MODELS
+
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__} {values!r}")
+    if "options" in values:
+        values = migrate_model_values(values)
+    name = values.get("family", "vae")
+    if name not in MODELS:
+        raise ValueError(f"{where}.family: expected one of {MODELS.names()}, got {name!r}")
+    family = MODELS.get(name)
+    known = {f.name for f in fields(family.config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for family {name!r}; expected some of {sorted(known)}")
+    return _build(family.config, {**values, "family": name}, where)
+
+
+def migrate_model_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A model section written by latentatlas 0.1 (one config for AE and VAE with an ``options`` dict, kept
+    in old run folders and checkpoints) as the family's own fields."""
+    values = dict(values)
+    options = dict(values.pop("options", None) or {})
+    if "hidden_layers" in options:
+        values["hidden_layers"] = options.pop("hidden_layers")
+    if options:
+        raise ValueError(f"model.options: unknown key(s) {sorted(options)}; options are now model fields")
+    if values.get("family") == "ae":
+        values.pop("kl_weight", None)
+        values.pop("kl_warmup_epochs", None)
+    return values
 
 
 def from_dict(values: dict[str, Any]) -> RunConfig:

@@ -9,7 +9,7 @@ from torch import nn
 
 from latentatlas.latent import geodesic as geo
 from latentatlas.latent.interpolate import lerp, random_pairs, steps
-from latentatlas.latent.quality import PixelPCAFeatures, path_realism
+from latentatlas.metrics.interpolation import PixelPCAFeatures, path_realism
 
 
 def sphere(z: torch.Tensor) -> torch.Tensor:

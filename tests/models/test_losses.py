@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from latentatlas.config import ModelConfig
-from latentatlas.models import build_model
+from latentatlas.models import Batch, build_model, model_config
 from latentatlas.models.base import Posterior, batch_randn, batch_shard
 from latentatlas.models.losses import bce_recon, gaussian_kl, kl_warmup, mse_recon, reconstruction_loss
 
@@ -64,16 +63,16 @@ def test_warmup_schedule():
 
 def _vae(**kw):
     torch.manual_seed(0)
-    return build_model(ModelConfig(family="vae", architecture="mlp", latent_dim=3, width=8, **kw), (1, 6, 6))
+    return build_model(model_config("vae", architecture="mlp", latent_dim=3, width=8, **kw), (1, 6, 6))
 
 
 def test_beta_scales_kl_term_and_warmup_reaches_loss():
     x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(1))
     base, beta = _vae(), _vae(kl_weight=4.0, kl_warmup_epochs=2.0)
     beta.load_state_dict(base.state_dict())
-    t1, terms1 = base.loss(x, generator=torch.Generator().manual_seed(2))
+    t1, terms1 = base.loss(Batch(x), generator=torch.Generator().manual_seed(2))
     for progress, weight in [(0.0, 0.0), (1.0, 2.0), (5.0, 4.0)]:
-        t4, terms4 = beta.loss(x, generator=torch.Generator().manual_seed(2), progress=progress)
+        t4, terms4 = beta.loss(Batch(x), generator=torch.Generator().manual_seed(2), progress=progress)
         torch.testing.assert_close(terms4["kl"], terms1["kl"])
         torch.testing.assert_close(terms4["recon"], terms1["recon"])
         assert terms4["kl_weight"].item() == weight
@@ -84,7 +83,7 @@ def test_beta_scales_kl_term_and_warmup_reaches_loss():
 def test_vae_loss_is_negative_elbo_by_hand():
     model = _vae()
     x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(3))
-    total, _ = model.loss(x, generator=torch.Generator().manual_seed(4))
+    total, _ = model.loss(Batch(x), generator=torch.Generator().manual_seed(4))
     post = model.encode(x)
     eps = torch.randn(post.mean.shape, generator=torch.Generator().manual_seed(4))
     z = post.mean + (0.5 * post.logvar).exp() * eps
@@ -97,17 +96,17 @@ def test_vae_loss_is_negative_elbo_by_hand():
 def test_reparameterisation_follows_generator():
     model = _vae()
     x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(3))
-    a = model.loss(x, generator=torch.Generator().manual_seed(7))[0]
-    b = model.loss(x, generator=torch.Generator().manual_seed(7))[0]
-    c = model.loss(x, generator=torch.Generator().manual_seed(8))[0]
+    a = model.loss(Batch(x), generator=torch.Generator().manual_seed(7))[0]
+    b = model.loss(Batch(x), generator=torch.Generator().manual_seed(7))[0]
+    c = model.loss(Batch(x), generator=torch.Generator().manual_seed(8))[0]
     assert a.item() == b.item() and a.item() != c.item()
 
 
 def test_ae_loss_is_reconstruction_of_mean():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family="ae", architecture="mlp", latent_dim=3, width=8), (1, 6, 6))
+    model = build_model(model_config("ae", architecture="mlp", latent_dim=3, width=8), (1, 6, 6))
     x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(3))
-    total, terms = model.loss(x)
+    total, terms = model.loss(Batch(x))
     ref = F.binary_cross_entropy(model.reconstruct(x), x, reduction="sum") / 4
     assert total.item() == pytest.approx(ref.item(), rel=1e-4)
     assert set(terms) == {"recon"}

@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from latentatlas.config import DataConfig, ModelConfig, RunConfig
+from latentatlas.config import DataConfig, RunConfig
+from latentatlas.models import model_config
 from latentatlas.data import load_dataset, to_float
-from latentatlas.latent.encode import encode_images
+from latentatlas.latent.codes import encode_images
 from latentatlas.models.base import Posterior
 from latentatlas.runs import analyses
 from latentatlas.runs.store import Run
@@ -40,7 +41,7 @@ class PCAAutoencoder(nn.Module):
 
 
 def _make_run(tmp_path, data_cfg: DataConfig, latent_dim: int):
-    cfg = RunConfig(name="t", runs_dir=str(tmp_path), data=data_cfg, model=ModelConfig(latent_dim=latent_dim))
+    cfg = RunConfig(name="t", runs_dir=str(tmp_path), data=data_cfg, model=model_config("vae", latent_dim=latent_dim))
     run = Run.create(cfg)
     ds = load_dataset(data_cfg, seed=0)
     model = PCAAutoencoder(ds.part("train").images, latent_dim)
@@ -147,7 +148,7 @@ def test_stage_loads_checkpoint_and_dataset(tmp_path):
 
     data_cfg = DataConfig(name="mnist", limit=400)
     cfg = RunConfig(name="ckpt", runs_dir=str(tmp_path), data=data_cfg,
-                    model=ModelConfig(family="vae", architecture="mlp", latent_dim=3, width=32))
+                    model=model_config("vae", architecture="mlp", latent_dim=3, width=32))
     run = Run.create(cfg)
     ds = load_dataset(data_cfg, seed=cfg.seed)
     torch.manual_seed(0)

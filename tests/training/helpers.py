@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from latentatlas.config import ModelConfig, TrainConfig
+from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset, assign_split
-from latentatlas.models import build_model
+from latentatlas.models import build_model, model_config
 
 
 def tiny_dataset(n: int = 60, shape: tuple[int, int, int] = (1, 6, 6), seed: int = 0) -> ImageDataset:
@@ -21,7 +21,7 @@ def tiny_model(family: str = "vae", shape: tuple[int, int, int] = (1, 6, 6), see
     """An MLP model initialised from ``seed`` without touching the caller's global RNG."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return build_model(ModelConfig(family=family, architecture="mlp", latent_dim=2, width=16, **kw), shape)
+        return build_model(model_config(family, architecture="mlp", latent_dim=2, width=16, **kw), shape)
 
 
 def tiny_train_config(**kw) -> TrainConfig:

@@ -14,7 +14,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     model = tiny_model("vae", shape=(1, 6, 6)).eval()
     path = save_model(tmp_path / "ckpt" / "model.pt", model)
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == 1 and raw["image_shape"] == [1, 6, 6]
+    assert raw["format"] == 2 and raw["image_shape"] == [1, 6, 6] and raw["n_classes"] is None
     assert raw["model_config"]["family"] == "vae" and raw["model_config"]["latent_dim"] == 2
     loaded = load_model(path)
     x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0))
@@ -24,10 +24,9 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
 
 
 def test_conv_model_round_trip(tmp_path):
-    from latentatlas.config import ModelConfig
-    from latentatlas.models import build_model
+    from latentatlas.models import build_model, model_config
 
-    model = build_model(ModelConfig(family="ae", architecture="conv", width=8, latent_dim=4), (3, 32, 32)).eval()
+    model = build_model(model_config("ae", architecture="conv", width=8, latent_dim=4), (3, 32, 32)).eval()
     loaded = load_model(save_model(tmp_path / "ae.pt", model))
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded.encode(x).mean, model.encode(x).mean, rtol=0, atol=0)

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from latentatlas.config import ModelConfig, TrainConfig
+from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset, assign_split, to_float
-from latentatlas.models import build_model
+from latentatlas.models import build_model, model_config
 from latentatlas.training import train
 
 
@@ -24,7 +24,7 @@ def digits() -> ImageDataset:
 def test_conv_vae_beats_the_mean_image(digits, tmp_path):
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = build_model(ModelConfig(family="vae", latent_dim=8, width=16), (1, 28, 28))
+        model = build_model(model_config("vae", latent_dim=8, width=16), (1, 28, 28))
     cfg = TrainConfig(epochs=2, batch_size=50, lr=2e-3, patience=None, device="cpu", progress=True)
     result = train(model, digits, cfg, tmp_path, seed=0)
     val, train_x = to_float(digits.part("val").images), to_float(digits.part("train").images)

@@ -28,9 +28,9 @@ def test_train_writes_checkpoints_and_metrics(tmp_path):
     for key in ("step", "seconds", "train_loss", "train_recon", "train_kl", "val_loss", "val_kl", "best_val_loss"):
         assert key in lines[0]
     assert lines[-1]["val_loss"] < lines[0]["val_loss"]  # it learns
-    assert result.best_val_loss == min(line["val_loss"] for line in lines)
+    assert result.selection_metric == "val_loss" and result.best_score == min(line["val_loss"] for line in lines)
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    for key in ("format", "model", "model_config", "image_shape", "optimizers", "epoch", "step", "best_val_loss",
+    for key in ("format", "model", "model_config", "image_shape", "optimizers", "epoch", "step", "best_score",
                 "bad_epochs", "generator_state", "train_config", "history"):
         assert key in last, key
     assert last["epoch"] == 3 and last["step"] == result.steps and set(last["optimizers"]) == {"main"}
@@ -102,9 +102,9 @@ def test_non_finite_loss_raises_and_keeps_last_good_checkpoint(tmp_path):
     steps_per_epoch = math.ceil(len(data.part("train")) / 11)
     real_loss, calls = model.loss, {"n": 0}
 
-    def loss(x, **kw):
+    def loss(batch, **kw):
         calls["n"] += torch.is_grad_enabled()  # count training calls only (validation runs under no_grad)
-        total, terms = real_loss(x, **kw)
+        total, terms = real_loss(batch, **kw)
         if calls["n"] == steps_per_epoch + 2 and torch.is_grad_enabled():  # second batch of epoch 2
             total = total * float("nan")
         return total, terms
@@ -123,7 +123,7 @@ def test_early_stopping_with_patience(tmp_path):
     # lr=0: the weights never change, so the (deterministic) validation loss never improves after epoch 1
     result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=10, lr=0.0, patience=2), tmp_path, seed=0)
     assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
-    assert result.reason == "early stopping: no validation improvement in 2 epochs"
+    assert result.reason == "early stopping: no improvement of val_loss in 2 epochs"
     assert len(set(line["val_loss"] for line in result.history)) == 1
 
 
@@ -150,7 +150,7 @@ def test_max_steps_and_empty_validation(tmp_path):
     assert result.steps == 5 and result.reason == "reached max_steps=5" and not result.stopped_early
     no_val = data.subset(torch.nonzero(data.split != 1).flatten())
     result = train(tiny_model(), no_val, tiny_train_config(epochs=2), tmp_path / "b", seed=0)
-    assert "val_loss" not in result.history[0] and result.best_val_loss == min(h["train_loss"] for h in result.history)
+    assert "val_loss" not in result.history[0] and result.best_score == min(h["train_loss"] for h in result.history)
 
 
 def test_resolve_device():
@@ -189,31 +189,49 @@ def test_bad_data(tmp_path):
         train(tiny_model(), torch.zeros(3, 1, 6, 6), tiny_train_config(), tmp_path, seed=0)
 
 
-class _TwoPhaseAE(torch.nn.Module):
+def _two_phase_ae(decoder_repeat: int = 1, decoder_lr: float | None = None):
     """An AE whose encoder and decoder are stepped as two phases (like a GAN's two players)."""
+    from latentatlas.models.base import Optim, Phase
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.inner = tiny_model("ae")
-        self.config, self.image_shape = self.inner.config, self.inner.image_shape
-
-    def loss(self, x, *, generator=None, progress=0.0):
-        return self.inner.loss(x, generator=generator, progress=progress)
-
-    def phases(self):
-        from latentatlas.models.base import Phase
-
-        return [Phase("encoder", lambda: list(self.inner.encoder.parameters()), self.loss),
-                Phase("decoder", lambda: list(self.inner.decoder.parameters()), self.loss)]
+    model = tiny_model("ae")
+    model.phases = lambda: [
+        Phase("encoder", lambda: list(model.encoder.parameters()), model.loss),
+        Phase("decoder", lambda: list(model.decoder.parameters()), model.loss, Optim(lr=decoder_lr, betas=(0.5, 0.9)),
+              repeat=decoder_repeat)]
+    return model
 
 
 def test_several_phases_each_get_an_optimizer(tmp_path):
-    model = _TwoPhaseAE()
+    model = _two_phase_ae(decoder_lr=0.05)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = train(model, tiny_dataset(), tiny_train_config(epochs=1), tmp_path, seed=0)
     line = result.history[0]
     assert {"train_encoder_loss", "train_encoder_recon", "train_decoder_loss", "val_loss"} <= set(line)
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert set(last["optimizers"]) == {"encoder", "decoder"}
-    changed = {k.split(".")[1] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    groups = {name: state["param_groups"][0] for name, state in last["optimizers"].items()}
+    assert groups["encoder"]["lr"] == 1e-2 and groups["encoder"]["betas"] == (0.9, 0.999)   # the run's settings
+    assert groups["decoder"]["lr"] == 0.05 and groups["decoder"]["betas"] == (0.5, 0.9)     # the phase's own
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"encoder", "decoder"}
+
+
+def test_a_phase_with_repeat_r_runs_on_the_last_r_batches_of_each_round(tmp_path):
+    """Phases [encoder (repeat 1), decoder (repeat 3)]: rounds of 3 batches; the encoder steps on the
+    third batch of each round, the decoder on all three."""
+    model = _two_phase_ae(decoder_repeat=3)
+    ran = []
+    phases = model.phases()
+
+    def spy(name, inner):
+        def loss(batch, **kw):
+            if torch.is_grad_enabled():
+                ran.append(name)
+            return inner(batch, **kw)
+        return loss
+
+    for p in phases:
+        p.loss = spy(p.name, p.loss)
+    model.phases = lambda: phases
+    train(model, tiny_dataset(), tiny_train_config(epochs=3, max_steps=6), tmp_path, seed=0)  # 4 batches an epoch
+    assert ran == ["decoder", "decoder", "encoder", "decoder"] * 2

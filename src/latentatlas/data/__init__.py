@@ -4,7 +4,7 @@ named by ``cfg.name`` (see :data:`DATASETS`), keeps the first ``cfg.limit`` imag
 
 Registered names: mnist (embedded 5,000 digits, or the IDX files in data.root), idx, npz,
 image-folder, celeba, cifar10, olivetti, torchvision-mnist, torchvision-fashion-mnist,
-torchvision-cifar10, torchvision-celeba.
+torchvision-cifar10, torchvision-celeba, and the 2-D toy set ring.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import torch
 
 from latentatlas.config import DataConfig
-from latentatlas.data import celeba, folder, idx, npz, torchvision_sets  # noqa: F401  (registers loaders)
+from latentatlas.data import celeba, folder, idx, npz, torchvision_sets, toy  # noqa: F401  (registers loaders)
 from latentatlas.data.base import (SPLITS, ImageDataset, assign_split, dataset_fingerprint, from_uint8_nhwc,
                                    to_float, to_uint8_nhwc)
 from latentatlas.data.common import DATASETS, check_limit, check_size, resize_images

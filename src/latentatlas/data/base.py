@@ -47,6 +47,14 @@ class ImageDataset:
         return self.images.shape[0]
 
     @property
+    def n_classes(self) -> int | None:
+        """Number of classes (``len(class_names)``, else the largest label + 1); None without labels."""
+        if self.labels is None:
+            return None
+        top = int(self.labels.max()) + 1 if len(self.labels) else 0
+        return max(len(self.class_names), top)
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W)."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from latentatlas.metrics.prdc import as_features
+from latentatlas.tensors import as_features
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef0: float = 1.0) -> torch.Tensor:

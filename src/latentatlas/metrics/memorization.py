@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
-from latentatlas.metrics.prdc import DEFAULT_CHUNK_BYTES, as_features, chunk_rows, sq_dists
+from latentatlas.tensors import DEFAULT_CHUNK_BYTES, as_features, chunk_rows, sq_dists
 
 log = logging.getLogger(__name__)
 

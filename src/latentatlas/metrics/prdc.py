@@ -20,31 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-DEFAULT_CHUNK_BYTES = 256 * 2**20
-
-
-def as_features(x: Any, param: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", *,
-                min_rows: int = 1) -> torch.Tensor:
-    """Features (N, D) from a tensor or array as ``dtype`` on ``device``; ``param`` names it in errors."""
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-    if t.ndim != 2 or t.shape[0] < min_rows:
-        raise ValueError(f"{param}: expected a 2-D (N, D) feature array with N >= {min_rows}, "
-                         f"got shape {tuple(t.shape)}")
-    if not torch.is_floating_point(t):
-        t = t.to(torch.float64)
-    return t.detach().to(device=device, dtype=dtype)
-
-
-def chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:
-    return max(1, int(max_chunk_bytes // (max(1, n_cols) * itemsize * 2)))  # 2: block + temporaries
-
-
-def sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    """Squared distances (A, B), clipped at 0."""
-    d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
-    d.add_(a_sq.unsqueeze(1))
-    return d.clamp_min_(0)
-
+from latentatlas.tensors import DEFAULT_CHUNK_BYTES, as_features, chunk_rows, sq_dists  # noqa: F401
 
 def knn_radii(x: Any, k: int, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, dtype: torch.dtype = torch.float32,
               device: str | torch.device = "cpu") -> torch.Tensor:

@@ -1,10 +1,11 @@
-"""Model interfaces shared by every family.
+"""The model contract shared by every family (:class:`GenerativeModel`), its training phases, posteriors,
+and batch-sharded noise for data-parallel training.
 
-A model maps images x: float32 (B, C, H, W) in [0, 1] to latent codes z: (B, d) and back.
-- ``encode(x) -> Posterior``; ``decode(z) -> x`` in [0, 1] (for Bernoulli likelihoods, the probabilities).
-- ``loss(x, *, generator, progress) -> (total, terms)``: ``progress`` is the training position in epochs
-  (float), used for warm-ups; ``terms`` maps names to detached scalar tensors for logging.
-- ``phases() -> list[Phase]``: the optimizer groups the trainer steps in turn (one for AE/VAE).
+A model maps codes z (B, latent_dim) to images x float32 (B, C, H, W) in [0, 1] (``decode``); models with
+an encoder also map images to a :class:`Posterior` (``encode``).  Training is a list of :class:`Phase`
+(one for AE/VAE; discriminator then generator for a GAN), each with its optimizer settings; a phase's
+loss takes a :class:`Batch` and returns ``(total, terms)``: ``terms`` maps names to detached scalars
+for logging.  ``progress`` is the training position in epochs (float), used for warm-ups.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
+
+from latentatlas.validate import check_fields
 
 
 class Posterior:
@@ -59,12 +62,125 @@ class Posterior:
 
 
 @dataclass
+class Batch:
+    """One training batch: images ``x`` float32 (B, C, H, W) in [0, 1] and class labels ``y`` long (B,) or None."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass(frozen=True)
+class Optim:
+    """Adam settings of one phase; ``None`` takes the run's ``train.lr`` / ``train.weight_decay``."""
+
+    lr: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float | None = None
+
+
+@dataclass
 class Phase:
-    """One optimizer group: ``name`` (e.g. 'main', 'discriminator'), its parameters, and the loss for it."""
+    """One training step of a model, with its own optimizer.
+
+    ``parameters()`` are what this phase's optimizer steps; ``loss(batch, *, generator, progress)`` returns
+    ``(total, terms)``.  Phases run in order on every batch, except that a phase with ``repeat=r`` runs on
+    r batches of each round of ``max(repeat)`` batches (the last r): a WGAN critic with ``repeat=5``
+    before a generator with ``repeat=1`` makes five critic steps per generator step, each on fresh data.
+    ``after_step()`` runs after each optimizer step of the phase (e.g. an EMA update).
+    """
 
     name: str
     parameters: Callable[[], list[nn.Parameter]]
     loss: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    optim: Optim = field(default_factory=Optim)
+    repeat: int = 1
+    after_step: Callable[[], None] | None = None
+
+
+class GenerativeModel(nn.Module):
+    """The contract every family follows (AE, VAE, GANs, ...).
+
+    Capabilities (class attributes): ``has_encoder`` (codes come from ``encode``; otherwise from inversion,
+    see :mod:`latentatlas.latent.codes`), ``code_kind`` ('continuous' vectors (B, latent_dim)), and
+    ``selection_metric``: the key of a metrics.jsonl line that picks ``best.pt`` and drives early stopping
+    (lower is better): ``val_loss`` for likelihood models, ``monitor_frechet`` for GANs.
+
+    Images are float32 (B, C, H, W) in [0, 1]; labels y are long (B,) in [0, n_classes) and required by
+    conditional models (``self.conditional``).
+    """
+
+    has_encoder: ClassVar[bool] = False
+    code_kind: ClassVar[str] = "continuous"
+    selection_metric: ClassVar[str] = "val_loss"
+
+    def __init__(self, config: Any, image_shape: tuple[int, int, int], n_classes: int | None = None) -> None:
+        super().__init__()
+        check_fields(config, "model")
+        self.config = config
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.latent_dim = int(config.latent_dim)
+        self.conditional = bool(getattr(config, "conditional", False))
+        if self.conditional and not n_classes:
+            raise ValueError(f"model.conditional: the {config.family!r} model is class-conditional and needs a "
+                             f"dataset with class labels, but the dataset has none (n_classes={n_classes!r})")
+        self.n_classes = int(n_classes) if n_classes else None
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def check_images(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
+
+    def check_labels(self, y: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+        """Labels for a conditional model (required, (rows,) in range); None for an unconditional one."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"y: the conditional {self.config.family!r} model needs class labels (B,), got None")
+        if y.shape != (rows,) or (rows and (int(y.min()) < 0 or int(y.max()) >= self.n_classes)):
+            raise ValueError(f"y: expected {rows} labels in [0, {self.n_classes}), got shape {tuple(y.shape)}")
+        return y.long()
+
+    # -- the contract ---------------------------------------------------------------------------------
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        """Shape of one code: (latent_dim,)."""
+        return (self.latent_dim,)
+
+    def prior_sample(self, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
+        """Codes (n, latent_dim) drawn from the model's prior (N(0, I) unless a family says otherwise)."""
+        return batch_randn((n, self.latent_dim), generator=generator, device=self.device)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, latent_dim) [and labels (B,)] -> images (B, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def generate(self, n: int, *, generator: torch.Generator | None, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``decode(prior_sample(n))``: n images (n, C, H, W) in [0, 1]."""
+        return self.decode(self.prior_sample(n, generator=generator), y)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
+        """q(z|x) for models with an encoder."""
+        raise NotImplementedError(f"encode: the {self.config.family!r} model has no encoder; its codes come "
+                                  "from inversion (codes.method: inversion)")
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def validation_loss(self, batch: Batch, *, generator: torch.Generator | None) -> \
+            tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+        """Held-out objective ``(total, terms)``, or None for models without one (GANs)."""
+        return None
+
+    def divergence(self, terms: dict[str, torch.Tensor]) -> str | None:
+        """A sentence naming the symptom when a training step's ``terms`` show divergence, else None."""
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
 
 # --- batch-sharded noise (data-parallel training) -----------------------------------------------------------
@@ -95,11 +211,21 @@ def batch_randn(shape: tuple[int, ...], *, generator: torch.Generator | None, dt
 
     Inside :func:`batch_shard` a draw whose first dimension is the local batch (stop - start) is taken
     from a draw for the global batch; otherwise this is ``torch.randn(shape, generator=generator)``.
-    Families that draw per-row noise in ``loss`` (reparameterisation, GAN latents) should use it.
+    Families that draw per-row noise in a loss (reparameterisation, GAN latents) use it.
     """
+    return _batch_draw(torch.randn, shape, generator, dtype, device)
+
+
+def batch_rand(shape: tuple[int, ...], *, generator: torch.Generator | None, dtype: torch.dtype = torch.float32,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """Uniform [0, 1) draws of ``shape`` (B, ...), sharded like :func:`batch_randn` (augmentations, penalties)."""
+    return _batch_draw(torch.rand, shape, generator, dtype, device)
+
+
+def _batch_draw(draw: Callable[..., torch.Tensor], shape: tuple[int, ...], generator: torch.Generator | None,
+                dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     shard = _SHARD.get()
     if shard is not None and len(shape) > 0 and shape[0] == shard[1] - shard[0]:
         start, stop, total = shard
-        full = torch.randn((total, *shape[1:]), generator=generator, dtype=dtype)
-        return full[start:stop].to(device)
-    return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+        return draw((total, *shape[1:]), generator=generator, dtype=dtype)[start:stop].to(device)
+    return draw(tuple(shape), generator=generator, dtype=dtype).to(device)

@@ -51,3 +51,49 @@ def kl_warmup(progress: float, kl_weight: float, warmup_epochs: float) -> float:
     if warmup_epochs <= 0 or math.isinf(progress):
         return float(kl_weight)
     return float(kl_weight) * min(1.0, max(0.0, float(progress)) / float(warmup_epochs))
+
+
+# -- adversarial losses ------------------------------------------------------------------------------------
+ADVERSARIAL = ("non-saturating", "hinge", "wasserstein")
+
+
+def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Batch-mean discriminator loss from the scores (logits / critic values) of real (B,) and fake (B,).
+
+    non-saturating (Goodfellow et al. 2014): softplus(-real) + softplus(fake), i.e. binary cross-entropy;
+    hinge (Lim & Ye 2017): relu(1 - real) + relu(1 + fake); wasserstein (Arjovsky et al. 2017): fake - real."""
+    if kind == "non-saturating":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "wasserstein":
+        return fake.mean() - real.mean()
+    raise ValueError(f"model.loss: expected one of {ADVERSARIAL}, got {kind!r}")
+
+
+def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """Batch-mean generator loss from the scores of fake samples (B,): softplus(-fake) for the
+    non-saturating loss, -fake for hinge and wasserstein."""
+    if kind == "non-saturating":
+        return F.softplus(-fake).mean()
+    if kind in ("hinge", "wasserstein"):
+        return -fake.mean()
+    raise ValueError(f"model.loss: expected one of {ADVERSARIAL}, got {kind!r}")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017): mean over the batch of (|grad_x critic(x_hat)|_2 - 1)^2 at
+    x_hat = eps real + (1 - eps) fake, with eps (B,) in [0, 1] drawn by the caller.  Differentiable (the
+    gradient is taken with create_graph), so it trains the critic."""
+    eps = eps.view(-1, *([1] * (real.ndim - 1))).to(real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(critic, real: torch.Tensor) -> torch.Tensor:
+    """R1 penalty (Mescheder et al. 2018): mean over the batch of |grad_x critic(x)|^2 at real images
+    (multiply by gamma / 2 for the usual weighting)."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()

@@ -17,7 +17,7 @@ import torch
 
 from latentatlas.data.base import ImageDataset
 from latentatlas.latent import interpolate as interp
-from latentatlas.latent import quality
+from latentatlas.metrics import interpolation as quality
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.runs.analysis_context import feature_function, load_context, save_captions
 from latentatlas.runs.attribute_analysis import attributes_stage  # noqa: F401  (a stage of this module)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8
-from latentatlas.latent.encode import decode_codes, encode_images
+from latentatlas.runs.session import Session, as_session
 from latentatlas.runs.store import Run
 
 log = logging.getLogger(__name__)
@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Context:
-    """What every analysis needs: the frozen model on ``device``, the latents and the images."""
+    """What every analysis needs: the frozen model on ``device``, how codes map to images and back (the
+    model's encoder or its inverter), the latents and the images."""
 
     run: Run
     model: torch.nn.Module
+    code_map: object                # latentatlas.latent.codes.CodeMap
     latents: dict[str, np.ndarray]
     z: torch.Tensor                 # (N, d) posterior means
     split: np.ndarray               # (N,) int8 indices into SPLITS
@@ -37,15 +39,15 @@ class Context:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (n, d) -> float images (n, C, H, W) on the CPU, batched, no gradients."""
-        return decode_codes(self.model, z, device=self.device)
+        return self.code_map.decode(z)
 
     def decode_grad(self, z: torch.Tensor) -> torch.Tensor:
         """Differentiable decode on the model's device (for geodesics), flattened to (n, D)."""
         return self.model.decode(z.to(self.device)).reshape(z.shape[0], -1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Float images (n, C, H, W) in [0, 1] -> posterior means (n, d) on the CPU."""
-        return encode_images(self.model, x, device=self.device)[0]
+        """Float images (n, C, H, W) in [0, 1] -> codes (n, d) on the CPU (posterior means, or inverted)."""
+        return self.code_map.encode(x)[0]
 
     def float_images(self, rows: np.ndarray) -> torch.Tensor:
         if self.images is None:
@@ -53,29 +55,33 @@ class Context:
         return to_float(self.images[torch.as_tensor(rows, dtype=torch.long)])
 
 
-def load_context(run: Run, *, device: torch.device | str = "cpu", model: torch.nn.Module | None = None,
-                 dataset: ImageDataset | None = None, need_images: bool = True) -> Context:
-    """Load the model, the latents and (when ``need_images``) the dataset, checking that they line up."""
-    if model is None:
-        from latentatlas.runs.pipeline import load_model
-
-        model = load_model(run, device)
-    model = model.to(device).eval().requires_grad_(False)
+def load_context(target: Run | Session, *, device: torch.device | str | None = None,
+                 model: torch.nn.Module | None = None, dataset: ImageDataset | None = None,
+                 need_images: bool = True) -> Context:
+    """Load the model, its code map, the latents and (when ``need_images``) the dataset, checking that they
+    line up.  ``model`` / ``dataset`` given here replace the run's (notebooks, tests)."""
+    session = as_session(target, device=device)
+    if model is not None or dataset is not None:
+        session = Session(session.run, device=session.device, model=model or session._model,
+                          data=dataset or session._data)
+    run = session.run
+    if getattr(session.model, "conditional", False):
+        raise ValueError(f"{run.path}: the latent analyses decode codes without labels, but the "
+                         f"{session.config.model.family!r} model is class-conditional; they are not available for it")
+    model = session.model.requires_grad_(False)
     latents = run.load_latents()
     z = torch.from_numpy(np.asarray(latents["z_mean"], dtype=np.float32))
     split = latents.get("split", np.zeros(z.shape[0], dtype=np.int8))
     if dataset is None and need_images:
-        from latentatlas.runs.pipeline import load_run_data
-
         try:
-            dataset = load_run_data(run.config)
+            dataset = session.data
         except (FileNotFoundError, ValueError, ImportError) as err:
             log.warning("%s: could not load the dataset (%s); image-based measures are skipped", run.path, err)
     if dataset is not None and len(dataset) != z.shape[0]:
         raise ValueError(f"dataset: expected {z.shape[0]} images to match latents.npz, got {len(dataset)}; "
                          "re-run `latentatlas encode`")
     images = dataset.images if dataset is not None else None
-    return Context(run, model, latents, z, np.asarray(split), images, dataset, device)
+    return Context(run, model, session.code_map, latents, z, np.asarray(split), images, dataset, session.device)
 
 
 def feature_function(ctx: Context, extractor: "str | torch.nn.Module | None", seed: int) -> tuple[Callable, str]:

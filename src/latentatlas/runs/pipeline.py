@@ -1,7 +1,9 @@
-"""The one data flow: train -> encode -> fit samplers -> sample -> evaluate -> report.
+"""The one data flow: train -> codes (encode or invert) -> fit samplers -> sample -> evaluate -> report.
 
 Each stage reads the files of the stages before it from the run folder and writes its own, so any
-stage can be rerun alone; a failing stage leaves the earlier stages' files untouched.
+stage can be rerun alone; a failing stage leaves the earlier stages' files untouched.  A stage takes a
+:class:`Run` or a :class:`~latentatlas.runs.session.Session`; :func:`run_all` passes one session along so
+the model and the dataset are loaded once.
 """
 
 from __future__ import annotations
@@ -19,65 +21,50 @@ from latentatlas.config import RunConfig
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8_nhwc
 from latentatlas.rng import derive_seed, make_generator, seed_everything
 from latentatlas.runs.figures import save_image_grid, save_line_plot
+from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data
 from latentatlas.runs.store import Run, default_run_name
+
+__all__ = ["Session", "train_stage", "encode_stage", "sample_stage", "evaluate_stage", "run_all", "training_codes",
+           "load_model", "load_run_data", "device_for", "is_main_process"]
 
 log = logging.getLogger(__name__)
 
 
-def load_run_data(config: RunConfig) -> ImageDataset:
-    """The run's dataset with its deterministic split."""
-    from latentatlas.data import load_dataset
-
-    return load_dataset(config.data, seed=config.seed)
-
-
-def device_for(config: RunConfig) -> torch.device:
-    from latentatlas.training.trainer import resolve_device
-
-    return resolve_device(config.train.device)
-
-
-def load_model(run: Run, device: torch.device | str = "cpu") -> torch.nn.Module:
-    from latentatlas.training.checkpoint import load_model as load_checkpoint_model
-
-    path = run.checkpoint_path("best")
-    if not path.is_file():
-        path = run.checkpoint_path("last")
-    if not path.is_file():
-        raise FileNotFoundError(f"{run.path}: no checkpoint yet; run `latentatlas train` first")
-    return load_checkpoint_model(path, map_location=device).eval()
-
-
 # -- train ----------------------------------------------------------------------------------------
-def train_stage(config: RunConfig, *, resume: bool = False, run: Run | None = None) -> Run:
+def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
     """Create (or, with ``resume``, reopen) the run folder and train the model."""
+    return train_session(config, resume=resume).run
+
+
+def train_session(config: RunConfig, *, resume: bool = False) -> Session:
+    """:func:`train_stage`, returning a session that holds the trained model (best weights) and the data."""
     from latentatlas.models import build_model
     from latentatlas.training.trainer import train
 
     seed_everything(config.seed)
-    if run is None and not is_main_process():
+    if not is_main_process():
         # a torchrun worker: rank 0 owns the run folder; the trainer writes nothing on other ranks
         run = Run(Path(config.runs_dir) / (config.name or default_run_name(config)))
-    if run is None:
-        if resume:
-            if not config.name:
-                raise ValueError("resume: needs the run's name (config `name` or --set name=...)")
-            run = Run.open(Path(config.runs_dir) / config.name)
-            _update_config(run, config)
-        else:
-            run = Run.create(config)
+    elif resume:
+        if not config.name:
+            raise ValueError("resume: needs the run's name (config `name` or --set name=...)")
+        run = Run.open(Path(config.runs_dir) / config.name)
+        _update_config(run, config)
+    else:
+        run = Run.create(config)
     data = load_run_data(config)
-    model = build_model(config.model, data.image_shape)
+    model = build_model(config.model, data.image_shape, data.n_classes)
     result = train(model, data, config.train, run.path, seed=config.seed, resume=resume,
-                   callbacks=_training_callbacks(config, data))
+                   callbacks=_training_callbacks(config, data, model))
+    session = Session(run, device=result.device, data=data, model=model)
     if not is_main_process():
-        return run
+        return session
     run.update_metrics("train", {
-        "epochs_run": result.epochs_run, "steps": result.steps, "best_val_loss": result.best_val_loss,
-        "stopped_early": result.stopped_early, "reason": result.reason, "device": str(result.device),
-        "seconds_per_epoch": _seconds_per_epoch(result.history),
+        "epochs_run": result.epochs_run, "steps": result.steps, "selection_metric": result.selection_metric,
+        "best_score": result.best_score, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "reason": result.reason, "device": str(result.device), "seconds_per_epoch": _seconds_per_epoch(result.history),
     })
-    return run
+    return session
 
 
 def _update_config(run: Run, config: RunConfig) -> None:
@@ -95,17 +82,20 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _training_callbacks(config: RunConfig, data: ImageDataset) -> list:
-    """The optional Fréchet monitor: prior draws decoded every ``train.monitor_every`` epochs, scored
-    against the validation split, logged in metrics.jsonl, stopping after ``monitor_patience``."""
-    if not config.train.monitor_every or not is_main_process():
+def _training_callbacks(config: RunConfig, data: ImageDataset, model) -> list:
+    """The sample-quality monitor (Fréchet distance, precision/recall, class coverage and collapse warnings
+    of decoded prior draws against the validation split, every ``train.monitor_every`` epochs; by default
+    every epoch for models whose best.pt it selects (GANs) and off otherwise)."""
+    every = config.train.monitor_every
+    if every is None and model.selection_metric.startswith("monitor_"):
+        every = 1
+    if not every or not is_main_process():
         return []
-    from latentatlas.metrics.monitor import FrechetMonitor
+    from latentatlas.metrics.monitor import SampleMonitor
 
-    return [FrechetMonitor(data.part("val"), every=config.train.monitor_every, n=config.train.monitor_n,
-                           seed=config.seed, patience=config.train.monitor_patience,
-                           extractor=config.evaluate.extractor, train=data.part("train"),
-                           device=str(device_for(config)))]
+    return [SampleMonitor(data.part("val"), every=every, n=config.train.monitor_n, seed=config.seed,
+                          patience=config.train.monitor_patience, extractor=config.evaluate.extractor,
+                          train=data.part("train"), device=str(device_for(config)))]
 
 
 def _seconds_per_epoch(history: list[dict]) -> float | None:
@@ -113,18 +103,18 @@ def _seconds_per_epoch(history: list[dict]) -> float | None:
     return float(np.mean(secs)) if secs else None
 
 
-# -- encode ---------------------------------------------------------------------------------------
-def encode_stage(run: Run, *, device: torch.device | str | None = None) -> Path:
-    """Encode every image of the dataset; write latents.npz, reconstruction metrics and a figure."""
-    from latentatlas.latent.encode import decode_codes, encode_images
+# -- codes ----------------------------------------------------------------------------------------
+def encode_stage(target: Run | Session, *, device: torch.device | str | None = None) -> Path:
+    """Codes for every image of the dataset (the encoder, or inversion for models without one, see
+    ``codes.method``); write latents.npz, reconstruction errors of the evaluation split and a figure."""
     from latentatlas.metrics.scores import reconstruction_errors
 
-    config = run.config
-    device = device or device_for(config)
-    model = load_model(run, device)
-    data = load_run_data(config)
-    mean, logvar = encode_images(model, data.images, device=device)
-    arrays: dict[str, np.ndarray] = {"z_mean": mean.numpy(), "split": data.split.numpy()}
+    session = as_session(target, device=device)
+    run, config, data = session.run, session.config, session.data
+    code_map = _fit_code_map(session)
+    mean, logvar = code_map.encode(data.images, data.labels)
+    arrays: dict[str, np.ndarray] = {"z_mean": mean.numpy(), "split": data.split.numpy(),
+                                     "codes_method": np.array(code_map.method)}
     if logvar is not None:
         arrays["z_logvar"] = logvar.numpy()
     if data.labels is not None:
@@ -134,13 +124,34 @@ def encode_stage(run: Run, *, device: torch.device | str | None = None) -> Path:
         arrays["attribute_names"] = np.array(data.attribute_names)
     path = run.save_latents(**arrays)
 
+    rows = data.split == SPLITS.index(config.evaluate.split)
     test = data.part(config.evaluate.split)
-    recon = decode_codes(model, mean[data.split == SPLITS.index(config.evaluate.split)], device=device)
+    recon = code_map.decode(mean[rows], None if data.labels is None else data.labels[rows])
     run.update_metrics("reconstruction", reconstruction_errors(to_float(test.images), recon))
+    run.update_metrics("codes", {"method": code_map.method, **code_map.details})
     show = torch.randperm(len(test), generator=make_generator(derive_seed(config.seed, "show")))[:16]
     pairs = torch.stack([to_float(test.images[show]), recon[show]], dim=1).flatten(0, 1)
     save_image_grid(run.figure_path("reconstructions.png"), pairs, nrow=8)
     return path
+
+
+def _fit_code_map(session: Session):
+    """The session's code map; for inversion, an inverter fitted now on the training split and saved."""
+    from latentatlas.latent.codes import CodeMap, resolve_method
+    from latentatlas.latent.inversion import Inverter
+
+    model, c = session.model, session.config.codes
+    if resolve_method(model, c.method) == "inversion":
+        train = session.data.part("train")
+        started = time.perf_counter()
+        inverter = Inverter(model, refine_steps=c.refine_steps, lr=c.lr, prior_weight=c.prior_weight,
+                            batch_size=c.batch_size)
+        inverter.fit(model, train.images, train.labels, steps=c.encoder_steps, device=session.device,
+                     generator=make_generator(derive_seed(session.config.seed, "inversion")))
+        inverter.save(session.run.inverter_path)
+        details = {**inverter.describe(), "encoder_seconds": round(time.perf_counter() - started, 2)}
+        session.set_code_map(CodeMap(model, "inversion", inverter, session.device, details))
+    return session.code_map
 
 
 def training_codes(run: Run, which: str = "mean", split: str = "train", *, seed: int = 0) -> torch.Tensor:
@@ -157,22 +168,22 @@ def training_codes(run: Run, which: str = "mean", split: str = "train", *, seed:
 
 
 # -- fit samplers and sample ----------------------------------------------------------------------
-def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None = None,
+def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n: int | None = None,
                  device: torch.device | str | None = None) -> list[Path]:
-    """Fit each sampler on the training codes, save it, draw ``n`` codes, decode, save samples + grid."""
-    from latentatlas.latent.encode import decode_codes
+    """Fit each sampler on the training codes, save it, draw ``n`` codes, decode, save samples + grid.
+    A conditional model decodes each code with a label drawn from the training labels' distribution."""
     from latentatlas.latent.samplers import build_sampler
 
-    config = run.config
+    session = as_session(target, device=device)
+    run, config = session.run, session.config
     specs = list(specs or config.sample.samplers)
-    n = int(n or config.sample.n)
-    if n <= 0:
-        raise ValueError(f"n: expected a positive number of samples, got {n}")
+    n = config.sample.n if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n: expected a positive number of samples, got {n!r}")
     samplers = {spec: build_sampler(spec) for spec in specs}   # bad specs fail before any work
-    device = device or device_for(config)
-    model = load_model(run, device)
     z_train = training_codes(run, config.sample.codes, seed=derive_seed(config.seed, "codes"))
     z_test = training_codes(run, "mean", config.evaluate.split)
+    code_map = session.code_map
     paths = []
     for spec, sampler in samplers.items():
         started = time.perf_counter()
@@ -180,8 +191,9 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
         fit_seconds = time.perf_counter() - started
         sampler.save(run.sampler_path(spec))
         z = sampler.sample(n, generator=make_generator(derive_seed(config.seed, "sample", spec)))
-        images = decode_codes(model, z, device=device)
-        paths.append(run.save_samples(spec, to_uint8_nhwc(images)))
+        labels = _sample_labels(session, n, derive_seed(config.seed, "labels", spec))
+        images = code_map.decode(z, labels)
+        paths.append(run.save_samples(spec, to_uint8_nhwc(images), labels=labels))
         save_image_grid(run.figure_path(f"samples_{run.samples_path(spec).stem}.png"), images[:64], nrow=8)
         summary = {**sampler.describe(), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
         try:
@@ -189,14 +201,22 @@ def sample_stage(run: Run, specs: Sequence[str] | None = None, *, n: int | None 
         except NotImplementedError:
             pass
         run.update_metrics("samplers", {run.samples_path(spec).stem: summary})
-        _sampler_figures(run, spec, sampler, summary.get("selection"), model, device)
+        _sampler_figures(session, spec, sampler, summary.get("selection"))
     return paths
 
 
-def _sampler_figures(run: Run, spec: str, sampler, curve: list[dict] | None, model, device) -> None:
-    """GMM extras: the model-selection curve and one grid per component, sorted by variance."""
-    from latentatlas.latent.encode import decode_codes
+def _sample_labels(session: Session, n: int, seed: int) -> torch.Tensor | None:
+    """Labels (n,) drawn from the training split's label distribution for a conditional model, else None."""
+    if not getattr(session.model, "conditional", False):
+        return None
+    labels = session.data.part("train").labels.long()
+    probs = torch.bincount(labels, minlength=session.model.n_classes).double()
+    return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=make_generator(seed))
 
+
+def _sampler_figures(session: Session, spec: str, sampler, curve: list[dict] | None) -> None:
+    """GMM extras: the model-selection curve and one grid per component, sorted by variance."""
+    run = session.run
     stem = run.samples_path(spec).stem
     if curve:
         series = {c: [(row["k"], row[c]) for row in curve if row.get(c) is not None]
@@ -213,7 +233,8 @@ def _sampler_figures(run: Run, spec: str, sampler, curve: list[dict] | None, mod
     k = int(sampler.weights_.shape[0])
     order = torch.argsort(torch.as_tensor(sampler.component_variances()).float()).tolist()[:12]
     g = make_generator(derive_seed(run.config.seed, "components", spec))
-    rows = [decode_codes(model, sampler.sample(8, generator=g, component=int(j)), device=device) for j in order]
+    labels = _sample_labels(session, 8, derive_seed(run.config.seed, "component-labels", spec))
+    rows = [session.code_map.decode(sampler.sample(8, generator=g, component=int(j)), labels) for j in order]
     save_image_grid(run.figure_path(f"components_{stem}.png"), torch.cat(rows), nrow=8)
     run.update_metrics("figures", {f"components_{stem}.png": (
         f"{spec}: one row per component ({len(order)} of {k}), sorted by mean variance; weights "
@@ -221,14 +242,15 @@ def _sampler_figures(run: Run, spec: str, sampler, curve: list[dict] | None, mod
 
 
 # -- evaluate -------------------------------------------------------------------------------------
-def evaluate_stage(run: Run, *, extractor: str | None = None, device: torch.device | str | None = None) -> dict:
-    """Score every samples file of the run against the real evaluation split."""
+def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
+                   device: torch.device | str | None = None) -> dict:
+    """Score every samples file of the run against the real evaluation split (and, for InfoGAN, how well
+    its categorical code matches the classes)."""
     from latentatlas.metrics.evaluate import evaluate_samples, load_samples
 
-    config = run.config
+    session = as_session(target, device=device)
+    run, config, data = session.run, session.config, session.data
     extractor = extractor or config.evaluate.extractor
-    device = device or device_for(config)
-    data = load_run_data(config)
     real = data.part(config.evaluate.split)
     n_real = min(config.evaluate.n_real, len(real))
     if n_real < config.evaluate.n_real:
@@ -241,22 +263,38 @@ def evaluate_stage(run: Run, *, extractor: str | None = None, device: torch.devi
     for name in names:
         fake = load_samples(run.samples_dir / f"{name}.npz")
         results[name] = evaluate_samples(fake, real, metrics=tuple(config.evaluate.metrics), extractor=extractor,
-                                         train=data.part("train"), seed=config.seed, device=str(device),
+                                         train=data.part("train"), seed=config.seed, device=str(session.device),
                                          real_split=config.evaluate.split, n_real=n_real)
         run.update_metrics("evaluate", {name: results[name]})
+    if config.model.family == "infogan" and data.labels is not None:
+        results["infogan"] = _infogan_agreement(session)
+        run.update_metrics("infogan", results["infogan"])
     return results
+
+
+def _infogan_agreement(session: Session) -> dict:
+    """Error of the best matching of InfoGAN's first categorical code to the dataset classifier's classes."""
+    from latentatlas.metrics.features import build_extractor
+    from latentatlas.models.infogan import categorical_agreement
+
+    device, config = session.device, session.config
+    classifier = build_extractor("classifier", dataset=session.data.part("train"), device=str(device),
+                                 seed=config.seed)
+    out = categorical_agreement(session.model, lambda x: classifier.logits(x.to(device)).argmax(1),
+                                generator=make_generator(derive_seed(config.seed, "infogan")))
+    return {"categorical_error": out["error"], "mapping": out["mapping"], "n_per_value": 200}
 
 
 # -- everything -----------------------------------------------------------------------------------
 def run_all(config: RunConfig, *, resume: bool = False) -> Run:
-    """train -> encode -> sample -> evaluate -> report; returns the run."""
+    """train -> codes -> sample -> evaluate -> report, sharing the model and the dataset; returns the run."""
     from latentatlas.runs.report import write_report
 
-    run = train_stage(config, resume=resume)
+    session = train_session(config, resume=resume)
     if not is_main_process():
-        return run   # the later stages run once, on rank 0
-    encode_stage(run)
-    sample_stage(run)
-    evaluate_stage(run)
-    write_report(run)
-    return run
+        return session.run   # the later stages run once, on rank 0
+    encode_stage(session)
+    sample_stage(session)
+    evaluate_stage(session)
+    write_report(session.run)
+    return session.run

@@ -65,6 +65,11 @@ class Run:
         return self.checkpoints_dir / f"{which}.pt"
 
     @property
+    def inverter_path(self) -> Path:
+        """The inversion encoder of a model without one (written by the encode stage)."""
+        return self.checkpoints_dir / "inverter.pt"
+
+    @property
     def latents_path(self) -> Path:
         return self.path / "latents.npz"
 
@@ -105,6 +110,7 @@ class Run:
     # -- content ------------------------------------------------------------------------------
     @property
     def config(self) -> RunConfig:
+        """The run's config (a config written by an older latentatlas is migrated on reading)."""
         return config_mod.load(self.config_path)
 
     def config_dict(self) -> dict[str, Any]:
@@ -128,14 +134,18 @@ class Run:
         with np.load(self.latents_path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
 
-    def save_samples(self, sampler_name: str, images_nhwc: np.ndarray) -> Path:
-        """Write samples as npz ``arr_0`` uint8 (N, H, W, C), the convention of common evaluators."""
+    def save_samples(self, sampler_name: str, images_nhwc: np.ndarray, labels: Any = None) -> Path:
+        """Write samples as npz ``arr_0`` uint8 (N, H, W, C), the convention of common evaluators, with the
+        class ``labels`` (N,) they were generated for, if any."""
         if images_nhwc.dtype != np.uint8 or images_nhwc.ndim != 4:
             raise ValueError(f"samples: expected uint8 (N, H, W, C), got {images_nhwc.dtype} {images_nhwc.shape}")
         path = self.samples_path(sampler_name)
+        arrays = {"arr_0": images_nhwc}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels, dtype=np.int64)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, arr_0=images_nhwc)
+                np.savez(fh, **arrays)
         return path
 
     def sample_names(self) -> list[str]:

@@ -1,12 +1,13 @@
 """Self-describing checkpoints, written atomically and read with ``torch.load(..., weights_only=True)``.
 
-A checkpoint (format 1) is a plain dict of tensors, numbers, strings, lists and dicts:
+A checkpoint (format 2) is a plain dict of tensors, numbers, strings, lists and dicts:
 
-``format`` (1), ``model`` (state dict), ``model_config`` (dict of :class:`ModelConfig` fields),
-``image_shape`` ([C, H, W]), and for training checkpoints also ``optimizers`` ({phase: state dict}),
-``epoch`` (epochs completed), ``step`` (optimizer steps, counting batches), ``best_val_loss``,
+``format`` (2), ``model`` (state dict), ``model_config`` (the fields of the family's config dataclass),
+``image_shape`` ([C, H, W]), ``n_classes`` (int or None), and for training checkpoints also ``optimizers`` ({phase: state dict}),
+``epoch`` (epochs completed), ``step`` (optimizer steps, counting batches), ``best_score``,
 ``best_epoch``, ``bad_epochs``, ``generator_state`` (uint8 tensor), ``train_config`` (dict),
 ``history`` (one dict per epoch, the lines of metrics.jsonl) and ``callback_stop`` (bool).
+Format 1 (AE/VAE only, one shared ModelConfig with an ``options`` dict) is read and migrated.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.config import ModelConfig
 from latentatlas.fileio import torch_save
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+READABLE = (1, 2)
 REQUIRED = ("format", "model", "model_config", "image_shape")
 
 
@@ -35,7 +36,7 @@ def model_payload(model: nn.Module) -> dict[str, Any]:
             raise TypeError(f"model: expected a latentatlas model with .{attr}, got {type(model).__name__}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"format": FORMAT, "model": state, "model_config": dataclasses.asdict(model.config),
-            "image_shape": [int(v) for v in model.image_shape]}
+            "image_shape": [int(v) for v in model.image_shape], "n_classes": getattr(model, "n_classes", None)}
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
@@ -63,20 +64,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                          f"(corrupt or not a checkpoint): {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         raise ValueError(f"checkpoint: {str(path)!r} is not a latentatlas checkpoint (expected keys {list(REQUIRED)})")
-    if ckpt["format"] != FORMAT:
-        raise ValueError(f"checkpoint: {str(path)!r} has format {ckpt['format']!r}; this version reads {FORMAT}")
+    if ckpt["format"] not in READABLE:
+        raise ValueError(f"checkpoint: {str(path)!r} has format {ckpt['format']!r}; this version reads {READABLE}")
+    if ckpt["format"] == 1:
+        from latentatlas.config import migrate_model_values
+
+        ckpt["model_config"] = migrate_model_values(ckpt["model_config"])
     return ckpt
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model of a loaded checkpoint dict (via ``build_model``) and load its weights; eval mode."""
+    from latentatlas.config import model_config_from_dict
     from latentatlas.models import build_model
 
     try:
-        cfg = ModelConfig(**ckpt["model_config"])
-    except TypeError as exc:
-        raise ValueError(f"checkpoint: model_config does not match ModelConfig: {exc}") from exc
-    model = build_model(cfg, tuple(ckpt["image_shape"]))
+        cfg = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint: its model_config cannot be read by this version: {exc}") from exc
+    model = build_model(cfg, tuple(ckpt["image_shape"]), ckpt.get("n_classes"))
     model.load_state_dict(ckpt["model"])
     return model.eval()
 

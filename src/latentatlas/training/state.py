@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from latentatlas.config import TrainConfig
+from latentatlas.validate import check_fields
 
 
 class TrainingDiverged(RuntimeError):
@@ -20,12 +21,14 @@ class TrainResult:
     """Outcome of :func:`~latentatlas.training.trainer.train`.
 
     ``epochs_run`` and ``steps`` count the whole run (including epochs before a resume); ``history`` is
-    the list of metrics.jsonl lines; ``checkpoint`` the path of best.pt, the run's chosen weights.
+    the list of metrics.jsonl lines; ``checkpoint`` the path of best.pt, the run's chosen weights, picked
+    by the lowest ``best_score`` of the model's ``selection_metric``.
     """
 
     epochs_run: int
     steps: int
-    best_val_loss: float
+    best_score: float
+    selection_metric: str
     stopped_early: bool
     reason: str
     history: list[dict]
@@ -40,14 +43,14 @@ class TrainState:
 
     epoch: int = 0
     step: int = 0
-    best_val_loss: float = math.inf
+    best_score: float = math.inf
     best_epoch: int | None = None
     bad_epochs: int = 0
     callback_stop: bool = False
     history: list[dict] = field(default_factory=list)
 
     def to_checkpoint(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "step": self.step, "best_val_loss": float(self.best_val_loss),
+        return {"epoch": self.epoch, "step": self.step, "best_score": float(self.best_score),
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "callback_stop": self.callback_stop,
                 "history": [dict(line) for line in self.history]}
 
@@ -57,31 +60,17 @@ class TrainState:
         if missing:
             raise ValueError(f"resume: the checkpoint has no training state (missing {missing})")
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]),
-                   best_val_loss=float(ckpt.get("best_val_loss", math.inf)), best_epoch=ckpt.get("best_epoch"),
+                   best_score=float(ckpt.get("best_score", ckpt.get("best_val_loss", math.inf))),
+                   best_epoch=ckpt.get("best_epoch"),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), callback_stop=bool(ckpt.get("callback_stop", False)),
                    history=list(ckpt.get("history", [])))
-
-
-def _int_at_least(name: str, value: object, low: int, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        extra = " or None" if optional else ""
-        raise ValueError(f"train.{name}: expected an int >= {low}{extra}, got {value!r}")
 
 
 def check_train_config(cfg: TrainConfig) -> None:
     """Raise a ValueError naming the field for any invalid value of ``cfg``."""
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg: expected a TrainConfig, got {type(cfg).__name__}")
-    _int_at_least("epochs", cfg.epochs, 1)
-    _int_at_least("batch_size", cfg.batch_size, 1)
-    _int_at_least("patience", cfg.patience, 1, optional=True)
-    _int_at_least("max_steps", cfg.max_steps, 1, optional=True)
-    for name in ("lr", "weight_decay"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"train.{name}: expected a finite number >= 0, got {value!r}")
+    check_fields(cfg, "train")
 
 
 def jsonable(value: Any) -> Any:

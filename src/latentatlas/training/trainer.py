@@ -1,16 +1,20 @@
-"""One training loop for every family: each batch steps the model's phases in turn (Adam per phase).
+"""One training loop for every family: each batch steps the model's phases in turn, each phase with its
+own Adam optimizer and settings (:class:`~latentatlas.models.base.Phase`).
 
-Run folder: ``checkpoints/last.pt`` after every epoch, ``checkpoints/best.pt`` when the validation loss
-improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch::
+Run folder: ``checkpoints/last.pt`` after every epoch, ``checkpoints/best.pt`` when the model's selection
+score improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch::
 
     {"epoch": 1, "step": 40, "seconds": 2.1, "train_loss": ..., "train_recon": ..., "val_loss": ...,
      "val_recon": ..., "best_val_loss": ..., <keys returned by callbacks>}
 
-Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling and reparameterisation noise come
-from one CPU generator seeded with ``seed`` and saved in every checkpoint, so ``resume=True`` continues a
-killed run to the same weights as an uninterrupted one.  The validation loss is the model's ``loss`` with
-warm-ups finished (``progress=inf``) and noise from a generator re-seeded every epoch, so it is
-deterministic.  Under ``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
+The selection score is the line's ``model.selection_metric`` (lower is better): ``val_loss`` for
+likelihood models (``train_loss`` when there is no validation split), ``monitor_frechet`` for GANs (logged
+by the sample-quality monitor callback); ``best_<metric>`` holds the best so far.  Multi-phase models log
+``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling and all
+training noise come from one CPU generator seeded with ``seed`` and saved in every checkpoint, so
+``resume=True`` continues a killed run to the same weights as an uninterrupted one.  Validation uses the
+model's ``validation_loss`` with a generator re-seeded every epoch, so it is deterministic.  Under
+``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from latentatlas.config import TrainConfig
+from latentatlas.config import TrainConfig, model_config_from_dict
+from latentatlas.config import diff as config_diff
 from latentatlas.data.base import ImageDataset, to_float
-from latentatlas.models.base import batch_shard
+from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
 from latentatlas.training.distributed import setup as setup_distributed
@@ -64,15 +69,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 class _PhaseRunner(nn.Module):
-    """Routes ``forward(x, i, ...)`` to phase i's loss so that DDP sees every training forward pass."""
+    """Routes ``forward(x, y, i, ...)`` to phase i's loss so that DDP sees every training forward pass."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, phases: list) -> None:
         super().__init__()
         self.model = model
-        self.phase_list = model.phases()
+        self.phase_list = phases
 
-    def forward(self, x: torch.Tensor, index: int, generator: torch.Generator, progress: float):
-        return self.phase_list[index].loss(x, generator=generator, progress=progress)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None, index: int, generator: torch.Generator,
+                progress: float):
+        return self.phase_list[index].loss(Batch(x, y), generator=generator, progress=progress)
 
 
 class _Trainer:
@@ -82,11 +88,12 @@ class _Trainer:
         self.cfg, self.seed, self.callbacks = cfg, int(seed), list(callbacks)
         self.dist, self.device = setup_distributed(resolve_device(cfg.device))
         self.model = model.to(self.device)
-        self.train_images, self.val_images = _parts(data, model, self.device)
+        self.train_part, self.val_part = _parts(data, model, self.device)
         self.phases = model.phases()
-        self.optimizers = {p.name: torch.optim.Adam(p.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-                           for p in self.phases}
-        runner = _PhaseRunner(model)
+        self.optimizers = {p.name: _adam(p, cfg) for p in self.phases}
+        self.round = max(p.repeat for p in self.phases)
+        self.metric = model.selection_metric
+        runner = _PhaseRunner(model, self.phases)
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -112,9 +119,11 @@ class _Trainer:
     def restore(self) -> None:
         """Continue from last.pt: weights, optimizers, generator, counters and history."""
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
-        if ckpt["model_config"] != dataclasses.asdict(self.model.config):
+        saved = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
+        if saved != self.model.config:
+            changes = config_diff(dataclasses.asdict(saved), dataclasses.asdict(self.model.config))
             raise ValueError(f"resume: the model config differs from the one in {str(self.last_path)!r}: "
-                             f"{ckpt['model_config']} vs {dataclasses.asdict(self.model.config)}")
+                             + ", ".join(f"model.{k}: {a!r} -> {b!r}" for k, a, b in changes))
         if ckpt.get("train_config", {}).get("batch_size") != self.cfg.batch_size:
             log.warning("resume: batch_size changed; the run will not match an uninterrupted one")
         self.state = TrainState.from_checkpoint(ckpt)
@@ -149,11 +158,10 @@ class _Trainer:
     # --- one epoch ---------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
-        n, size = len(self.train_images), self.cfg.batch_size
+        n, size = len(self.train_part[0]), self.cfg.batch_size
         order = torch.randperm(n, generator=self.generator)
         n_batches = math.ceil(n / size)
-        sums: dict[str, torch.Tensor] = {}
-        rows = 0
+        means = _Means()
         show = self.cfg.progress and self.dist.is_main
         with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
             for b in range(n_batches):
@@ -163,70 +171,76 @@ class _Trainer:
                 if len(index) < self.dist.world:
                     continue  # a last batch too small to give every rank a row
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
-                x = to_float(self.train_images[index[lo:hi].to(self.device)])
-                terms = self.step(x, lo, hi, len(index), self.state.epoch + b / n_batches)
+                x, y = _batch(self.train_part, index[lo:hi].to(self.device))
+                terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
-                rows += hi - lo
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach().float() * (hi - lo)
-                bar(next(iter(terms.values())))  # the (first phase's) loss
-        return self._reduce(sums, rows)
+                means.add(terms, hi - lo)
+                bar(next(iter(terms.values())))  # the loss of the first phase that ran
+        return means.reduce(self.dist, self.device)
 
-    def step(self, x: torch.Tensor, lo: int, hi: int, n: int, progress: float) -> dict[str, torch.Tensor]:
-        """One optimizer step per phase on this rank's rows [lo, hi) of a global batch of n rows."""
+    def step(self, x: torch.Tensor, y: torch.Tensor | None, lo: int, hi: int, n: int,
+             progress: float) -> dict[str, torch.Tensor]:
+        """The optimizer steps of the phases whose turn it is, on this rank's rows [lo, hi) of a global
+        batch of n rows (a phase with repeat r runs on the last r batches of each round)."""
         scale = (hi - lo) * self.dist.world / n
+        position = self.state.step % self.round
         out: dict[str, torch.Tensor] = {}
         with batch_shard(lo, hi, n):
             for i, phase in enumerate(self.phases):
+                if position < self.round - phase.repeat:
+                    continue
                 opt = self.optimizers[phase.name]
                 opt.zero_grad(set_to_none=True)
-                total, terms = self.runner(x, i, self.generator, progress)
-                self._check_finite(total, phase.name)
+                total, terms = self.runner(x, y, i, self.generator, progress)
+                self._check_health(total, terms, phase.name)
                 (total * scale).backward()
                 opt.step()
+                if phase.after_step is not None:
+                    phase.after_step()
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}_"
                 out[prefix + "loss"] = total.detach()
                 out.update({prefix + k: v for k, v in terms.items()})
         return out
 
-    def _check_finite(self, total: torch.Tensor, phase: str) -> None:
-        bad = self.dist.any(not bool(torch.isfinite(total.detach()).all()), self.device)
-        if bad:
-            raise TrainingDiverged(
-                f"non-finite {phase} loss ({float(total.detach()):.4g} on rank {self.dist.rank}) at epoch "
-                f"{self.state.epoch + 1}, step {self.state.step + 1}; the last good checkpoint is "
-                f"{str(self.last_path)!r} (epoch {self.state.epoch}). Lower train.lr or check the data.")
+    def _check_health(self, total: torch.Tensor, terms: dict[str, torch.Tensor], phase: str) -> None:
+        """Stop on a non-finite loss, or on a divergence the model names (e.g. an exploding critic)."""
+        problem = None
+        if not bool(torch.isfinite(total.detach()).all()):
+            problem = f"non-finite {phase} loss ({float(total.detach()):.4g} on rank {self.dist.rank})"
+        else:
+            problem = self.model.divergence(terms)
+        if self.dist.any(problem is not None, self.device):
+            where = f"at epoch {self.state.epoch + 1}, step {self.state.step + 1}"
+            raise TrainingDiverged(f"{problem or 'divergence on another rank'} {where}; {self._last_good()}. "
+                                   "Lower the learning rate or check the data.")
+
+    def _last_good(self) -> str:
+        if self.last_path.is_file():
+            return f"the last good checkpoint is {str(self.last_path)!r} (epoch {self.state.epoch})"
+        return "no checkpoint was written yet (it diverged in its first epoch)"
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean validation terms over all ranks, deterministic (fixed generator per epoch)."""
-        n = len(self.val_images)
+        """Mean validation terms over all ranks, deterministic (fixed generator per epoch); {} for models
+        without a validation loss."""
+        n = len(self.val_part[0])
         if n == 0:
             return {}
         self.model.eval()
         generator = make_generator(derive_seed(self.seed, "validation"))
-        sums: dict[str, torch.Tensor] = {}
-        rows = 0
+        means = _Means()
         for start in range(0, n, self.cfg.batch_size):
             count = min(self.cfg.batch_size, n - start)
             lo, hi = shard_bounds(count, self.dist.rank, self.dist.world)
             if hi == lo:
                 continue
-            x = to_float(self.val_images[start + lo:start + hi])
+            x, y = _batch(self.val_part, torch.arange(start + lo, start + hi, device=self.device))
             with batch_shard(lo, hi, count):
-                total, terms = self.model.loss(x, generator=generator, progress=math.inf)
-            rows += hi - lo
-            for key, value in {"loss": total, **terms}.items():
-                sums[key] = sums.get(key, 0.0) + value.detach().float() * (hi - lo)
-        return self._reduce(sums, rows)
-
-    def _reduce(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, float]:
-        keys = sorted(sums)
-        packed = torch.stack([torch.as_tensor(sums[k], device=self.device).float() for k in keys]
-                             + [torch.tensor(float(rows), device=self.device)])
-        packed = self.dist.sum(packed)
-        total_rows = float(packed[-1])
-        return {k: float(packed[i]) / total_rows for i, k in enumerate(keys)} if total_rows else {}
+                out = self.model.validation_loss(Batch(x, y), generator=generator)
+            if out is None:
+                return {}
+            means.add({"loss": out[0], **out[1]}, hi - lo)
+        return means.reduce(self.dist, self.device)
 
     # --- epoch end ---------------------------------------------------------------------------------------
     def run_callbacks(self, epoch: int) -> dict[str, Any]:
@@ -243,27 +257,39 @@ class _Trainer:
         self.state.callback_stop = self.dist.from_main(bool(extra.get("stop", False)), self.device)
         return extra
 
+    def score(self, line: dict[str, Any]) -> float | None:
+        """The selection score of an epoch's line (None when this epoch has none, e.g. no monitor run)."""
+        value = line.get(self.metric)
+        if value is None and self.metric == "val_loss":
+            value = line.get("train_loss")   # no validation split: the training loss
+        return None if value is None else float(value)
+
     def end_epoch(self, train_terms: dict[str, float], val_terms: dict[str, float], seconds: float) -> None:
         state = self.state
         state.epoch += 1
-        score = val_terms.get("loss", train_terms.get("loss", math.nan))
-        if not math.isfinite(score):
-            raise TrainingDiverged(f"non-finite validation loss {score} at epoch {state.epoch}, step {state.step}; "
-                                   f"the last good checkpoint is {str(self.last_path)!r}")
-        improved = score < state.best_val_loss
-        if improved:
-            state.best_val_loss, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        else:
-            state.bad_epochs += 1
-        line = {"epoch": state.epoch, "step": state.step, "seconds": round(seconds, 4),
-                **{f"train_{k}": v for k, v in train_terms.items()}, **{f"val_{k}": v for k, v in val_terms.items()},
-                "best_val_loss": state.best_val_loss}
+        line: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "seconds": round(seconds, 4),
+                                **{f"train_{k}": v for k, v in train_terms.items()},
+                                **{f"val_{k}": v for k, v in val_terms.items()}}
         line.update(self.run_callbacks(state.epoch))
+        score = self.score(line)
+        if score is not None and not math.isfinite(score):
+            raise TrainingDiverged(f"non-finite {self.metric} {score} at epoch {state.epoch}, step {state.step}; "
+                                   f"{self._last_good()}")
+        # until a first score exists (a monitor that has not run yet), the latest weights are the best
+        improved = score < state.best_score if score is not None else state.best_epoch is None or \
+            not math.isfinite(state.best_score)
+        if improved:
+            state.best_score = score if score is not None else state.best_score
+            state.best_epoch, state.bad_epochs = state.epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        elif score is not None:
+            state.bad_epochs += 1
+        line[f"best_{self.metric}"] = state.best_score if math.isfinite(state.best_score) else None
         state.history.append(line)
         self.save(improved)
-        log.info("epoch %d step %d: train loss %.5g, val loss %.5g%s", state.epoch, state.step,
-                 train_terms.get("loss", math.nan), val_terms.get("loss", math.nan), " (best)" if improved else "")
+        log.info("epoch %d step %d: %s%s", state.epoch, state.step,
+                 ", ".join(f"{k} {line[k]:.5g}" for k in ("train_loss", "val_loss", self.metric)
+                           if isinstance(line.get(k), float)), " (best)" if improved else "")
 
     def stop_reason(self) -> str:
         state, cfg = self.state, self.cfg
@@ -272,7 +298,7 @@ class _Trainer:
         if state.epoch >= cfg.epochs:
             return f"completed {cfg.epochs} epochs"
         if cfg.patience is not None and state.bad_epochs >= cfg.patience:
-            return f"early stopping: no validation improvement in {state.bad_epochs} epochs"
+            return f"early stopping: no improvement of {self.metric} in {state.bad_epochs} epochs"
         if cfg.max_steps is not None and state.step >= cfg.max_steps:
             return f"reached max_steps={cfg.max_steps}"
         return ""
@@ -288,16 +314,55 @@ class _Trainer:
         self.model.eval()
         self.dist.barrier()
         stopped_early = reason.startswith(("early stopping", "stopped by a callback"))
-        log.info("training finished: %s; best val loss %.5g at epoch %s", reason, self.state.best_val_loss,
+        log.info("training finished: %s; best %s %.5g at epoch %s", reason, self.metric, self.state.best_score,
                  self.state.best_epoch)
-        return TrainResult(epochs_run=self.state.epoch, steps=self.state.step,
-                           best_val_loss=self.state.best_val_loss, stopped_early=stopped_early, reason=reason,
+        return TrainResult(epochs_run=self.state.epoch, steps=self.state.step, best_score=self.state.best_score,
+                           selection_metric=self.metric, stopped_early=stopped_early, reason=reason,
                            history=list(self.state.history), device=str(self.device),
                            best_epoch=self.state.best_epoch, checkpoint=str(self.best_path))
 
 
-def _parts(data: ImageDataset, model: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 train and val images on ``device``, after checking the dataset against the model."""
+class _Means:
+    """Row-weighted means of logged terms; each term counts only the batches where its phase ran."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.rows: dict[str, float] = {}
+
+    def add(self, terms: dict[str, torch.Tensor], rows: int) -> None:
+        for key, value in terms.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float() * rows
+            self.rows[key] = self.rows.get(key, 0.0) + rows
+
+    def reduce(self, dist, device: torch.device) -> dict[str, float]:
+        """Means over every rank (one all-reduce)."""
+        keys = sorted(self.sums)
+        if not dist.active and not keys:
+            return {}
+        packed = torch.stack([torch.as_tensor(self.sums[k], device=device).float() for k in keys]
+                             + [torch.tensor(self.rows[k], device=device) for k in keys]
+                             + [torch.zeros((), device=device)])
+        packed = dist.sum(packed)
+        n = len(keys)
+        return {k: float(packed[i]) / float(packed[n + i]) for i, k in enumerate(keys) if float(packed[n + i])}
+
+
+def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
+    """The phase's Adam: its own lr / betas / weight decay where set, the run's otherwise."""
+    opt = phase.optim
+    return torch.optim.Adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
+                            weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
+
+
+def _batch(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tensor):
+    """Float images and labels (or None) of rows ``index`` of a (uint8 images, labels) pair."""
+    images, labels = part
+    return to_float(images[index]), (labels[index] if labels is not None else None)
+
+
+def _parts(data: ImageDataset, model: nn.Module, device: torch.device):
+    """(uint8 images, labels or None) of the train and val splits on ``device``, after checking the
+    dataset against the model; labels only for conditional models."""
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data: expected an ImageDataset, got {type(data).__name__}")
     if data.split is None:
@@ -305,12 +370,19 @@ def _parts(data: ImageDataset, model: nn.Module, device: torch.device) -> tuple[
     if tuple(data.image_shape) != tuple(model.image_shape):
         raise ValueError(f"data: image shape {tuple(data.image_shape)} does not match the model's "
                          f"{tuple(model.image_shape)}")
-    train, val = data.part("train").images, data.part("val").images
+    train, val = data.part("train"), data.part("val")
     if len(train) == 0:
         raise ValueError(f"data: {data.name} has no training rows")
-    if len(val) == 0:
+    if len(val) == 0 and model.selection_metric == "val_loss":
         log.warning("data: no validation rows; model selection and early stopping use the training loss")
-    return train.to(device), val.to(device)
+    wants_labels = getattr(model, "conditional", False)
+    if wants_labels and data.labels is None:
+        raise ValueError(f"data: the conditional {model.config.family!r} model needs labels; {data.name} has none")
+
+    def pair(part: ImageDataset):
+        return part.images.to(device), (part.labels.long().to(device) if wants_labels else None)
+
+    return pair(train), pair(val)
 
 
 def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str | Path, *, seed: int,

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from latentatlas.metrics.prdc import sq_dists
+from latentatlas.tensors import sq_dists
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 

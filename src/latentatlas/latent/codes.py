@@ -1,0 +1,105 @@
+"""Codes for the latent tools: the one place that turns images into codes and codes into images.
+
+Every stage after training asks this module, never ``model.encode``: a model with an encoder (AE, VAE)
+is encoded (posterior means and log-variances); a model without one (a GAN) is inverted by an
+:class:`~latentatlas.latent.inversion.Inverter` (an encoder trained after the generator, then per-image
+optimisation).  :class:`CodeMap` holds the choice; ``codes.method`` in the run config makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentatlas.data.base import to_float
+
+METHODS = ("auto", "encoder", "inversion")
+
+
+def resolve_method(model: nn.Module, requested: str = "auto") -> str:
+    """'encoder' or 'inversion' for ``model``: 'auto' picks the encoder when the model has one."""
+    if requested not in METHODS:
+        raise ValueError(f"codes.method: expected one of {METHODS}, got {requested!r}")
+    if not callable(getattr(model, "decode", None)):
+        raise ValueError(f"codes.method: {type(model).__name__} cannot decode, so it has no codes to find "
+                         "(inversion needs a decoder or generator)")
+    has_encoder = bool(getattr(model, "has_encoder", callable(getattr(model, "encode", None))))
+    if requested == "encoder" and not has_encoder:
+        raise ValueError(f"codes.method: 'encoder' asked, but the {model.config.family!r} model has no encoder; "
+                         "use 'inversion' (or 'auto')")
+    if requested == "auto":
+        return "encoder" if has_encoder else "inversion"
+    return requested
+
+
+def _floats(x: torch.Tensor) -> torch.Tensor:
+    return to_float(x) if x.dtype == torch.uint8 else x.float()
+
+
+def _labels_for(model: nn.Module, labels: torch.Tensor | None, start: int, stop: int, device) -> torch.Tensor | None:
+    if not getattr(model, "conditional", False):
+        return None
+    if labels is None:
+        raise ValueError(f"labels: the conditional {model.config.family!r} model needs a class label per code")
+    return labels[start:stop].to(device).long()
+
+
+@torch.no_grad()
+def encode_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
+                  batch_size: int = 512, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images uint8 (N, C, H, W) or float in [0, 1] [and labels (N,)] -> posterior means (N, d) and
+    log-variances (N, d) or None (AE), on the CPU, through the model's encoder."""
+    model.eval()
+    means, logvars = [], []
+    for start in range(0, images.shape[0], batch_size):
+        x = _floats(images[start:start + batch_size]).to(device)
+        y = _labels_for(model, labels, start, start + batch_size, device)
+        post = model.encode(x) if y is None else model.encode(x, y)
+        means.append(post.mean.float().cpu())
+        if post.logvar is not None:
+            logvars.append(post.logvar.float().cpu())
+    mean = torch.cat(means) if means else torch.empty(0, model.latent_dim)
+    return mean, (torch.cat(logvars) if logvars else None)
+
+
+@torch.no_grad()
+def decode_codes(model: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 512,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Codes (N, d) [and labels (N,)] -> images float32 (N, C, H, W) in [0, 1], on the CPU."""
+    model.eval()
+    out = []
+    for s in range(0, z.shape[0], batch_size):
+        code, y = z[s:s + batch_size].to(device, torch.float32), _labels_for(model, labels, s, s + batch_size, device)
+        out.append((model.decode(code) if y is None else model.decode(code, y)).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, *model.image_shape)
+
+
+@dataclass
+class CodeMap:
+    """Images <-> codes for one model: ``encode`` through its encoder, or through ``inverter``.
+
+    ``method`` is 'encoder' or 'inversion'; ``details`` records how (written into latents.npz)."""
+
+    model: nn.Module
+    method: str = "encoder"
+    inverter: Any = None
+    device: torch.device | str = "cpu"
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method == "inversion" and self.inverter is None:
+            raise ValueError("codes: inversion needs a fitted Inverter (latentatlas.latent.inversion)")
+
+    def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None, *,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (N, C, H, W) uint8 or float in [0, 1] -> (codes (N, d), log-variances (N, d) or None)."""
+        if self.method == "encoder":
+            return encode_images(self.model, images, labels, device=self.device)
+        return self.inverter.invert(self.model, images, labels, device=self.device), None
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (N, d) -> images float32 (N, C, H, W) in [0, 1] on the CPU."""
+        return decode_codes(self.model, z, labels, device=self.device)

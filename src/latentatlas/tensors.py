@@ -1,0 +1,34 @@
+"""Array helpers shared by the metrics and the latent samplers: one coercion of (N, D) arrays to tensors,
+and blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a chunk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+
+
+def as_features(x: Any, param: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", *,
+                min_rows: int = 1) -> torch.Tensor:
+    """Features (N, D) from a tensor or array as ``dtype`` on ``device``; ``param`` names it in errors."""
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if t.ndim != 2 or t.shape[0] < min_rows:
+        raise ValueError(f"{param}: expected a 2-D (N, D) feature array with N >= {min_rows}, "
+                         f"got shape {tuple(t.shape)}")
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    return t.detach().to(device=device, dtype=dtype)
+
+
+def chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:
+    return max(1, int(max_chunk_bytes // (max(1, n_cols) * itemsize * 2)))  # 2: block + temporaries
+
+
+def sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    """Squared distances (A, B), clipped at 0."""
+    d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
+    d.add_(a_sq.unsqueeze(1))
+    return d.clamp_min_(0)

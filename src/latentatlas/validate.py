@@ -1,0 +1,83 @@
+"""One way to check user input.  Every check raises a ``ValueError`` that names the parameter, says what
+was expected and shows what was given, e.g. ``model.latent_dim: expected an int >= 1, got 0``.
+
+Config dataclasses declare their bounds next to each field with :func:`rule` (``metadata=rule(low=1)``)
+and are checked as a whole by :func:`check_fields`; other code calls :func:`check_number` and
+:func:`check_choice` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+
+def rule(*, low: float | None = None, high: float | None = None, strict: bool = False,
+         choices: tuple | None = None) -> dict[str, Any]:
+    """Field metadata for :func:`check_fields`: numeric bounds (``low`` exclusive when ``strict``) or the
+    allowed ``choices`` of a string field."""
+    return {"rule": {"low": low, "high": high, "strict": strict, "choices": choices}}
+
+
+def _describe(integer: bool, low: float | None, high: float | None, strict: bool, optional: bool) -> str:
+    text = "an int" if integer else "a finite number"
+    if low is not None and high is not None:
+        text += f" in {'(' if strict else '['}{low}, {high}]"
+    elif low is not None:
+        text += f" {'>' if strict else '>='} {low}"
+    elif high is not None:
+        text += f" <= {high}"
+    return text + (" or None" if optional else "")
+
+
+def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                 integer: bool = False, strict: bool = False, optional: bool = False) -> None:
+    """``value`` is a finite number (an int when ``integer``; bools are not numbers) within the bounds."""
+    if optional and value is None:
+        return
+    kinds = (int,) if integer else (int, float)
+    ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ValueError(f"{name}: expected {_describe(integer, low, high, strict, optional)}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple | list) -> None:
+    """``value`` is one of ``choices``."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _options(hint: Any) -> tuple:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def check_fields(cfg: Any, prefix: str) -> None:
+    """Check every field of the dataclass ``cfg`` against its type (int, float, bool, str, tuple, or any of
+    these ``| None``) and its :func:`rule`; the error names ``prefix.field``."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        name, value = f"{prefix}.{f.name}" if prefix else f.name, getattr(cfg, f.name)
+        options = _options(hints[f.name])
+        optional = type(None) in options
+        if optional and value is None:
+            continue
+        spec = f.metadata.get("rule", {})
+        if int in options or float in options:
+            check_number(name, value, low=spec.get("low"), high=spec.get("high"), strict=spec.get("strict", False),
+                         integer=float not in options, optional=optional)
+        elif bool in options and not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
+        elif str in options and not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+        if spec.get("choices") is not None:
+            check_choice(name, value, spec["choices"])
