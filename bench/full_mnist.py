@@ -14,7 +14,6 @@ from pathlib import Path
 from latentatlas import config as config_mod
 from latentatlas.runs import pipeline
 from latentatlas.runs.report import write_report
-from latentatlas.runs.store import Run
 
 
 def main() -> None:
@@ -36,18 +35,17 @@ def main() -> None:
         "sample": {"samplers": ["prior", "gmm:k=10,covariance=full", "gmm:k=100,covariance=full"], "n": 10000},
         "evaluate": {"metrics": ["frechet", "prdc"], "n_real": 10000},
     })
-    existing = Path(args.runs_dir) / args.name
-    run = Run.open(existing) if args.resume else None
-    run = pipeline.train_stage(cfg, resume=args.resume, run=run)
-    pipeline.encode_stage(run)
-    pipeline.sample_stage(run)
-    pipeline.evaluate_stage(run)
+    session = pipeline.train_session(cfg, resume=args.resume)
+    pipeline.encode_stage(session)
+    pipeline.sample_stage(session)
+    pipeline.evaluate_stage(session)
+    run = session.run
     write_report(run)
 
     m = run.read_metrics()
     print(f"\nfull MNIST, VAE z=16, {m['train']['epochs_run']} epochs on {m['train']['device']}")
     print(f"seconds per epoch          {m['train']['seconds_per_epoch']:.1f}")
-    print(f"best validation loss (nats) {m['train']['best_val_loss']:.2f}")
+    print(f"best validation loss (nats) {m['train']['best_score']:.2f}")
     print(f"test reconstruction MSE    {m['reconstruction']['mse']:.5f}  (PSNR {m['reconstruction']['psnr']:.2f} dB)")
     print(f"{'sampler':<34}{'FD (classifier)':>16}{'precision':>11}{'recall':>8}{'test ll':>10}")
     for spec, summary in m["samplers"].items():

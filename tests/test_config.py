@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from latentatlas import config as c
@@ -90,3 +92,12 @@ def test_derive_seed_depends_on_every_character_of_every_name():
              derive_seed(0, "sample", "gmm"), derive_seed(1, "sample", "gmm"), derive_seed(0, "samplegmm")}
     assert len(seeds) == 5
     assert derive_seed(3, "a", "b") == derive_seed(3, "a", "b")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    """Each example config is valid down to its sampler specs, metric and extractor names."""
+    from latentatlas.runs.pipeline import check_stages
+
+    check_stages(c.load(path))

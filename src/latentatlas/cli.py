@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a run's samples, or any samples .npz against a reference")
     p.add_argument("target", help="a run folder, or a samples .npz (arr_0: uint8 N x H x W x C)")
     p.add_argument("--ref", help="reference for a samples file: DATASET:SPLIT (e.g. mnist:test) or stats .npz")
+    p.add_argument("--ref-root", default=None, help="where the reference dataset's files are (its data.root), "
+                   "e.g. ../shared/data/mnist for the full MNIST")
     p.add_argument("--extractor", default=None, help="feature extractor (default: the run's, or classifier)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p = sub.add_parser("report", help="write report.html")
@@ -173,7 +175,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
         from latentatlas.metrics.evaluate import evaluate_file
 
-        results = evaluate_file(target, args.ref, extractor=args.extractor or "classifier")
+        results = evaluate_file(target, args.ref, root=args.ref_root, extractor=args.extractor or "classifier")
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:

@@ -49,6 +49,8 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     progress: bool = True
     max_steps: int | None = field(default=None, metadata=rule(low=1))  # stop after this many batches
+    max_minutes: float | None = field(default=None, metadata=rule(low=0, strict=True))  # stop after this much
+    #                                   time in training batches (a budget; not reproducible across machines)
     monitor_every: int | None = field(default=None, metadata=rule(low=1))  # sample-quality monitor every N epochs
     monitor_n: int = field(default=1000, metadata=rule(low=2))  # decoded prior draws per monitor evaluation
     monitor_patience: int | None = field(default=None, metadata=rule(low=1))  # monitor evaluations without a new best
@@ -69,13 +71,14 @@ class CodesConfig:
 @dataclass(frozen=True)
 class SampleConfig:
     samplers: tuple = ("prior", "gmm")  # specs, e.g. "gmm:k=20,covariance=full"
-    n: int = 1000
-    codes: str = "mean"                 # mean | sample: which codes the samplers are fitted on
+    n: int = field(default=1000, metadata=rule(low=1))
+    codes: str = field(default="mean", metadata=rule(choices=("mean", "sample")))  # codes the samplers are fitted on
+    #                                   (posterior means, or one posterior draw per image)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    metrics: tuple = ("frechet", "prdc", "kid")  # any names in latentatlas.metrics.evaluate.METRICS
+    metrics: tuple = ("frechet", "prdc", "kid", "classes")  # names in latentatlas.metrics.evaluate.METRICS
     extractor: str = "classifier"
     n_real: int = 1000                  # real test images for reference statistics
     split: str = "test"

@@ -116,3 +116,53 @@ def test_evaluate_json_on_a_samples_file(tiny_run, capsys):
 def test_demo_config_is_the_packaged_one():
     cfg = demo_config("somewhere", ["train.epochs=1"])
     assert cfg.runs_dir == "somewhere" and cfg.train.epochs == 1 and cfg.data.name == "mnist"
+
+
+TINY_GAN = {
+    "name": "gan", "seed": 0,
+    "data": {"name": "mnist", "limit": 400},
+    "model": {"family": "dcgan", "latent_dim": 6, "width": 8, "ema_decay": 0.9},
+    "train": {"epochs": 2, "batch_size": 64, "progress": False, "monitor_n": 100},
+    "codes": {"encoder_steps": 30, "refine_steps": 3, "batch_size": 128},
+    "sample": {"samplers": ["prior", "gmm:k=2,covariance=diag"], "n": 64},
+    "evaluate": {"metrics": ["frechet", "classes"], "n_real": 1000},
+}
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("gan-runs")
+    path = runs_dir / "gan.yaml"
+    path.write_text(yaml.safe_dump({**TINY_GAN, "runs_dir": str(runs_dir)}))
+    assert main(["run", str(path)]) == 0
+    return Run.open(runs_dir / "gan")
+
+
+def test_a_gan_run_goes_through_every_stage_by_inversion(gan_run):
+    run = gan_run
+    history = run.history()
+    assert all("monitor_frechet" in h and "monitor_classes_covered" in h for h in history)   # monitor on by default
+    metrics = run.read_metrics()
+    assert metrics["train"]["selection_metric"] == "monitor_frechet"
+    assert metrics["train"]["best_score"] == min(h["monitor_frechet"] for h in history)
+    latents = run.load_latents()
+    assert str(latents["codes_method"]) == "inversion" and "z_logvar" not in latents
+    assert latents["z_mean"].shape == (400, 6) and np.isfinite(latents["z_mean"]).all()
+    assert (run.path / "checkpoints" / "inverter.pt").is_file()
+    assert metrics["codes"]["method"] == "inversion" and metrics["codes"]["refine_steps"] == 3
+    assert 0 < metrics["reconstruction"]["mse"] < 0.5                 # of inverted test images
+    for name in ("prior", "gmm_k-2_covariance-diag"):
+        result = metrics["evaluate"][name]
+        assert np.isfinite(result["frechet"]) and 1 <= result["classes_covered"] <= 10
+    html = run.report_path.read_text()
+    assert "inversion" in html and "figures/training_health.png" in html
+
+
+def test_latent_analyses_run_on_a_gan(gan_run):
+    from latentatlas.runs import analyses
+
+    out = analyses.interpolate_stage(gan_run, n_pairs=4, steps=3, n_frechet=20, geodesic_pairs=2, geodesic_iters=2,
+                                     learned_iters=0, extractor="pixels")
+    assert np.isfinite(out["lerp"]["midpoint_fd"]) and np.isfinite(out["slerp"]["cycle_error_mean"])
+    geometry = analyses.geometry_stage(gan_run, map_methods=("pca",), drift_iters=1)
+    assert geometry["latent_dim"] == 6

@@ -102,7 +102,8 @@ class Inverter(nn.Module):
                 loss.backward()
                 opt.step()
                 if step % 100 == 0 or step == steps - 1:
-                    self.history.append({"step": step + 1, "latent_mse": float(latent), "pixel_mse": float(pixels)})
+                    self.history.append({"step": step + 1, "latent_mse": float(latent.detach()),
+                                         "pixel_mse": float(pixels.detach())})
         log.info("inversion encoder: %d steps, latent mse %.4g, pixel mse %.4g", steps,
                  *(self.history[-1][k] for k in ("latent_mse", "pixel_mse")) if self.history else (0, 0))
         return self.eval()

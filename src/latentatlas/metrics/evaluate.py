@@ -22,6 +22,7 @@ from latentatlas.metrics.features import (Reference, build_extractor, extract_fe
 from latentatlas.metrics.frechet import frechet
 from latentatlas.metrics.kid import kid
 from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
+from latentatlas.metrics.modes import MIN_SHARE, class_coverage
 from latentatlas.metrics.prdc import prdc
 from latentatlas.metrics.scores import inception_score
 from latentatlas.registry import Registry
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 K_PRECISION_RECALL = 3
 K_DENSITY_COVERAGE = 5
-DEFAULT_METRICS = ("frechet", "kid", "prdc", "is", "memorization")
+DEFAULT_METRICS = ("frechet", "kid", "prdc", "is", "classes", "memorization")
 
 
 @dataclass
@@ -103,6 +104,19 @@ def _is(ctx: EvalContext) -> dict:
     return inception_score(ctx.fake_logits, splits=min(10, ctx.fake_logits.shape[0]))
 
 
+@METRICS.register("classes")
+def _classes(ctx: EvalContext) -> dict:
+    """Class coverage of the samples by the dataset classifier against the training class distribution."""
+    if ctx.fake_logits is None:
+        raise MetricUnavailable(f"classes needs an extractor with logits (classifier), not {ctx.extractor.name!r}")
+    if ctx.train is None or ctx.train.labels is None:
+        raise MetricUnavailable("classes needs labelled training images (train=) for the real class distribution")
+    counts = torch.bincount(ctx.train.labels.long(), minlength=ctx.fake_logits.shape[1]).double()
+    out = class_coverage(ctx.fake_logits.argmax(1), counts / counts.sum())
+    ctx.protocol["classes_min_share"] = MIN_SHARE
+    return out
+
+
 @METRICS.register("memorization")
 def _memorization(ctx: EvalContext) -> dict:
     train = ctx.train_features("memorization")
@@ -158,7 +172,7 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
     ext = build_extractor(extractor, dataset=fit_on, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
     ref = _reference(real, ext, real_split=real_split, n_real=n_real, batch_size=batch_size, device=device,
                      cache_dir=cache_dir)
-    want_logits = "is" in metrics and hasattr(ext, "features_and_logits")
+    want_logits = bool({"is", "classes"} & set(metrics)) and hasattr(ext, "features_and_logits")
     out = extract_features(ext, fake, batch_size=batch_size, device=device, logits=want_logits)
     fake_f, fake_logits = out if want_logits else (out, None)
     protocol = {"extractor": ext.name, "weights_hash": ext.weights_hash,

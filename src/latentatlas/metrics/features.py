@@ -89,6 +89,13 @@ def _classifier(*, dataset: ImageDataset | None, cache_dir: Path, device: str, s
     return load_or_train_classifier(dataset, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
 
 
+@EXTRACTORS.register("ring")
+def _ring(*, dataset: ImageDataset | None = None, **_: Any) -> nn.Module:
+    from latentatlas.metrics.modes import RingExtractor
+
+    return RingExtractor.for_dataset(dataset)
+
+
 @EXTRACTORS.register("inception")
 def _inception(*, weights: str | None = None, **_: Any) -> nn.Module:
     from latentatlas.metrics.inception import load_fid_inception

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from latentatlas.validate import check_number
 
@@ -74,15 +75,48 @@ def ring_modes(points: torch.Tensor, centres: torch.Tensor, std: float, *, min_f
     return out
 
 
+class RingExtractor(nn.Module):
+    """The ``ring`` feature extractor for the 2-D toy data (``data.name: ring``): features are the points
+    (B, 2), logits the negative squared distances to the mode centres (B, K), so the sample monitor and
+    the ``classes`` metric see which mode each sample belongs to."""
+
+    name = "ring"
+
+    def __init__(self, modes: int = 8, radius: float = 2.0) -> None:
+        super().__init__()
+        self.register_buffer("centres", ring_centres(modes, radius).float())
+        self.weights_hash = f"ring-{modes}-{radius:g}"
+
+    @classmethod
+    def for_dataset(cls, dataset) -> "RingExtractor":
+        """The centres of a ``ring`` data set: its number of modes and its mean radius (rounded to 0.01)."""
+        from latentatlas.data.toy import images_to_points
+
+        if dataset is None or dataset.labels is None:
+            return cls()
+        radius = float(images_to_points(dataset.images).norm(dim=1).mean())
+        return cls(int(dataset.n_classes), round(radius, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from latentatlas.data.toy import images_to_points
+
+        return images_to_points(x).to(self.centres.dtype)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        points = self.forward(x)
+        return points, -torch.cdist(points, self.centres).pow(2)
+
+
 @dataclass
 class CollapseDetector:
     """Watches the monitor's class coverage and recall from one evaluation to the next.
 
-    Fires (returns a message) when generated samples cover fewer than ``min_covered`` of the classes,
-    when KL(real || generated) exceeds ``max_kl`` nats, or when recall falls below ``recall_drop`` times
-    its best value so far (after it reached ``min_recall``)."""
+    Fires (returns a message) when generated samples cover fewer than ``min_covered`` of the classes (by
+    default all must be covered: a class with under a tenth of its real share is a dropped mode), when
+    KL(real || generated) exceeds ``max_kl`` nats (a strong imbalance), or when recall falls below
+    ``recall_drop`` times its best value so far (after it reached ``min_recall``)."""
 
-    min_covered: float = 0.8
+    min_covered: float = 1.0
     max_kl: float = 0.5
     recall_drop: float = 0.5
     min_recall: float = 0.1

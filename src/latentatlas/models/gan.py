@@ -117,7 +117,8 @@ class GAN(GenerativeModel):
         self.policy = parse_policy(config.diff_augment)
         self.label_classes = self.n_classes if self.conditional else None
         self.generator = build_decoder(config.architecture, self.image_shape, self.generator_input_dim(),
-                                       config.width, config.hidden_layers, norm=config.generator_norm)
+                                       config.width, config.hidden_layers, norm=config.generator_norm,
+                                       direct_output=True)
         self.discriminator = Discriminator(config, self.image_shape, self.label_classes)
         self.generator_ema = make_ema(self.generator) if config.ema_decay > 0 else None
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))

@@ -93,10 +93,12 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, latent_dim) -> logits (B, C, H, W): linear stem, then transposed convs mirroring the encoder."""
+    """(B, latent_dim) -> logits (B, C, H, W): linear stem, then transposed convs mirroring the encoder and a
+    3x3 conv to the image channels; with ``direct_output`` the last transposed conv makes the image
+    channels itself (the DCGAN generator: no full-resolution hidden layer, several times cheaper)."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, width: int, *,
-                 norm: str = "group") -> None:
+                 norm: str = "group", direct_output: bool = False) -> None:
         super().__init__()
         stages = check_conv_shape(image_shape)
         out_channels, height, wide = image_shape
@@ -104,9 +106,14 @@ class ConvDecoder(nn.Module):
         self.start_shape = (chans[-1], height >> stages, wide >> stages)
         self.stem = nn.Linear(latent_dim, math.prod(self.start_shape))
         layers: list[nn.Module] = [norm_layer(norm, chans[-1]), nn.SiLU()]
-        for c_in, c_out in zip(chans[::-1], chans[::-1][1:] + [width]):
+        pairs = list(zip(chans[::-1], chans[::-1][1:] + [width]))
+        for i, (c_in, c_out) in enumerate(pairs):
+            if direct_output and i == len(pairs) - 1:
+                layers.append(nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1))
+                break
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), norm_layer(norm, c_out), nn.SiLU()]
-        layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
+        else:
+            layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -167,10 +174,10 @@ def build_encoder(architecture: str, image_shape: tuple[int, int, int], out_feat
 
 
 def build_decoder(architecture: str, image_shape: tuple[int, int, int], latent_dim: int, width: int,
-                  hidden_layers: int = 2, *, norm: str = "group") -> nn.Module:
+                  hidden_layers: int = 2, *, norm: str = "group", direct_output: bool = False) -> nn.Module:
     """The decoder (generator) to logits for ``architecture`` ('conv' or 'mlp')."""
     if architecture == "conv":
-        return ConvDecoder(image_shape, latent_dim, width, norm=norm)
+        return ConvDecoder(image_shape, latent_dim, width, norm=norm, direct_output=direct_output)
     if architecture == "mlp":
         return MLPDecoder(image_shape, latent_dim, width, hidden_layers)
     raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}")

@@ -143,3 +143,34 @@ def save_distance_figure(path: str | Path, stats: dict) -> Path:
     b.legend()
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def save_health_figure(path: str | Path, history: list[dict]) -> Path:
+    """Training health from the sample monitor's lines of metrics.jsonl: the Fréchet distance, precision
+    and recall, and class coverage per epoch; epochs flagged as mode collapse are marked in red."""
+    rows = [h for h in history if "monitor_frechet" in h]
+    epochs = [h["epoch"] for h in rows]
+    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.4), dpi=100)
+    axes[0].plot(epochs, [h["monitor_frechet"] for h in rows], marker="o", markersize=3)
+    axes[0].set_ylabel("Fréchet distance of prior samples")
+    for key in ("monitor_precision", "monitor_recall"):
+        if any(key in h for h in rows):
+            axes[1].plot([h["epoch"] for h in rows if key in h], [h[key] for h in rows if key in h], marker="o",
+                         markersize=3, label=key.split("_")[1])
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_ylabel("precision / recall")
+    axes[1].legend()
+    if any("monitor_classes_covered" in h for h in rows):
+        axes[2].plot(epochs, [h.get("monitor_classes_covered") for h in rows], marker="o", markersize=3, color="C2")
+        axes[2].set_ylabel("classes covered", color="C2")
+        kl = axes[2].twinx()
+        kl.plot(epochs, [h.get("monitor_class_kl") for h in rows], marker="s", markersize=3, color="C3")
+        kl.set_ylabel("KL(real || samples) over classes", color="C3")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        for h in rows:
+            if h.get("monitor_collapse"):
+                ax.axvline(h["epoch"], color="red", alpha=0.3, linewidth=3)
+    fig.tight_layout()
+    return save_figure(fig, path)

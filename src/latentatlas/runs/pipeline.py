@@ -36,11 +36,27 @@ def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
     return train_session(config, resume=resume).run
 
 
+def check_stages(config: RunConfig) -> None:
+    """Fail before any work on names the later stages would reject: sampler specs, metrics, extractor."""
+    from latentatlas.latent.samplers import build_sampler
+    from latentatlas.metrics.evaluate import METRICS
+    from latentatlas.metrics.features import EXTRACTORS
+
+    for spec in config.sample.samplers:
+        build_sampler(spec)
+    for name in config.evaluate.metrics:
+        if name not in METRICS:
+            raise ValueError(f"evaluate.metrics: expected names from {METRICS.names()}, got {name!r}")
+    if config.evaluate.extractor not in EXTRACTORS:
+        raise ValueError(f"evaluate.extractor: expected one of {EXTRACTORS.names()}, got {config.evaluate.extractor!r}")
+
+
 def train_session(config: RunConfig, *, resume: bool = False) -> Session:
     """:func:`train_stage`, returning a session that holds the trained model (best weights) and the data."""
     from latentatlas.models import build_model
     from latentatlas.training.trainer import train
 
+    check_stages(config)
     seed_everything(config.seed)
     if not is_main_process():
         # a torchrun worker: rank 0 owns the run folder; the trainer writes nothing on other ranks
@@ -63,6 +79,7 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
         "epochs_run": result.epochs_run, "steps": result.steps, "selection_metric": result.selection_metric,
         "best_score": result.best_score, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "reason": result.reason, "device": str(result.device), "seconds_per_epoch": _seconds_per_epoch(result.history),
+        "train_seconds": round(result.train_seconds, 2),
     })
     return session
 

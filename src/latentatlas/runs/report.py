@@ -10,7 +10,7 @@ from typing import Any
 
 from latentatlas import config as config_mod
 from latentatlas.fileio import write_text
-from latentatlas.runs.figures import save_line_plot
+from latentatlas.runs.figures import save_health_figure, save_line_plot
 from latentatlas.runs.store import Run, flatten
 
 CSS = """
@@ -137,6 +137,8 @@ def _training_curves(run: Run) -> None:
                 series.setdefault(key, []).append((row.get("epoch", len(series)), float(value)))
     if series:
         save_line_plot(run.figure_path("training_curves.png"), series, xlabel="epoch", ylabel="loss per image")
+    if any("monitor_frechet" in row for row in history):
+        save_health_figure(run.figure_path("training_health.png"), history)
 
 
 def _training(run: Run, metrics: dict, captions: dict) -> str:
@@ -144,6 +146,12 @@ def _training(run: Run, metrics: dict, captions: dict) -> str:
     if "train" in metrics:
         out += _table_from_dict(metrics["train"])
     out += _figure(run, "training_curves.png", "training and validation loss per epoch")
+    out += _figure(run, "training_health.png", "sample monitor: Fréchet distance, precision / recall and class "
+                   "coverage of decoded prior draws per epoch (red: epochs flagged as mode collapse)")
+    warnings = [(row["epoch"], row["monitor_collapse"]) for row in run.history() if row.get("monitor_collapse")]
+    if warnings:
+        out += "<p><b>Warnings during training:</b></p><ul>" + "".join(
+            f"<li>epoch {_e(epoch)}: {_e(text)}</li>" for epoch, text in warnings) + "</ul>"
     if "reconstruction" in metrics:
         out += "<h3>Reconstruction</h3>" + _table_from_dict(metrics["reconstruction"])
     out += _figure(run, "reconstructions.png", "test images (odd positions) and their reconstructions (even)")

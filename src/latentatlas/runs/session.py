@@ -77,7 +77,7 @@ def load_run_data(config: RunConfig) -> ImageDataset:
 
 
 def device_for(config: RunConfig) -> torch.device:
-    from latentatlas.training.trainer import resolve_device
+    from latentatlas.training.distributed import resolve_device
 
     return resolve_device(config.train.device)
 

@@ -2,7 +2,8 @@
 
 from latentatlas.training.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from latentatlas.training.state import TrainingDiverged, TrainResult
-from latentatlas.training.trainer import resolve_device, train
+from latentatlas.training.distributed import resolve_device
+from latentatlas.training.trainer import train
 
 __all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged", "load_checkpoint", "load_model",
            "save_checkpoint", "save_model"]

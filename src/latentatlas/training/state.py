@@ -1,4 +1,4 @@
-"""Training state, result and errors, and TrainConfig validation."""
+"""Training state, result and errors, TrainConfig validation, and the row-weighted means of logged terms."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class TrainResult:
     device: str
     best_epoch: int | None = None
     checkpoint: str | None = None
+    train_seconds: float = 0.0          # time in training batches over the whole run
 
 
 @dataclass
@@ -47,11 +48,13 @@ class TrainState:
     best_epoch: int | None = None
     bad_epochs: int = 0
     callback_stop: bool = False
+    train_seconds: float = 0.0          # time spent in training batches, all epochs (for train.max_minutes)
     history: list[dict] = field(default_factory=list)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "step": self.step, "best_score": float(self.best_score),
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "callback_stop": self.callback_stop,
+                "train_seconds": self.train_seconds,
                 "history": [dict(line) for line in self.history]}
 
     @classmethod
@@ -63,6 +66,7 @@ class TrainState:
                    best_score=float(ckpt.get("best_score", ckpt.get("best_val_loss", math.inf))),
                    best_epoch=ckpt.get("best_epoch"),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), callback_stop=bool(ckpt.get("callback_stop", False)),
+                   train_seconds=float(ckpt.get("train_seconds", 0.0)),
                    history=list(ckpt.get("history", [])))
 
 
@@ -89,3 +93,28 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+class RowMeans:
+    """Row-weighted means of logged terms; each term counts only the batches where its phase ran."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.rows: dict[str, float] = {}
+
+    def add(self, terms: dict[str, torch.Tensor], rows: int) -> None:
+        for key, value in terms.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float() * rows
+            self.rows[key] = self.rows.get(key, 0.0) + rows
+
+    def reduce(self, dist, device: torch.device) -> dict[str, float]:
+        """Means over every rank (one all-reduce)."""
+        keys = sorted(self.sums)
+        if not dist.active and not keys:
+            return {}
+        packed = torch.stack([torch.as_tensor(self.sums[k], device=device).float() for k in keys]
+                             + [torch.tensor(self.rows[k], device=device) for k in keys]
+                             + [torch.zeros((), device=device)])
+        packed = dist.sum(packed)
+        n = len(keys)
+        return {k: float(packed[i]) / float(packed[n + i]) for i, k in enumerate(keys) if float(packed[n + i])}

@@ -36,36 +36,16 @@ from latentatlas.data.base import ImageDataset, to_float
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
+from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.progress import epoch_progress
-from latentatlas.training.state import TrainingDiverged, TrainResult, TrainState, check_train_config, jsonable
+from latentatlas.training.state import (RowMeans, TrainingDiverged, TrainResult, TrainState, check_train_config,
+                                       jsonable)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged"]
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N' or 'mps' -> torch.device."""
-    if not isinstance(name, str):
-        raise TypeError(f"device: expected a string like 'auto', 'cpu' or 'cuda:0', got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from None
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device: {name!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device: 'mps' requested but MPS is not available; use 'cpu' or 'auto'")
-    return device
 
 
 class _PhaseRunner(nn.Module):
@@ -161,11 +141,12 @@ class _Trainer:
         n, size = len(self.train_part[0]), self.cfg.batch_size
         order = torch.randperm(n, generator=self.generator)
         n_batches = math.ceil(n / size)
-        means = _Means()
+        means = RowMeans()
         show = self.cfg.progress and self.dist.is_main
+        started = time.perf_counter()
         with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
             for b in range(n_batches):
-                if self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps:
+                if self._out_of_budget(time.perf_counter() - started):
                     break
                 index = order[b * size:(b + 1) * size]
                 if len(index) < self.dist.world:
@@ -176,7 +157,17 @@ class _Trainer:
                 self.state.step += 1
                 means.add(terms, hi - lo)
                 bar(next(iter(terms.values())))  # the loss of the first phase that ran
+        self.state.train_seconds += time.perf_counter() - started
         return means.reduce(self.dist, self.device)
+
+    def _out_of_budget(self, epoch_seconds: float) -> bool:
+        """max_steps reached, or max_minutes of training batches spent (rank 0's clock decides)."""
+        if self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps:
+            return True
+        if self.cfg.max_minutes is None:
+            return False
+        spent = self.state.train_seconds + epoch_seconds >= 60 * self.cfg.max_minutes
+        return self.dist.from_main(spent, self.device)
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None, lo: int, hi: int, n: int,
              progress: float) -> dict[str, torch.Tensor]:
@@ -228,7 +219,7 @@ class _Trainer:
             return {}
         self.model.eval()
         generator = make_generator(derive_seed(self.seed, "validation"))
-        means = _Means()
+        means = RowMeans()
         for start in range(0, n, self.cfg.batch_size):
             count = min(self.cfg.batch_size, n - start)
             lo, hi = shard_bounds(count, self.dist.rank, self.dist.world)
@@ -301,6 +292,8 @@ class _Trainer:
             return f"early stopping: no improvement of {self.metric} in {state.bad_epochs} epochs"
         if cfg.max_steps is not None and state.step >= cfg.max_steps:
             return f"reached max_steps={cfg.max_steps}"
+        if cfg.max_minutes is not None and state.train_seconds >= 60 * cfg.max_minutes:
+            return f"reached max_minutes={cfg.max_minutes:g} ({state.train_seconds:.0f} s of training)"
         return ""
 
     def run(self) -> TrainResult:
@@ -319,32 +312,8 @@ class _Trainer:
         return TrainResult(epochs_run=self.state.epoch, steps=self.state.step, best_score=self.state.best_score,
                            selection_metric=self.metric, stopped_early=stopped_early, reason=reason,
                            history=list(self.state.history), device=str(self.device),
-                           best_epoch=self.state.best_epoch, checkpoint=str(self.best_path))
-
-
-class _Means:
-    """Row-weighted means of logged terms; each term counts only the batches where its phase ran."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.rows: dict[str, float] = {}
-
-    def add(self, terms: dict[str, torch.Tensor], rows: int) -> None:
-        for key, value in terms.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float() * rows
-            self.rows[key] = self.rows.get(key, 0.0) + rows
-
-    def reduce(self, dist, device: torch.device) -> dict[str, float]:
-        """Means over every rank (one all-reduce)."""
-        keys = sorted(self.sums)
-        if not dist.active and not keys:
-            return {}
-        packed = torch.stack([torch.as_tensor(self.sums[k], device=device).float() for k in keys]
-                             + [torch.tensor(self.rows[k], device=device) for k in keys]
-                             + [torch.zeros((), device=device)])
-        packed = dist.sum(packed)
-        n = len(keys)
-        return {k: float(packed[i]) / float(packed[n + i]) for i, k in enumerate(keys) if float(packed[n + i])}
+                           best_epoch=self.state.best_epoch, checkpoint=str(self.best_path),
+                           train_seconds=self.state.train_seconds)
 
 
 def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:

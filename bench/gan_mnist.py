@@ -1,0 +1,107 @@
+"""GANs on full MNIST within a training budget (issue 8), beside the VAE + GMM run of the same budget and a
+textbook DCGAN written in plain PyTorch (bench/plain_dcgan.py).
+
+Each latentatlas run is the shipped config (configs/mnist-dcgan.yaml, configs/mnist-wgan-gp.yaml,
+configs/mnist-vae.yaml) with ``train.max_minutes`` set to the budget; the GAN runs are then inverted and
+sampled from the N(0, I) prior and from GMMs fitted on the inverted codes.  Every sample set (10,000) is
+scored against the 10,000 MNIST test images in the dataset classifier's features, one protocol for all.
+Run it with the machine to itself: the budget is wall-clock time.  Usage:
+    python bench/gan_mnist.py [--minutes 10] [--only dcgan,wgan-gp,vae,plain] [--runs-dir /tmp/gan-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+RUNS = {"dcgan": "mnist-dcgan.yaml", "wgan-gp": "mnist-wgan-gp.yaml", "vae": "mnist-vae.yaml"}
+SAMPLERS = {"dcgan": ["prior", "gmm:k=10,covariance=full", "gmm:k=100,covariance=full"],
+            "wgan-gp": ["prior", "gmm:k=10,covariance=full", "gmm:k=100,covariance=full"],
+            "vae": ["prior", "gmm:k=100,covariance=full"]}
+METRICS = ["frechet", "prdc", "classes"]
+
+
+def latentatlas_run(name: str, args) -> dict:
+    """Train, code, sample and evaluate one shipped config under the budget; its rows for the table."""
+    from latentatlas import config as config_mod
+    from latentatlas.runs import pipeline
+    from latentatlas.runs.report import write_report
+
+    overrides = [f"name={name}", f"runs_dir={args.runs_dir}", f"data.root={args.mnist}", "train.progress=false",
+                 f"train.max_minutes={args.minutes}", "train.epochs=1000", "sample.n=10000",
+                 "evaluate.n_real=10000", f"evaluate.metrics={json.dumps(METRICS)}",
+                 f"sample.samplers={json.dumps(SAMPLERS[name])}"]
+    if name == "vae":
+        overrides.append("train.patience=null")
+    cfg = config_mod.load(ROOT / "configs" / RUNS[name], overrides)
+    session = pipeline.train_session(cfg)
+    pipeline.encode_stage(session)
+    pipeline.sample_stage(session)
+    results = pipeline.evaluate_stage(session)
+    write_report(session.run)
+    metrics = session.run.read_metrics()
+    train = metrics["train"]
+    rows = []
+    for stem, summary in metrics["samplers"].items():
+        rows.append({"model": name, "sampler": summary["spec"], **_scores(results[stem]),
+                     "epochs": train["epochs_run"], "train_seconds": train["train_seconds"],
+                     "recon_mse": metrics["reconstruction"]["mse"], "codes": metrics["codes"]["method"],
+                     "codes_seconds": metrics["codes"].get("encoder_seconds")})
+    return {"rows": rows, "report": str(session.run.report_path)}
+
+
+def plain_run(args) -> dict:
+    """The textbook DCGAN: trained in plain PyTorch for the budget, its samples scored the same way."""
+    import plain_dcgan
+
+    from latentatlas.metrics.evaluate import evaluate_file
+
+    g_net, info = plain_dcgan.train(plain_dcgan.load_mnist_train(Path(args.mnist)), minutes=args.minutes)
+    out = Path(args.runs_dir) / "plain-dcgan.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, arr_0=plain_dcgan.sample(g_net, 10000))
+    scores = evaluate_file(out, "mnist:test", root=args.mnist, metrics=METRICS, n_real=10000)
+    return {"rows": [{"model": "plain PyTorch DCGAN", "sampler": "prior", **_scores(scores),
+                      "epochs": round(info["epochs"], 2), "train_seconds": info["seconds"]}]}
+
+
+def _scores(result: dict) -> dict:
+    keys = ("frechet", "precision", "recall", "density", "coverage", "classes_covered", "class_kl")
+    return {k: result.get(k) for k in keys} | {"protocol": result["protocol"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--only", default="dcgan,wgan-gp,vae,plain")
+    parser.add_argument("--runs-dir", default="/tmp/latentatlas-gan-bench")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(torch.get_num_threads())
+    rows = []
+    for name in args.only.split(","):
+        rows += (plain_run(args) if name == "plain" else latentatlas_run(name, args))["rows"]
+    print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images, "
+          f"classifier features (protocol: {json.dumps(rows[0]['protocol'])})")
+    print(f"{'model':<22}{'sampler':<28}{'FD':>8}{'prec':>7}{'recall':>7}{'classes':>8}{'epochs':>8}{'train s':>9}")
+    for r in rows:
+        print(f"{r['model']:<22}{r['sampler']:<28}{r['frechet']:>8.2f}{r['precision']:>7.3f}{r['recall']:>7.3f}"
+              f"{r['classes_covered']:>8}{r['epochs']:>8}{r['train_seconds']:>9.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

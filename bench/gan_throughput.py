@@ -1,0 +1,101 @@
+"""Training throughput of `dcgan` (issue 8): latentatlas's trainer beside the same networks and losses in a
+plain PyTorch loop, so the difference is what the framework costs (phases, sharded noise, logging,
+checkpointing, the EMA hook).
+
+Both train the model of configs/mnist-dcgan.yaml (hinge loss, spectral norm, EMA, TTUR) on the same
+full-MNIST training images for ``--steps`` batches of 64, alternating ``--repeats`` times; the median
+images/s of each is printed with min and max.  Run it with the machine to itself.  Usage:
+    python bench/gan_throughput.py [--steps 300] [--repeats 5] [--mnist ../shared/data/mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(seed: int = 0):
+    from latentatlas import config as config_mod
+    from latentatlas.models import build_model
+
+    cfg = config_mod.load(ROOT / "configs" / "mnist-dcgan.yaml")
+    torch.manual_seed(seed)
+    return build_model(cfg.model, (1, 28, 28), 10), cfg
+
+
+def ours(data, steps: int) -> float:
+    """images/s of latentatlas.training.train for ``steps`` batches (one epoch's setup included)."""
+    from latentatlas.config import TrainConfig
+    from latentatlas.training import train
+
+    model, cfg = build()
+    train_cfg = TrainConfig(epochs=1, batch_size=64, lr=cfg.train.lr, max_steps=steps, progress=False,
+                            patience=None, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(model, data, train_cfg, tmp, seed=0)
+        return steps * 64 / (time.perf_counter() - start)
+
+
+def plain(images: torch.Tensor, steps: int) -> float:
+    """images/s of a hand-written loop over the same networks, losses, optimizers and EMA update."""
+    from latentatlas.models.ema import ema_decay_at, ema_update
+
+    model, _ = build()
+    m, c = model, model.config
+    opt_d = torch.optim.Adam(m.discriminator.parameters(), lr=c.lr_discriminator, betas=tuple(c.betas))
+    opt_g = torch.optim.Adam(m.generator.parameters(), lr=c.lr_generator, betas=tuple(c.betas))
+    g = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    order = torch.randperm(images.shape[0], generator=g)
+    for step in range(steps):
+        real = images[order[step * 64:(step + 1) * 64]].float().div_(255) * 2 - 1
+        with torch.no_grad():
+            fake = torch.sigmoid(m.generator(torch.randn(64, c.latent_dim, generator=g))) * 2 - 1
+        loss_d = F.relu(1 - m.discriminator(real)[0]).mean() + F.relu(1 + m.discriminator(fake)[0]).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        fake = torch.sigmoid(m.generator(torch.randn(64, c.latent_dim, generator=g))) * 2 - 1
+        loss_g = -m.discriminator(fake)[0].mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema_update(m.generator_ema, m.generator, ema_decay_at(step + 1, c.ema_decay))
+    return steps * 64 / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from latentatlas.config import DataConfig
+    from latentatlas.data import load_dataset
+
+    data = load_dataset(DataConfig(name="mnist", root=args.mnist), seed=0)
+    images = data.part("train").images
+    print(f"dcgan (configs/mnist-dcgan.yaml), batch 64, {args.steps} steps per run, torch threads "
+          f"{torch.get_num_threads()}")
+    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
+    for r in range(args.repeats):
+        results["latentatlas trainer"].append(ours(data, args.steps))
+        results["plain PyTorch loop"].append(plain(images, args.steps))
+        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for k, v in results.items():
+        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
+    print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The model contract, checked for every registered family: build, one training step per phase, the
+save/load round trip, generate's shape and range, and same seed same output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentatlas.models import MODELS, Batch, GenerativeModel, build_model, model_config
+from latentatlas.training.checkpoint import load_model, save_model
+
+SHAPE = (1, 16, 16)
+N_CLASSES = 4
+
+
+def _build(family: str, seed: int = 0) -> GenerativeModel:
+    extra = {"latent_dim": 16} if family == "infogan" else {"latent_dim": 6}
+    if "ema_decay" in {f.name for f in __import__("dataclasses").fields(MODELS.get(family).config)}:
+        extra["ema_decay"] = 0.9   # the EMA generator is part of the contract's round trip
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_model(model_config(family, width=8, **extra), SHAPE, n_classes=N_CLASSES)
+
+
+def _batch(rows: int = 6) -> Batch:
+    g = torch.Generator().manual_seed(1)
+    return Batch(torch.rand(rows, *SHAPE, generator=g), torch.randint(N_CLASSES, (rows,), generator=g))
+
+
+@pytest.fixture(params=MODELS.names())
+def family(request) -> str:
+    return request.param
+
+
+def test_declares_its_capabilities(family):
+    model = _build(family)
+    assert isinstance(model, GenerativeModel) and model.config.family == family
+    assert model.code_kind == "continuous" and model.code_shape == (model.latent_dim,)
+    assert isinstance(model.has_encoder, bool)
+    assert model.selection_metric in ("val_loss", "monitor_frechet")
+    assert (model.validation_loss(_batch(), generator=torch.Generator()) is None) == (not model.has_encoder)
+
+
+def test_one_step_of_each_phase_moves_only_its_parameters(family):
+    model = _build(family).train()
+    batch, g = _batch(), torch.Generator().manual_seed(2)
+    for phase in model.phases():
+        params = phase.parameters()
+        ids = {id(p) for p in params}
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        opt = torch.optim.Adam(params, lr=1e-2)
+        opt.zero_grad(set_to_none=True)
+        total, terms = phase.loss(batch, generator=g, progress=0.0)
+        assert total.ndim == 0 and torch.isfinite(total), phase.name
+        assert all(torch.isfinite(v).all() and not v.requires_grad for v in terms.values())
+        total.backward()
+        opt.step()
+        if phase.after_step is not None:
+            phase.after_step()
+        moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+        owned = {name for name, p in model.named_parameters() if id(p) in ids}
+        averaged = {name for name, p in model.named_parameters() if name.startswith("generator_ema.")}
+        assert moved and moved <= owned | averaged, (phase.name, moved - owned)
+        assert not (moved & averaged) or phase.after_step is not None   # only an after-step hook averages
+        assert phase.repeat >= 1
+
+
+def test_save_and_load_round_trip(family, tmp_path):
+    model = _build(family).eval()
+    loaded = load_model(save_model(tmp_path / "m.pt", model))
+    assert type(loaded) is type(model) and loaded.config == model.config
+    z = model.prior_sample(5, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(5) % N_CLASSES if model.conditional else None
+    torch.testing.assert_close(loaded.decode(z, y), model.decode(z, y), rtol=0, atol=0)
+
+
+def test_generate_shape_range_and_seed(family):
+    model = _build(family).eval()
+    y = torch.arange(7) % N_CLASSES if model.conditional else None
+    with torch.no_grad():
+        a = model.generate(7, generator=torch.Generator().manual_seed(4), y=y)
+        b = _build(family).eval().generate(7, generator=torch.Generator().manual_seed(4), y=y)
+        c = model.generate(7, generator=torch.Generator().manual_seed(5), y=y)
+    assert a.shape == (7, *SHAPE) and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_encoder_families_encode_and_the_others_say_why_not(family):
+    model = _build(family).eval()
+    batch = _batch(3)
+    if model.has_encoder:
+        assert model.encode(batch.x, batch.y if model.conditional else None).mean.shape == (3, model.latent_dim)
+    else:
+        with pytest.raises(NotImplementedError, match="has no encoder; its codes come from inversion"):
+            model.encode(batch.x)
