@@ -21,7 +21,7 @@ class DataConfig:
     root: str | None = None             # folder or file for datasets read from disk
     val_fraction: float = 0.1
     test_fraction: float = 0.1          # used only when the source defines no test split
-    limit: int | None = None            # keep the first N images (quick runs)
+    limit: int | None = None            # keep N images spread over the data set, the same for every seed
     image_size: int | None = None       # resize square images to this size (None: as stored)
     download: bool = False              # allow torchvision datasets to download
     options: dict = field(default_factory=dict)  # loader-specific options (e.g. celeba crop)

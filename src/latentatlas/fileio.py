@@ -59,6 +59,22 @@ def torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def torch_load(path: str | Path, what: str, *, map_location: Any = "cpu", hint: str = "") -> Any:
+    """``torch.load(..., weights_only=True)`` of a file latentatlas wrote (a checkpoint, sampler, inverter:
+    data, never code).  FileNotFoundError naming ``what`` and the path (plus ``hint``) when it is absent;
+    ValueError when it cannot be read (truncated, corrupt, or not a torch file)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such file {str(path)!r}{hint}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{what}: could not read {str(path)!r}: the file is corrupt or not a latentatlas {what} "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from latentatlas.config import DataConfig
-from latentatlas.data import DATASETS, ImageDataset, dataset_fingerprint, load_dataset, resize_images
+from latentatlas.data import DATASETS, ImageDataset, dataset_fingerprint, limit_rows, load_dataset, resize_images
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,19 @@ def test_split_is_deterministic_and_seeded():
     a, b, c = (load_dataset(cfg, seed=s) for s in (3, 3, 4))
     assert torch.equal(a.split, b.split) and not torch.equal(a.split, c.split)
     assert torch.bincount(a.split.long()).tolist() == [700, 200, 100]
-    assert torch.equal(a.images, c.images)  # the limit keeps the first rows whatever the seed
+    assert torch.equal(a.images, c.images)  # the limit keeps the same rows whatever the seed
     assert len(a.part("val")) == 200 and a.part("test").split.unique().tolist() == [2]
 
 
-def test_limit_keeps_the_first_rows_and_resize(embedded):
+def test_limit_keeps_rows_spread_over_the_data_and_resize(embedded):
     ds = load_dataset(DataConfig(limit=10, image_size=14), seed=0)
     assert ds.images.shape == (10, 1, 14, 14) and ds.images.dtype == torch.uint8
-    assert torch.equal(ds.labels, embedded.labels[:10])
+    rows = limit_rows(len(embedded), 10)
+    assert torch.equal(ds.labels, embedded.labels[rows]) and bool((rows[1:] > rows[:-1]).all())
+    # the embedded digits are sorted by class: the first 400 rows are all zeros, a limit of 400 is not
+    assert len(load_dataset(DataConfig(limit=400), seed=0).labels.unique()) == 10
     pil = np.stack([np.asarray(Image.fromarray(im[0].numpy()).resize((14, 14), Image.Resampling.BILINEAR))
-                    for im in embedded.images[:10]])
+                    for im in embedded.images[rows]])
     assert np.abs(pil.astype(int) - ds.images[:, 0].numpy().astype(int)).max() <= 1  # PIL's antialiased bilinear
 
 

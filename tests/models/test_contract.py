@@ -93,3 +93,19 @@ def test_encoder_families_encode_and_the_others_say_why_not(family):
     else:
         with pytest.raises(NotImplementedError, match="has no encoder; its codes come from inversion"):
             model.encode(batch.x)
+
+
+def test_infogan_codes_and_their_agreement_with_classes():
+    from latentatlas.models.infogan import categorical_agreement
+
+    model = _build("infogan")   # latent 16 = 4 noise + 10 categorical + 2 continuous
+    z = model.prior_sample(200, generator=torch.Generator().manual_seed(0), fixed=(0, 7))
+    assert model.noise_dim == 4 and torch.equal(z[:, 4:14].argmax(1), torch.full((200,), 7))
+    assert torch.equal(z[:, 4:14].sum(1), torch.ones(200)) and float(z[:, 14:].abs().max()) <= 1
+    free = model.prior_sample(2000, generator=torch.Generator().manual_seed(1))[:, 4:14].argmax(1)
+    assert torch.bincount(free, minlength=10).min() > 150                      # uniform over the 10 values
+    permutation = torch.tensor([3, 1, 4, 0, 5, 9, 2, 6, 8, 7])
+    model.decode = lambda codes, y=None: codes[:, 4:14].argmax(1).float().view(-1, 1, 1, 1) / 10  # code -> image
+    out = categorical_agreement(model, lambda x: permutation[(x.flatten(1)[:, 0] * 10).round().long()],
+                                n_per_value=20, generator=torch.Generator().manual_seed(2))
+    assert out["error"] == 0.0 and out["mapping"] == {v: int(permutation[v]) for v in range(10)}

@@ -21,13 +21,18 @@ TINY = {
 }
 
 
+def _run_through_the_cli(tmp_path_factory, config: dict) -> Run:
+    """`latentatlas run` on ``config`` in a fresh runs folder; the run it made."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    path = runs_dir / f"{config['name']}.yaml"
+    path.write_text(yaml.safe_dump({**config, "runs_dir": str(runs_dir)}))
+    assert main(["run", str(path)]) == 0
+    return Run.open(runs_dir / config["name"])
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("runs")
-    path = runs_dir / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    return Run.open(runs_dir / "tiny")
+    return _run_through_the_cli(tmp_path_factory, TINY)
 
 
 def test_run_folder_has_every_stage_file(tiny_run):
@@ -131,11 +136,7 @@ TINY_GAN = {
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("gan-runs")
-    path = runs_dir / "gan.yaml"
-    path.write_text(yaml.safe_dump({**TINY_GAN, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    return Run.open(runs_dir / "gan")
+    return _run_through_the_cli(tmp_path_factory, TINY_GAN)
 
 
 def test_a_gan_run_goes_through_every_stage_by_inversion(gan_run):
@@ -166,3 +167,20 @@ def test_latent_analyses_run_on_a_gan(gan_run):
     assert np.isfinite(out["lerp"]["midpoint_fd"]) and np.isfinite(out["slerp"]["cycle_error_mean"])
     geometry = analyses.geometry_stage(gan_run, map_methods=("pca",), drift_iters=1)
     assert geometry["latent_dim"] == 6
+
+
+def test_a_conditional_gan_is_inverted_and_sampled_with_labels(tmp_path_factory):
+    config = {**TINY_GAN, "name": "cgan", "data": {"name": "mnist", "limit": 200},
+              "model": {"family": "cgan", "architecture": "mlp", "latent_dim": 4, "width": 32},
+              "train": {**TINY_GAN["train"], "epochs": 1}, "sample": {"samplers": ["prior"], "n": 50},
+              "evaluate": {"metrics": ["frechet"], "n_real": 1000}}
+    run = _run_through_the_cli(tmp_path_factory, config)
+    with np.load(run.samples_dir / "prior.npz") as f:
+        labels, images = f["labels"], f["arr_0"]
+    assert images.shape == (50, 28, 28, 1) and labels.shape == (50,) and set(labels) <= set(range(10))
+    assert len(set(labels)) > 3                      # drawn from the training labels, not one class
+    assert str(run.load_latents()["codes_method"]) == "inversion"
+    with pytest.raises(ValueError, match="the latent analyses decode codes without labels"):
+        from latentatlas.runs import analyses
+
+        analyses.geometry_stage(run, map_methods=("pca",))

@@ -24,6 +24,17 @@ def tiny_model(family: str = "vae", shape: tuple[int, int, int] = (1, 6, 6), see
         return build_model(model_config(family, architecture="mlp", latent_dim=2, width=16, **kw), shape)
 
 
+class Kill:
+    """A callback that simulates a crash at the end of epoch ``at`` (before that epoch's checkpoint)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_epoch_end(self, epoch, model):
+        if epoch == self.at:
+            raise KeyboardInterrupt("killed")
+
+
 def tiny_train_config(**kw) -> TrainConfig:
     values = dict(epochs=3, batch_size=11, lr=1e-2, patience=None, device="cpu", progress=False)
     values.update(kw)

@@ -46,12 +46,12 @@ def test_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt or not a checkpoint"):
+    with pytest.raises(ValueError, match="corrupt or not a latentatlas checkpoint"):
         load_model(garbage)
     good = save_model(tmp_path / "good.pt", tiny_model("vae"))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ValueError, match="corrupt or not a checkpoint"):
+    with pytest.raises(ValueError, match="corrupt or not a latentatlas checkpoint"):
         load_checkpoint(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
@@ -61,3 +61,18 @@ def test_errors(tmp_path):
         save_checkpoint(tmp_path / "x.pt", {"model": {}})
     with pytest.raises(TypeError, match="latentatlas model"):
         model_payload(torch.nn.Linear(2, 2))
+
+
+def test_a_checkpoint_written_by_version_0_1_still_loads(tmp_path):
+    """Format 1: one ModelConfig for AE and VAE (with kl_weight on the AE and an options dict), no n_classes."""
+    for family in ("ae", "vae"):
+        model = tiny_model(family, hidden_layers=3).eval()
+        old = {"format": 1, "model": model.state_dict(), "image_shape": [1, 6, 6],
+               "model_config": {"family": family, "latent_dim": 2, "architecture": "mlp", "width": 16,
+                                "likelihood": "bernoulli", "kl_weight": 1.0, "kl_warmup_epochs": 0.0,
+                                "options": {"hidden_layers": 3}}}
+        torch.save(old, tmp_path / f"{family}.pt")
+        loaded = load_model(tmp_path / f"{family}.pt")
+        assert loaded.config == model.config and loaded.config.hidden_layers == 3
+        x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)

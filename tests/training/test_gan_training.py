@@ -10,23 +10,14 @@ import torch
 from latentatlas.models import build_model, model_config
 from latentatlas.training import TrainingDiverged, load_checkpoint, train
 
-from .helpers import GAN_OPTIONS, tiny_dataset, tiny_model, tiny_train_config
-
-
-class _Kill:
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.at:
-            raise KeyboardInterrupt("killed")
+from .helpers import GAN_OPTIONS, Kill, tiny_dataset, tiny_model, tiny_train_config
 
 
 def test_resume_of_a_two_player_run_reproduces_the_uninterrupted_weights(tmp_path):
     data, cfg = tiny_dataset(), tiny_train_config(epochs=3)
     train(tiny_model("gan", **GAN_OPTIONS), data, cfg, tmp_path / "straight", seed=1)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_model("gan", **GAN_OPTIONS), data, cfg, tmp_path / "killed", seed=1, callbacks=[_Kill(2)])
+        train(tiny_model("gan", **GAN_OPTIONS), data, cfg, tmp_path / "killed", seed=1, callbacks=[Kill(2)])
     resumed = train(tiny_model("gan", seed=7, **GAN_OPTIONS), data, cfg, tmp_path / "killed", seed=1, resume=True)
     assert resumed.epochs_run == 3
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")

@@ -10,7 +10,7 @@ import torch
 
 from latentatlas.training import TrainingDiverged, load_checkpoint, load_model, resolve_device, train
 
-from .helpers import tiny_dataset, tiny_model, tiny_train_config
+from .helpers import Kill, tiny_dataset, tiny_model, tiny_train_config
 
 
 def _lines(run_dir):
@@ -50,23 +50,12 @@ def test_same_seed_same_weights_and_val_loss_is_deterministic(tmp_path):
     assert a.history[0]["val_loss"] == b.history[0]["val_loss"] != c.history[0]["val_loss"]
 
 
-class _Kill:
-    """Simulates a crash at the end of epoch ``at`` (before that epoch's checkpoint is written)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.at:
-            raise KeyboardInterrupt("killed")
-
-
 @pytest.mark.parametrize("family", ["vae", "ae"])
 def test_resume_reaches_the_same_weights(tmp_path, family):
     data, cfg = tiny_dataset(), tiny_train_config(epochs=3)
     straight = train(tiny_model(family), data, cfg, tmp_path / "straight", seed=1)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_model(family), data, cfg, tmp_path / "killed", seed=1, callbacks=[_Kill(2)])
+        train(tiny_model(family), data, cfg, tmp_path / "killed", seed=1, callbacks=[Kill(2)])
     assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["epoch"] == 1
     resumed = train(tiny_model(family, seed=9), data, cfg, tmp_path / "killed", seed=1, resume=True)
     assert resumed.epochs_run == 3 and resumed.steps == straight.steps
@@ -235,3 +224,18 @@ def test_a_phase_with_repeat_r_runs_on_the_last_r_batches_of_each_round(tmp_path
     model.phases = lambda: phases
     train(model, tiny_dataset(), tiny_train_config(epochs=3, max_steps=6), tmp_path, seed=0)  # 4 batches an epoch
     assert ran == ["decoder", "decoder", "encoder", "decoder"] * 2
+
+
+def test_a_time_budget_stops_training(tmp_path):
+    result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=50, max_minutes=1e-9), tmp_path, seed=0)
+    assert result.reason.startswith("reached max_minutes=1e-09") and result.epochs_run == 1
+    assert result.steps < 4 and 0 < result.train_seconds < 5     # stopped inside the first epoch
+    with pytest.raises(ValueError, match=r"train.max_minutes: expected a finite number > 0"):
+        train(tiny_model(), tiny_dataset(), tiny_train_config(max_minutes=0.0), tmp_path / "b", seed=0)
+
+
+def test_a_multi_phase_model_without_validation_keeps_its_latest_weights(tmp_path):
+    data = tiny_dataset()
+    no_val = data.subset(torch.nonzero(data.split != 1).flatten())
+    result = train(_two_phase_ae(), no_val, tiny_train_config(epochs=2), tmp_path, seed=0)
+    assert result.best_epoch == 2 and result.epochs_run == 2

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.data.base import to_float
-from latentatlas.fileio import torch_save
+from latentatlas.fileio import torch_load, torch_save
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
 from latentatlas.validate import check_number
 
@@ -152,13 +152,7 @@ class Inverter(nn.Module):
     @classmethod
     def load(cls, path: str | Path, model: nn.Module, map_location: str | torch.device = "cpu") -> "Inverter":
         """An inverter saved with :meth:`save`, checked against ``model`` (same shapes)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"inverter: no such file {str(path)!r}; run `latentatlas encode` first")
-        try:
-            data = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # torch raises several types for truncated or foreign files
-            raise ValueError(f"inverter: could not read {str(path)!r} (corrupt or not an inverter): {exc}") from exc
+        data = torch_load(path, "inverter", map_location=map_location, hint="; run `latentatlas encode` first")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"inverter: {str(path)!r} is not a latentatlas inverter (format {FORMAT})")
         inverter = cls(model, **data["settings"])

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.fileio import torch_save
+from latentatlas.fileio import torch_load, torch_save
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,7 @@ def save_model(path: str | Path, model: nn.Module) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint dict (weights_only).  FileNotFoundError if absent, ValueError if unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no such file {str(path)!r}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"checkpoint: could not read {str(path)!r} as a latentatlas checkpoint "
-                         f"(corrupt or not a checkpoint): {type(exc).__name__}: {exc}") from exc
+    ckpt = torch_load(path, "checkpoint", map_location=map_location)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         raise ValueError(f"checkpoint: {str(path)!r} is not a latentatlas checkpoint (expected keys {list(REQUIRED)})")
     if ckpt["format"] not in READABLE:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from latentatlas.fileio import torch_save
+from latentatlas.fileio import torch_load, torch_save
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
 
@@ -211,10 +211,7 @@ class LatentSampler:
     @classmethod
     def load(cls, path: str | Path, *, map_location: torch.device | str = "cpu") -> "LatentSampler":
         """Load a saved sampler onto ``map_location`` (default CPU)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"path: no saved sampler at {path}")
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch_load(path, "sampler")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"path: {path} is not a saved latentatlas sampler (expected format {FORMAT})")
         target = SAMPLERS.get(data["name"])
