@@ -2,7 +2,7 @@
 plain PyTorch loop, so the difference is what the framework costs (phases, sharded noise, logging,
 checkpointing, the EMA hook).
 
-Both train the model of configs/mnist-dcgan.yaml (hinge loss, spectral norm, EMA, TTUR) on the same
+Both train the model of configs/mnist-dcgan.yaml (its loss and R1 penalty, EMA, TTUR) on the same
 full-MNIST training images for ``--steps`` batches of 64, alternating ``--repeats`` times; the median
 images/s of each is printed with min and max.  Run it with the machine to itself.  Usage:
     python bench/gan_throughput.py [--steps 300] [--repeats 5] [--mnist ../shared/data/mnist]
@@ -46,26 +46,35 @@ def ours(data, steps: int) -> float:
 
 
 def plain(images: torch.Tensor, steps: int) -> float:
-    """images/s of a hand-written loop over the same networks, losses, optimizers and EMA update."""
+    """images/s of a hand-written loop over the same networks, losses (the config's non-saturating or hinge
+    loss, R1 penalty), optimizers and EMA update."""
     from latentatlas.models.ema import ema_decay_at, ema_update
 
     model, _ = build()
     m, c = model, model.config
     opt_d = torch.optim.Adam(m.discriminator.parameters(), lr=c.lr_discriminator, betas=tuple(c.betas))
     opt_g = torch.optim.Adam(m.generator.parameters(), lr=c.lr_generator, betas=tuple(c.betas))
+    hinge = c.loss == "hinge"
     g = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     order = torch.randperm(images.shape[0], generator=g)
     for step in range(steps):
-        real = images[order[step * 64:(step + 1) * 64]].float().div_(255) * 2 - 1
+        real = (images[order[step * 64:(step + 1) * 64]].float().div_(255) * 2 - 1).requires_grad_(c.penalty == "r1")
         with torch.no_grad():
             fake = torch.sigmoid(m.generator(torch.randn(64, c.latent_dim, generator=g))) * 2 - 1
-        loss_d = F.relu(1 - m.discriminator(real)[0]).mean() + F.relu(1 + m.discriminator(fake)[0]).mean()
+        real_score, fake_score = m.discriminator(real)[0], m.discriminator(fake)[0]
+        if hinge:
+            loss_d = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+        else:
+            loss_d = F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
+        if c.penalty == "r1":
+            (grad,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
+            loss_d = loss_d + 0.5 * c.penalty_weight * grad.flatten(1).pow(2).sum(1).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        fake = torch.sigmoid(m.generator(torch.randn(64, c.latent_dim, generator=g))) * 2 - 1
-        loss_g = -m.discriminator(fake)[0].mean()
+        fake_score = m.discriminator(torch.sigmoid(m.generator(torch.randn(64, c.latent_dim, generator=g))) * 2 - 1)[0]
+        loss_g = -fake_score.mean() if hinge else F.softplus(-fake_score).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

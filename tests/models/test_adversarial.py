@@ -64,8 +64,12 @@ def test_gradient_penalty_equals_a_finite_difference_reference():
 
 def test_r1_penalty_of_a_linear_critic_is_the_squared_weight_norm():
     w = torch.tensor([1.0, -2.0, 0.5, 3.0])
-    critic = lambda x: x.flatten(1) @ w  # noqa: E731
-    assert r1_penalty(critic, torch.rand(6, 1, 2, 2)).item() == pytest.approx(float(w.pow(2).sum()))
+    x = torch.rand(6, 1, 2, 2).requires_grad_(True)
+    assert r1_penalty(x.flatten(1) @ w, x).item() == pytest.approx(float(w.pow(2).sum()))
+    critic = _critic().double()          # a non-linear critic: the mean squared input-gradient norm, by hand
+    x = torch.rand(3, 3, 2, 2, dtype=torch.float64).requires_grad_(True)
+    by_hand = torch.stack([torch.autograd.grad(critic(x[i:i + 1]).sum(), x)[0][i].pow(2).sum() for i in range(3)])
+    assert r1_penalty(critic(x), x).item() == pytest.approx(float(by_hand.mean()), rel=1e-10)
 
 
 def test_ema_update_equals_its_closed_form():

@@ -138,9 +138,9 @@ class GAN(GenerativeModel):
         """Codes (B, latent_dim) [, labels (B,)] -> images (B, C, H, W) in [0, 1] (EMA generator if kept)."""
         return self.generate_raw(z, y, average=True)
 
-    def critic(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator | None):
-        """D(DiffAugment(2x - 1)) -> (score (B,), features (B, F))."""
-        return self.discriminator(diff_augment(x * 2 - 1, self.policy, generator), y)
+    def critic_input(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """What the discriminator sees of images in [0, 1]: DiffAugment(2x - 1)."""
+        return diff_augment(x * 2 - 1, self.policy, generator)
 
     # -- training ---------------------------------------------------------------------------------------
     def fake_batch(self, batch: Batch, generator: torch.Generator | None):
@@ -149,34 +149,33 @@ class GAN(GenerativeModel):
         return self.prior_sample(len(batch), generator=generator), y
 
     def discriminator_loss(self, batch: Batch, *, generator: torch.Generator | None = None, progress: float = 0.0):
+        """The discriminator's loss on a real batch and as many generated images, plus its penalty: gp at
+        interpolates of the two (weight lambda), or R1 at the real images (gamma / 2 |grad|^2, from the same
+        forward pass as the loss)."""
         z, y = self.fake_batch(batch, generator)
         with torch.no_grad():
-            fake = self.generate_raw(z, y)
-        real_score, _ = self.critic(batch.x, y, generator)
-        fake_score, fake_h = self.critic(fake, y, generator)
+            fake_in = self.critic_input(self.generate_raw(z, y), generator)
+        real_in = self.critic_input(batch.x, generator).requires_grad_(self.config.penalty == "r1")
+        real_score, _ = self.discriminator(real_in, y)
+        fake_score, fake_h = self.discriminator(fake_in, y)
         loss = discriminator_loss(self.config.loss, real_score, fake_score)
         terms = {"adversarial": loss.detach(), "real_score": real_score.mean().detach(),
                  "fake_score": fake_score.mean().detach()}
+        if self.config.penalty == "r1":
+            penalty = 0.5 * self.config.penalty_weight * r1_penalty(real_score, real_in)
+        elif self.config.penalty == "gp":
+            eps = batch_rand((len(batch),), generator=generator, device=real_in.device)
+            critic = lambda x: self.discriminator(x, y)[0]  # noqa: E731
+            penalty = self.config.penalty_weight * gradient_penalty(critic, real_in, fake_in, eps)
         if self.config.penalty != "none":
-            penalty = self._penalty(batch.x, fake, y, generator)
             loss = loss + penalty
             terms["penalty"] = penalty.detach()
         loss, more = self.discriminator_extra(loss, z, fake_h)
         return loss, {**terms, **more}
 
-    def _penalty(self, real: torch.Tensor, fake: torch.Tensor, y, generator) -> torch.Tensor:
-        """Weighted gradient penalty (gp) or R1 penalty (gamma / 2 * |grad|^2) on the augmented input."""
-        critic = lambda x: self.discriminator(x, y)[0]  # noqa: E731  (inputs already centred and augmented)
-        real_in = diff_augment(real * 2 - 1, self.policy, generator)
-        if self.config.penalty == "gp":
-            fake_in = diff_augment(fake * 2 - 1, self.policy, generator)
-            eps = batch_rand((real.shape[0],), generator=generator, device=real.device)
-            return self.config.penalty_weight * gradient_penalty(critic, real_in, fake_in, eps)
-        return 0.5 * self.config.penalty_weight * r1_penalty(critic, real_in)
-
     def generator_loss(self, batch: Batch, *, generator: torch.Generator | None = None, progress: float = 0.0):
         z, y = self.fake_batch(batch, generator)
-        fake_score, fake_h = self.critic(self.generate_raw(z, y), y, generator)
+        fake_score, fake_h = self.discriminator(self.critic_input(self.generate_raw(z, y), generator), y)
         loss = generator_loss(self.config.loss, fake_score)
         terms = {"fake_score": fake_score.mean().detach(), "adversarial": loss.detach()}
         loss, more = self.generator_extra(loss, z, fake_h)

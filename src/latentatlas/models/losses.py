@@ -91,9 +91,9 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def r1_penalty(critic, real: torch.Tensor) -> torch.Tensor:
-    """R1 penalty (Mescheder et al. 2018): mean over the batch of |grad_x critic(x)|^2 at real images
-    (multiply by gamma / 2 for the usual weighting)."""
-    x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 penalty (Mescheder et al. 2018): mean over the batch of |grad_x critic(x)|^2 at the real images
+    ``real`` (B, ...), which must require grad, given their scores (B,) (the forward pass the adversarial
+    loss uses); multiply by gamma / 2 for the usual weighting.  Differentiable (create_graph)."""
+    (grad,) = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
     return grad.flatten(1).pow(2).sum(dim=1).mean()
