@@ -3,7 +3,7 @@
 
 Every ``--every`` epochs it prints the modes covered (a mode counts when at least 1 % of 2,500 samples are
 high-quality samples of it) and the fraction of high-quality samples (within 3 standard deviations of a
-mode), with the sample monitor's collapse verdict on the same samples.  Usage:
+mode), with the collapse detector's verdict on the modes of the high-quality samples.  Usage:
     python bench/ring_modes.py [--epochs 200] [--every 25] [--families gan,wgan-gp]
 """
 
@@ -42,8 +42,10 @@ class ModeProbe:
             return None
         points = images_to_points(model.generate(2500, generator=torch.Generator().manual_seed(0)))
         stats = ring_modes(points, self.centres, self.std)
-        nearest = torch.cdist(points, self.centres.double()).argmin(1)
-        verdict = self.detector.update(class_coverage(nearest, torch.full((8,), 1 / 8, dtype=torch.float64)))
+        distance, nearest = torch.cdist(points, self.centres.double()).min(1)
+        good = nearest[distance <= 3 * self.std]          # the detector sees the modes of high-quality samples
+        verdict = self.detector.update(class_coverage(good, torch.full((8,), 1 / 8, dtype=torch.float64))) \
+            if good.numel() else "mode collapse: no high-quality sample"
         self.rows.append({"epoch": epoch, "seconds": time.perf_counter() - self.started, **stats,
                           "collapse": verdict or "healthy"})
         print(f"  epoch {epoch:4d} ({self.rows[-1]['seconds']:5.0f} s): modes {stats['modes_covered']}/8, "

@@ -139,7 +139,10 @@ def _analysis(args: argparse.Namespace) -> None:
 
     run = Run.open(args.run)
     seed, device = run.config.seed, pipeline.device_for(run.config)
-    if args.command == "interpolate":
+    if args.command == "interpolate" and _has_code_grids(run):
+        result = analyses.discrete_interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
+                                                     seed=seed, device=device)
+    elif args.command == "interpolate":
         result = analyses.interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
                                             learned_iters=args.learned_iters, seed=seed, device=device)
     elif args.command == "attributes":
@@ -150,6 +153,12 @@ def _analysis(args: argparse.Namespace) -> None:
         result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)
     print(json.dumps(result, indent=2, default=str))
     print(f"report: {write_report(run)}", file=sys.stderr)
+
+
+def _has_code_grids(run) -> bool:
+    from latentatlas.models import MODELS
+
+    return MODELS.get(run.config.model.family).model.code_kind == "discrete"
 
 
 def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfig:

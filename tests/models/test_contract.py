@@ -35,7 +35,10 @@ def family(request) -> str:
 def test_declares_its_capabilities(family):
     model = _build(family)
     assert isinstance(model, GenerativeModel) and model.config.family == family
-    assert model.code_kind == "continuous" and model.code_shape == (model.latent_dim,)
+    if model.code_kind == "continuous":
+        assert model.code_shape == (model.latent_dim,)
+    else:                                                    # grids of codebook indices, one per image cell
+        assert model.code_kind == "discrete" and len(model.code_shape) == 2
     assert isinstance(model.has_encoder, bool)
     assert model.selection_metric in ("val_loss", "monitor_frechet")
     assert (model.validation_loss(_batch(), generator=torch.Generator()) is None) == (not model.has_encoder)
@@ -88,7 +91,11 @@ def test_generate_shape_range_and_seed(family):
 def test_encoder_families_encode_and_the_others_say_why_not(family):
     model = _build(family).eval()
     batch = _batch(3)
-    if model.has_encoder:
+    if model.code_kind == "discrete":
+        grids = model.encode(batch.x)
+        assert grids.dtype == torch.long and grids.shape == (3, *model.code_shape)
+        torch.testing.assert_close(model.decode(grids), model.decode(model.encode_continuous(batch.x)))
+    elif model.has_encoder:
         assert model.encode(batch.x, batch.y if model.conditional else None).mean.shape == (3, model.latent_dim)
     else:
         with pytest.raises(NotImplementedError, match="has no encoder; its codes come from inversion"):

@@ -184,3 +184,28 @@ def test_a_conditional_gan_is_inverted_and_sampled_with_labels(tmp_path_factory)
         from latentatlas.runs import analyses
 
         analyses.geometry_stage(run, map_methods=("pca",))
+
+
+def test_a_vqvae_run_stores_code_grids_and_samples_them(tmp_path_factory):
+    config = {**TINY, "name": "vq", "model": {"family": "vqvae", "latent_dim": 4, "width": 8, "codebook_size": 32},
+              "train": {**TINY["train"], "epochs": 1},
+              "sample": {"samplers": ["categorical", "pixelcnn:iters=30,dim=8,layers=2"], "n": 32}}
+    run = _run_through_the_cli(tmp_path_factory, config)
+    latents = run.load_latents()
+    assert latents["codes"].shape == (400, 7, 7) and latents["codebook"].shape == (32, 4) and "z_mean" not in latents
+    assert run.history()[0]["codebook_usage"] > 0
+    metrics = run.read_metrics()
+    for stem in ("categorical", "pixelcnn_iters-30_dim-8_layers-2"):
+        assert metrics["samplers"][stem]["test_log_likelihood"] < 0 and np.isfinite(metrics["evaluate"][stem]["frechet"])
+    with pytest.raises(ValueError, match="'gmm' samples continuous codes, but a 'vqvae' model has discrete codes"):
+        pipeline.sample_stage(run, ["gmm"], n=8)
+
+
+def test_discrete_interpolation_on_a_vqvae_run(tmp_path_factory):
+    config = {**TINY, "name": "vq2", "model": {"family": "vqvae", "latent_dim": 4, "width": 8, "codebook_size": 32},
+              "train": {**TINY["train"], "epochs": 1}, "sample": {"samplers": ["categorical"], "n": 16}}
+    run = _run_through_the_cli(tmp_path_factory, config)
+    assert main(["interpolate", str(run.path), "--pairs", "4", "--steps", "5"]) == 0
+    out = run.read_metrics()["interpolation"]
+    assert out["cell_changes_per_path"] >= out["cells_differing_at_ends"] * 49 and np.isfinite(out["midpoint_fd"])
+    assert (run.figures_dir / "interp_strips.png").is_file()

@@ -78,7 +78,7 @@ def test_a_conditional_model_needs_labels(tmp_path):
     labelled.labels = torch.arange(len(labelled)) % 3
     model = build_model(model_config("cgan", architecture="mlp", latent_dim=2, width=16), data.image_shape,
                         labelled.n_classes)
-    with pytest.raises(ValueError, match="data: the conditional 'cgan' model needs labels; tiny has none"):
+    with pytest.raises(ValueError, match="data: the 'cgan' model needs class labels; tiny has none"):
         train(model, data, tiny_train_config(epochs=1), tmp_path / "a", seed=0)
     result = train(model, labelled, tiny_train_config(epochs=1), tmp_path / "b", seed=0)
     assert math.isfinite(result.history[0]["train_generator_loss"])

@@ -51,28 +51,35 @@ def _labels_for(model: nn.Module, labels: torch.Tensor | None, start: int, stop:
 def encode_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
                   batch_size: int = 512, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images uint8 (N, C, H, W) or float in [0, 1] [and labels (N,)] -> posterior means (N, d) and
-    log-variances (N, d) or None (AE), on the CPU, through the model's encoder."""
+    log-variances (N, d) or None (AE), on the CPU, through the model's encoder; for a model with discrete
+    codes (VQ-VAE), its code grids (N, h, w) long and None."""
     model.eval()
     means, logvars = [], []
     for start in range(0, images.shape[0], batch_size):
         x = _floats(images[start:start + batch_size]).to(device)
         y = _labels_for(model, labels, start, start + batch_size, device)
         post = model.encode(x) if y is None else model.encode(x, y)
+        if isinstance(post, torch.Tensor):     # discrete codes: the index grids themselves
+            means.append(post.cpu())
+            continue
         means.append(post.mean.float().cpu())
         if post.logvar is not None:
             logvars.append(post.logvar.float().cpu())
-    mean = torch.cat(means) if means else torch.empty(0, model.latent_dim)
+    mean = torch.cat(means) if means else torch.empty(0, *getattr(model, "code_shape", (model.latent_dim,)))
     return mean, (torch.cat(logvars) if logvars else None)
 
 
 @torch.no_grad()
 def decode_codes(model: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 512,
                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """Codes (N, d) [and labels (N,)] -> images float32 (N, C, H, W) in [0, 1], on the CPU."""
+    """Codes (N, d) (or integer code grids (N, h, w)) [and labels (N,)] -> images float32 (N, C, H, W) in
+    [0, 1], on the CPU."""
     model.eval()
     out = []
     for s in range(0, z.shape[0], batch_size):
-        code, y = z[s:s + batch_size].to(device, torch.float32), _labels_for(model, labels, s, s + batch_size, device)
+        code = z[s:s + batch_size].to(device)
+        code = code.float() if code.is_floating_point() else code.long()
+        y = _labels_for(model, labels, s, s + batch_size, device)
         out.append((model.decode(code) if y is None else model.decode(code, y)).float().cpu())
     return torch.cat(out) if out else torch.empty(0, *model.image_shape)
 

@@ -10,6 +10,8 @@ from latentatlas.models.registry import MODELS, Family, build_model, check_image
 from latentatlas.models import ae as _ae  # noqa: E402,F401  (registers ae, vae, cvae)
 from latentatlas.models import gan as _gan  # noqa: E402,F401  (registers gan, dcgan, wgan-gp, cgan)
 from latentatlas.models import infogan as _infogan  # noqa: E402,F401  (registers infogan)
+from latentatlas.models import aae as _aae  # noqa: E402,F401  (registers aae)
+from latentatlas.models import vqvae as _vqvae  # noqa: E402,F401  (registers vqvae)
 from latentatlas.models.ae import AE, VAE, AEConfig, VAEConfig  # noqa: E402
 from latentatlas.models.base import Batch, GenerativeModel, Optim, Phase, Posterior  # noqa: E402
 from latentatlas.models.gan import GAN, GANConfig  # noqa: E402

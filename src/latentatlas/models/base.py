@@ -104,8 +104,8 @@ class GenerativeModel(nn.Module):
     """The contract every family follows (AE, VAE, GANs, ...).
 
     Capabilities (class attributes): ``has_encoder`` (codes come from ``encode``; otherwise from inversion,
-    see :mod:`latentatlas.latent.codes`), ``code_kind`` ('continuous' vectors (B, latent_dim)), and
-    ``selection_metric``: the key of a metrics.jsonl line that picks ``best.pt`` and drives early stopping
+    see :mod:`latentatlas.latent.codes`), ``code_kind`` ('continuous' vectors (B, latent_dim)),
+    ``normal_prior`` (whether ``prior_sample`` is N(0, I)), and ``selection_metric``: the key of a metrics.jsonl line that picks ``best.pt`` and drives early stopping
     (lower is better): ``val_loss`` for likelihood models, ``monitor_frechet`` for GANs.
 
     Images are float32 (B, C, H, W) in [0, 1]; labels y are long (B,) in [0, n_classes) and required by
@@ -115,6 +115,7 @@ class GenerativeModel(nn.Module):
     has_encoder: ClassVar[bool] = False
     code_kind: ClassVar[str] = "continuous"
     selection_metric: ClassVar[str] = "val_loss"
+    normal_prior: ClassVar[bool] = True     # prior_sample draws N(0, I) (the ``prior`` sampler's distribution)
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], n_classes: int | None = None) -> None:
         super().__init__()
@@ -145,6 +146,11 @@ class GenerativeModel(nn.Module):
 
     # -- the contract ---------------------------------------------------------------------------------
     @property
+    def uses_labels(self) -> bool:
+        """Whether training batches must carry class labels (conditional models, label-aware priors)."""
+        return self.conditional
+
+    @property
     def code_shape(self) -> tuple[int, ...]:
         """Shape of one code: (latent_dim,)."""
         return (self.latent_dim,)
@@ -173,6 +179,11 @@ class GenerativeModel(nn.Module):
             tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
         """Held-out objective ``(total, terms)``, or None for models without one (GANs)."""
         return None
+
+    def epoch_summary(self) -> dict[str, float]:
+        """Numbers the model measured over the epoch's training batches (logged in metrics.jsonl), e.g. a
+        VQ-VAE's codebook usage; called by the trainer at every epoch end, on every rank."""
+        return {}
 
     def divergence(self, terms: dict[str, torch.Tensor]) -> str | None:
         """A sentence naming the symptom when a training step's ``terms`` show divergence, else None."""

@@ -36,6 +36,8 @@ class InfoGANConfig(DCGANConfig):
 class InfoGAN(GAN):
     """A GAN with structured codes and a mutual-information head ``q`` on the discriminator features."""
 
+    normal_prior = False
+
     def __init__(self, config: InfoGANConfig, image_shape: tuple[int, int, int], n_classes: int | None = None) -> None:
         super().__init__(config, image_shape, n_classes)
         cats = tuple(config.categorical)

@@ -63,7 +63,7 @@ def activation(kind: str) -> nn.Module:
     raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {kind!r}")
 
 
-def _channels(width: int, stages: int) -> list[int]:
+def stage_channels(width: int, stages: int) -> list[int]:
     """Channels after each stage: width, 2*width, ... capped at MAX_WIDTH_FACTOR * width."""
     return [width * min(2 ** i, MAX_WIDTH_FACTOR) for i in range(stages)]
 
@@ -77,7 +77,7 @@ class ConvEncoder(nn.Module):
         stages = check_conv_shape(image_shape)
         channels, height, wide = image_shape
         layers: list[nn.Module] = []
-        for c_out in _channels(width, stages):
+        for c_out in stage_channels(width, stages):
             layers += [nn.Conv2d(channels, c_out, 4, stride=2, padding=1), norm_layer(norm, c_out), activation(act)]
             channels = c_out
         self.features = nn.Sequential(*layers)
@@ -102,7 +102,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         stages = check_conv_shape(image_shape)
         out_channels, height, wide = image_shape
-        chans = _channels(width, stages)
+        chans = stage_channels(width, stages)
         self.start_shape = (chans[-1], height >> stages, wide >> stages)
         self.stem = nn.Linear(latent_dim, math.prod(self.start_shape))
         layers: list[nn.Module] = [norm_layer(norm, chans[-1]), nn.SiLU()]

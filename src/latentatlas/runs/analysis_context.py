@@ -65,6 +65,9 @@ def load_context(target: Run | Session, *, device: torch.device | str | None = N
         session = Session(session.run, device=session.device, model=model or session._model,
                           data=dataset or session._data)
     run = session.run
+    if getattr(session.model, "code_kind", "continuous") != "continuous":
+        raise ValueError(f"{run.path}: the latent analyses work on code vectors, but the "
+                         f"{session.config.model.family!r} model has discrete code grids")
     if getattr(session.model, "conditional", False):
         raise ValueError(f"{run.path}: the latent analyses decode codes without labels, but the "
                          f"{session.config.model.family!r} model is class-conditional; they are not available for it")
@@ -84,18 +87,19 @@ def load_context(target: Run | Session, *, device: torch.device | str | None = N
     return Context(run, model, session.code_map, latents, z, np.asarray(split), images, dataset, session.device)
 
 
-def feature_function(ctx: Context, extractor: "str | torch.nn.Module | None", seed: int) -> tuple[Callable, str]:
+def feature_function(run: Run, dataset: ImageDataset | None, device: torch.device | str,
+                     extractor: "str | torch.nn.Module | None", seed: int) -> tuple[Callable, str]:
     """A callable float images (n, C, H, W) -> features (n, f) float64, and its name.  ``extractor`` is a
     latentatlas.metrics extractor name or a torch module (default: the run's evaluate.extractor)."""
     from latentatlas.metrics.features import build_extractor, extract_features
 
-    extractor = extractor if extractor is not None else ctx.run.config.evaluate.extractor
+    extractor = extractor if extractor is not None else run.config.evaluate.extractor
     name = extractor if isinstance(extractor, str) else getattr(extractor, "name", type(extractor).__name__)
-    train = ctx.dataset.part("train") if ctx.dataset is not None and ctx.dataset.split is not None else ctx.dataset
-    ext = build_extractor(extractor, dataset=train, device=ctx.device, seed=seed)
+    train = dataset.part("train") if dataset is not None and dataset.split is not None else dataset
+    ext = build_extractor(extractor, dataset=train, device=device, seed=seed)
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        return extract_features(ext, to_uint8(x), device=ctx.device)
+        return extract_features(ext, to_uint8(x), device=device)
 
     return features, str(name)
 

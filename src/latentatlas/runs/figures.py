@@ -166,8 +166,11 @@ def save_health_figure(path: str | Path, history: list[dict]) -> Path:
         kl = axes[2].twinx()
         kl.plot(epochs, [h.get("monitor_class_kl") for h in rows], marker="s", markersize=3, color="C3")
         kl.set_ylabel("KL(real || samples) over classes", color="C3")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         for h in rows:
             if h.get("monitor_collapse"):

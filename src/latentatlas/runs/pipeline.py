@@ -38,17 +38,29 @@ def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
 
 def check_stages(config: RunConfig) -> None:
     """Fail before any work on names the later stages would reject: sampler specs, metrics, extractor."""
-    from latentatlas.latent.samplers import build_sampler
     from latentatlas.metrics.evaluate import METRICS
     from latentatlas.metrics.features import EXTRACTORS
 
     for spec in config.sample.samplers:
-        build_sampler(spec)
+        sampler_for(spec, config.model.family)
     for name in config.evaluate.metrics:
         if name not in METRICS:
             raise ValueError(f"evaluate.metrics: expected names from {METRICS.names()}, got {name!r}")
     if config.evaluate.extractor not in EXTRACTORS:
         raise ValueError(f"evaluate.extractor: expected one of {EXTRACTORS.names()}, got {config.evaluate.extractor!r}")
+
+
+def sampler_for(spec: str, family: str):
+    """The unfitted sampler of ``spec``, checked against the kind of codes the model family makes."""
+    from latentatlas.latent.samplers import build_sampler
+    from latentatlas.models import MODELS
+
+    sampler = build_sampler(spec)
+    code_kind = MODELS.get(family).model.code_kind
+    if sampler.code_kind != code_kind:
+        raise ValueError(f"sample.samplers: {spec!r} samples {sampler.code_kind} codes, but a {family!r} model has "
+                         f"{code_kind} codes; for code grids use categorical or pixelcnn, for code vectors the others")
+    return sampler
 
 
 def train_session(config: RunConfig, *, resume: bool = False) -> Session:
@@ -130,8 +142,12 @@ def encode_stage(target: Run | Session, *, device: torch.device | str | None = N
     run, config, data = session.run, session.config, session.data
     code_map = _fit_code_map(session)
     mean, logvar = code_map.encode(data.images, data.labels)
-    arrays: dict[str, np.ndarray] = {"z_mean": mean.numpy(), "split": data.split.numpy(),
-                                     "codes_method": np.array(code_map.method)}
+    arrays: dict[str, np.ndarray] = {"split": data.split.numpy(), "codes_method": np.array(code_map.method)}
+    if mean.is_floating_point():
+        arrays["z_mean"] = mean.numpy()
+    else:   # discrete codes: the index grids (N, h, w) and the codebook they index
+        arrays["codes"] = mean.to(torch.int32).numpy()
+        arrays["codebook"] = session.model.quantizer.codebook.detach().cpu().numpy()
     if logvar is not None:
         arrays["z_logvar"] = logvar.numpy()
     if data.labels is not None:
@@ -172,9 +188,12 @@ def _fit_code_map(session: Session):
 
 
 def training_codes(run: Run, which: str = "mean", split: str = "train", *, seed: int = 0) -> torch.Tensor:
-    """Codes of one split from latents.npz: posterior means, or one posterior draw per image."""
+    """Codes of one split from latents.npz: posterior means, or one posterior draw per image; for a model
+    with discrete codes, its code grids (n, h, w) long."""
     latents = run.load_latents()
     rows = latents["split"] == SPLITS.index(split)
+    if "codes" in latents:
+        return torch.from_numpy(latents["codes"][rows]).long()
     z = torch.from_numpy(latents["z_mean"][rows])
     if which == "sample" and "z_logvar" in latents:
         std = torch.from_numpy(latents["z_logvar"][rows]).mul(0.5).exp()
@@ -189,52 +208,86 @@ def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n
                  device: torch.device | str | None = None) -> list[Path]:
     """Fit each sampler on the training codes, save it, draw ``n`` codes, decode, save samples + grid.
     A conditional model decodes each code with a label drawn from the training labels' distribution."""
-    from latentatlas.latent.samplers import build_sampler
-
     session = as_session(target, device=device)
     run, config = session.run, session.config
     specs = list(specs or config.sample.samplers)
     n = config.sample.n if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"n: expected a positive number of samples, got {n!r}")
-    samplers = {spec: build_sampler(spec) for spec in specs}   # bad specs fail before any work
+    samplers = {spec: sampler_for(spec, config.model.family) for spec in specs}   # bad specs fail before any work
     z_train = training_codes(run, config.sample.codes, seed=derive_seed(config.seed, "codes"))
     z_test = training_codes(run, "mean", config.evaluate.split)
-    code_map = session.code_map
     paths = []
     for spec, sampler in samplers.items():
-        started = time.perf_counter()
-        sampler.fit(z_train, generator=make_generator(derive_seed(config.seed, "fit", spec)))
-        fit_seconds = time.perf_counter() - started
-        sampler.save(run.sampler_path(spec))
-        z = sampler.sample(n, generator=make_generator(derive_seed(config.seed, "sample", spec)))
-        labels = _sample_labels(session, n, derive_seed(config.seed, "labels", spec))
-        images = code_map.decode(z, labels)
+        labels = _sample_labels(session, sampler, n, derive_seed(config.seed, "labels", spec))
+        z, summary = _fit_and_draw(session, spec, sampler, z_train, z_test, n, labels)
+        images = session.code_map.decode(z, labels)
+        stem = run.samples_path(spec).stem
         paths.append(run.save_samples(spec, to_uint8_nhwc(images), labels=labels))
-        save_image_grid(run.figure_path(f"samples_{run.samples_path(spec).stem}.png"), images[:64], nrow=8)
-        summary = {**sampler.describe(), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
-        try:
-            summary["test_log_likelihood"] = float(sampler.score_samples(z_test).mean())
-        except NotImplementedError:
-            pass
-        run.update_metrics("samplers", {run.samples_path(spec).stem: summary})
-        _sampler_figures(session, spec, sampler, summary.get("selection"))
+        save_image_grid(run.figure_path(f"samples_{stem}.png"), images[:64], nrow=8)
+        run.update_metrics("samplers", {stem: summary})
+        _sampler_figures(session, spec, sampler, summary)
     return paths
 
 
-def _sample_labels(session: Session, n: int, seed: int) -> torch.Tensor | None:
-    """Labels (n,) drawn from the training split's label distribution for a conditional model, else None."""
-    if not getattr(session.model, "conditional", False):
+def _fit_and_draw(session: Session, spec: str, sampler, z_train: torch.Tensor, z_test: torch.Tensor,
+                  n: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+    """Fit ``sampler`` on the training codes (a learned one resumably, from samplers/<name>.fit.pt), save it,
+    draw n codes (for ``labels`` (n,) when the sampler is class-conditional); the summary for metrics.json.
+    ``prior`` on a model whose prior is not N(0, I) (InfoGAN's structured codes, an AAE's mixture) draws
+    from the model's own prior."""
+    from latentatlas.latent.samplers import LearnedSampler
+
+    run, seed = session.run, session.config.seed
+    draw_generator = make_generator(derive_seed(seed, "sample", spec))
+    if sampler.name == "prior" and not session.model.normal_prior:
+        if sampler.temperature != 1.0:
+            raise ValueError(f"sampler {spec!r}: a temperature scales a N(0, I) prior; the "
+                             f"{session.config.model.family!r} model's prior is not one")
+        z = session.model.prior_sample(n, generator=draw_generator).cpu()
+        return z, {"sampler": "prior", "spec": spec, "source": "the model's own prior", "n": n, "dim": z.shape[1]}
+    started = time.perf_counter()
+    checkpoint = run.samplers_dir / f"{run.samples_path(spec).stem}.fit.pt"
+    options = {"checkpoint": checkpoint} if isinstance(sampler, LearnedSampler) else {}
+    conditional = getattr(sampler, "conditional", False)
+    if conditional:
+        options["labels"] = session.data.part("train").labels
+    sampler.fit(z_train, generator=make_generator(derive_seed(seed, "fit", spec)), **options)
+    fit_seconds = time.perf_counter() - started
+    sampler.save(run.sampler_path(spec))
+    checkpoint.unlink(missing_ok=True)          # the fit is complete: the saved sampler holds it
+    summary = {**sampler.describe(), "spec": spec, "fit_seconds": round(fit_seconds, 3), "n": n}
+    try:
+        extra = {"labels": session.data.part(session.config.evaluate.split).labels} if conditional else {}
+        summary["test_log_likelihood"] = float(sampler.score_samples(z_test, **extra).mean())
+    except NotImplementedError:
+        pass
+    return sampler.sample(n, generator=draw_generator, **({"labels": labels} if conditional else {})), summary
+
+
+def _sample_labels(session: Session, sampler, n: int, seed: int) -> torch.Tensor | None:
+    """Labels (n,) drawn from the training split's label distribution when the model or the sampler is
+    class-conditional, else None."""
+    if not (getattr(session.model, "conditional", False) or getattr(sampler, "conditional", False)):
         return None
-    labels = session.data.part("train").labels.long()
-    probs = torch.bincount(labels, minlength=session.model.n_classes).double()
+    labels = session.data.part("train").labels
+    if labels is None:
+        raise ValueError(f"sampler {sampler.spec!r}: a class-conditional sampler needs a labelled dataset")
+    labels = labels.long()
+    probs = torch.bincount(labels, minlength=session.data.n_classes).double()
     return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=make_generator(seed))
 
 
-def _sampler_figures(session: Session, spec: str, sampler, curve: list[dict] | None) -> None:
-    """GMM extras: the model-selection curve and one grid per component, sorted by variance."""
+def _sampler_figures(session: Session, spec: str, sampler, summary: dict) -> None:
+    """A learned sampler's training curve; GMM extras: the model-selection curve and one grid per
+    component, sorted by variance."""
     run = session.run
     stem = run.samples_path(spec).stem
+    curve = summary.get("selection")
+    if summary.get("training_curve"):
+        save_line_plot(run.figure_path(f"fit_{stem}.png"),
+                       {"training loss": [(r["iter"], r["loss"]) for r in summary["training_curve"]]},
+                       xlabel="iteration", ylabel="loss", title=f"{spec}: fit")
     if curve:
         series = {c: [(row["k"], row[c]) for row in curve if row.get(c) is not None]
                   for c in ("bic", "aic") if any(row.get(c) is not None for row in curve)}
@@ -250,7 +303,7 @@ def _sampler_figures(session: Session, spec: str, sampler, curve: list[dict] | N
     k = int(sampler.weights_.shape[0])
     order = torch.argsort(torch.as_tensor(sampler.component_variances()).float()).tolist()[:12]
     g = make_generator(derive_seed(run.config.seed, "components", spec))
-    labels = _sample_labels(session, 8, derive_seed(run.config.seed, "component-labels", spec))
+    labels = _sample_labels(session, sampler, 8, derive_seed(run.config.seed, "component-labels", spec))
     rows = [session.code_map.decode(sampler.sample(8, generator=g, component=int(j)), labels) for j in order]
     save_image_grid(run.figure_path(f"components_{stem}.png"), torch.cat(rows), nrow=8)
     run.update_metrics("figures", {f"components_{stem}.png": (

@@ -171,6 +171,7 @@ def _samplers(run: Run, metrics: dict, captions: dict) -> str:
         name = summary.get("spec", stem)
         out += f"<h3>{_e(name)}</h3>"
         out += _figure(run, f"samples_{stem}.png", f"64 samples from {name}")
+        out += _figure(run, f"fit_{stem}.png", "training curve of the learned sampler")
         out += _figure(run, f"selection_{stem}.png", "model selection: information criteria per k")
         out += _figure(run, f"selection_heldout_{stem}.png", "model selection: held-out log-likelihood per k")
         out += _figure(run, f"components_{stem}.png", captions.get(f"components_{stem}.png", ""))

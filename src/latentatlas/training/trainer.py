@@ -260,7 +260,8 @@ class _Trainer:
         state.epoch += 1
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "seconds": round(seconds, 4),
                                 **{f"train_{k}": v for k, v in train_terms.items()},
-                                **{f"val_{k}": v for k, v in val_terms.items()}}
+                                **{f"val_{k}": v for k, v in val_terms.items()},
+                                **{k: jsonable(v) for k, v in self.model.epoch_summary().items()}}
         line.update(self.run_callbacks(state.epoch))
         score = self.score(line)
         if score is not None and not math.isfinite(score):
@@ -344,9 +345,9 @@ def _parts(data: ImageDataset, model: nn.Module, device: torch.device):
         raise ValueError(f"data: {data.name} has no training rows")
     if len(val) == 0 and model.selection_metric == "val_loss":
         log.warning("data: no validation rows; model selection and early stopping use the training loss")
-    wants_labels = getattr(model, "conditional", False)
+    wants_labels = getattr(model, "uses_labels", False)
     if wants_labels and data.labels is None:
-        raise ValueError(f"data: the conditional {model.config.family!r} model needs labels; {data.name} has none")
+        raise ValueError(f"data: the {model.config.family!r} model needs class labels; {data.name} has none")
 
     def pair(part: ImageDataset):
         return part.images.to(device), (part.labels.long().to(device) if wants_labels else None)

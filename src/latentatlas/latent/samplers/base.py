@@ -18,6 +18,7 @@ import torch
 from latentatlas.fileio import torch_load, torch_save
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
+from latentatlas.validate import check_choice, check_number  # noqa: F401  (re-exported for the samplers)
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +66,6 @@ def check_codes(z: Any, name: str = "z", *, dim: int | None = None, min_rows: in
     return z
 
 
-def check_choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
-def check_number(name: str, value: Any, *, low: float | None = None, integer: bool = False,
-                 strict: bool = False) -> None:
-    """Check a numeric hyperparameter (``low`` is a bound, exclusive when ``strict``)."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite {'integer' if integer else 'number'}, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{name}: expected a value {'>' if strict else '>='} {low}, got {value!r}")
-
-
 def default_generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
     """The caller's generator, or a fresh CPU generator seeded with ``seed`` (fits are reproducible)."""
     return generator if generator is not None else make_generator(seed)
@@ -91,6 +77,7 @@ class LatentSampler:
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     min_codes: ClassVar[int] = 1
+    code_kind: ClassVar[str] = "continuous"     # 'discrete' for samplers of code grids (VQ-VAE)
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -128,7 +115,7 @@ class LatentSampler:
 
     def fit(self, z: torch.Tensor, *, generator: torch.Generator | None = None, **options: Any) -> "LatentSampler":
         """Fit on codes ``z: (n, d)``; ``generator`` drives any randomness of the fit; returns self."""
-        z = check_codes(z, "z", min_rows=self._min_rows())
+        z = self.check_input(z, min_rows=self._min_rows())
         for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, key)
         self.n_codes_ = int(z.shape[0])
@@ -137,6 +124,10 @@ class LatentSampler:
         self._fit(z, generator, **options)
         self.n_features_in_ = int(z.shape[1])  # set last: marks the sampler as fitted
         return self
+
+    def check_input(self, z: Any, *, dim: int | None = None, min_rows: int = 1) -> torch.Tensor:
+        """Validate codes for this sampler (continuous (n, d) here; grid samplers override)."""
+        return check_codes(z, "z", dim=dim, min_rows=min_rows)
 
     def _min_rows(self) -> int:
         return self.min_codes
@@ -172,7 +163,7 @@ class LatentSampler:
 
     def _check_query(self, z: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         self._check_fitted()
-        z = check_codes(z, "z", dim=self.n_features_in_)
+        z = self.check_input(z, dim=self.n_features_in_)
         return z.to(device=self.codes_device, dtype=dtype or z.dtype)
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""Model families and ex-post samplers on full MNIST under one training budget (issue 9): VAE, AE, AAE and
+VQ-VAE with the same conv encoder/decoder (width 32, 16-d codes, or 7x7 grids of 16-d codebook vectors),
+each trained for ``--minutes``, then sampled by its samplers; 10,000 samples each scored against the 10,000
+test images in the dataset classifier's features (Fréchet distance, precision, recall, classes covered),
+with the test reconstruction error and each sampler's fitting time.  Also: VQ-VAE codebook usage over
+its first epoch with and without dead-code reset (same seed).  Run it with the machine to itself.
+Usage:
+    python bench/families_mnist.py [--minutes 10] [--only vae,ae,aae,vqvae,usage] [--runs-dir /tmp/families]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ["frechet", "prdc", "classes"]
+RUNS = {
+    "vae": ({"family": "vae", "latent_dim": 16, "width": 32}, ["prior", "gmm:k=100,covariance=full"]),
+    "ae": ({"family": "ae", "latent_dim": 16, "width": 32},
+           ["gmm:k=100,covariance=full", "ddpm", "two-stage"]),
+    "aae": ({"family": "aae", "latent_dim": 16, "width": 32, "prior": "normal"}, ["prior"]),
+    "vqvae": ({"family": "vqvae", "latent_dim": 16, "width": 32, "codebook_size": 512},
+              ["categorical", "pixelcnn"]),
+}
+
+
+def run_family(name: str, args) -> list[dict]:
+    from latentatlas import config as config_mod
+    from latentatlas.runs import pipeline
+    from latentatlas.runs.report import write_report
+
+    model, samplers = RUNS[name]
+    cfg = config_mod.from_dict({
+        "name": name, "runs_dir": args.runs_dir, "seed": 0, "data": {"name": "mnist", "root": args.mnist},
+        "model": model, "train": {"epochs": 1000, "batch_size": 128, "max_minutes": args.minutes, "patience": None,
+                                  "progress": False},
+        "sample": {"samplers": samplers, "n": 10000}, "evaluate": {"metrics": METRICS, "n_real": 10000}})
+    session = pipeline.train_session(cfg)
+    pipeline.encode_stage(session)
+    pipeline.sample_stage(session)
+    results = pipeline.evaluate_stage(session)
+    write_report(session.run)
+    m = session.run.read_metrics()
+    return [{"model": name, "sampler": s["spec"], "frechet": results[stem]["frechet"],
+             "precision": results[stem]["precision"], "recall": results[stem]["recall"],
+             "classes_covered": results[stem]["classes_covered"], "recon_mse": m["reconstruction"]["mse"],
+             "fit_seconds": s.get("fit_seconds"), "epochs": m["train"]["epochs_run"],
+             "protocol": results[stem]["protocol"]} for stem, s in m["samplers"].items()]
+
+
+def codebook_usage(args) -> list[dict]:
+    """The VQ-VAE's codebook usage over its first epoch, with and without dead-code reset (same seed)."""
+    from latentatlas import config as config_mod
+    from latentatlas.runs import pipeline
+
+    rows = []
+    for dead_after in (100, 0):
+        cfg = config_mod.from_dict({
+            "name": f"usage-{dead_after}", "runs_dir": args.runs_dir, "seed": 0,
+            "data": {"name": "mnist", "root": args.mnist},
+            "model": {**RUNS["vqvae"][0], "dead_after": dead_after},
+            "train": {"epochs": 2, "batch_size": 128, "patience": None, "progress": False}})
+        run = pipeline.train_stage(cfg)
+        for line in run.history():
+            rows.append({"dead_after": dead_after, "epoch": line["epoch"], "usage": line["codebook_usage"],
+                         "perplexity": line["codebook_perplexity"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--only", default="vae,ae,aae,vqvae,usage")
+    parser.add_argument("--runs-dir", default="/tmp/latentatlas-families")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows, usage = [], []
+    for name in args.only.split(","):
+        if name == "usage":
+            usage = codebook_usage(args)
+        else:
+            rows += run_family(name, args)
+    if rows:
+        print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images "
+              f"(protocol: {json.dumps(rows[0]['protocol'])})")
+        print(f"{'model':<8}{'sampler':<30}{'FD':>8}{'prec':>7}{'recall':>7}{'classes':>8}{'recon':>9}{'fit s':>8}")
+        for r in rows:
+            print(f"{r['model']:<8}{r['sampler']:<30}{r['frechet']:>8.2f}{r['precision']:>7.3f}{r['recall']:>7.3f}"
+                  f"{r['classes_covered']:>8}{r['recon_mse']:>9.5f}{r['fit_seconds'] or 0:>8.1f}")
+    for r in usage:
+        print(f"dead-code reset {'on (100 steps)' if r['dead_after'] else 'off':<15} epoch {r['epoch']}: "
+              f"{100 * r['usage']:.1f} % of 512 codes used, perplexity {r['perplexity']:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "usage": usage}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

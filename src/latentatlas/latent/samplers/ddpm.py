@@ -1,0 +1,128 @@
+"""``ddpm``: a small diffusion model on the codes (Ho et al. 2020) as an ex-post sampler.
+
+An MLP predicts the noise eps from (x_t, t) with x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, x_0 the
+standardised codes, trained on |eps - eps_hat|^2 with t uniform in 1..T; the schedule is the cosine one
+(Nichol & Dhariwal 2021: abar_t = cos^2(((t/T + s) / (1 + s)) pi / 2) / cos^2(s pi / 2 / (1 + s)), betas
+clipped at 0.999).  Sampling: ``method=ddpm`` runs the T ancestral steps (the posterior of x_{t-1} given
+x_t and the predicted x_0, variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t));
+``method=ddim`` the deterministic DDIM update (Song et al. 2021, eta = 0) on ``sample_steps`` evenly
+spaced steps (with sample_steps = T it is the DDIM process of the same model).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentatlas.latent.samplers.base import SAMPLERS, check_choice, check_number
+from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
+from latentatlas.rng import randn
+
+
+def cosine_alpha_bar(steps: int, s: float = 0.008) -> torch.Tensor:
+    """abar_t for t = 0..T (T + 1 values, abar_0 = 1), float64, from the cosine schedule with betas <= 0.999."""
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    abar = f / f[0]
+    betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+    return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
+
+
+class Denoiser(nn.Module):
+    """eps_hat(x_t, t): an MLP on [x_t, sinusoidal embedding of t / T] with SiLU and a residual stack."""
+
+    def __init__(self, d: int, hidden: int, depth: int, embed: int = 32) -> None:
+        super().__init__()
+        self.embed = embed
+        self.inp = nn.Linear(d + embed, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, d))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        half = self.embed // 2
+        freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=x.device, dtype=x.dtype) / half)
+        angle = 1000.0 * t[:, None].to(x.dtype) * freq[None]
+        h = self.inp(torch.cat([x, angle.sin(), angle.cos()], dim=1))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+@SAMPLERS.register("ddpm")
+class DDPM(LearnedSampler):
+    """Diffusion sampler: ``steps`` T, an MLP of ``depth`` residual layers of ``hidden`` units, ``method``
+    ddpm or ddim with ``sample_steps``; plus the learned-sampler settings (iters, batch_size, lr)."""
+
+    name = "ddpm"
+    defaults = dict(steps=200, hidden=256, depth=3, method="ddpm", sample_steps=50, **LEARNED_DEFAULTS)
+    min_codes = 2
+
+    def _check_params(self) -> None:
+        self._check_learned_params()
+        check_number("steps", self.steps, low=2, integer=True)
+        check_number("hidden", self.hidden, low=1, integer=True)
+        check_number("depth", self.depth, low=1, integer=True)
+        check_choice("method", self.method, ("ddpm", "ddim"))
+        check_number("sample_steps", self.sample_steps, low=1, integer=True,
+                     high=self.steps if self.method == "ddim" else None)   # DDIM runs on a subset of the steps
+
+    def build_network(self, d: int) -> nn.Module:
+        return Denoiser(d, self.hidden, self.depth)
+
+    def alpha_bar(self, device: torch.device | str) -> torch.Tensor:
+        return cosine_alpha_bar(self.steps).to(device=device, dtype=torch.float32)
+
+    def training_loss(self, net: nn.Module, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        abar = self.alpha_bar(x.device)
+        t = torch.randint(1, self.steps + 1, (x.shape[0],), generator=generator).to(x.device)
+        eps = randn(tuple(x.shape), generator=generator, device=x.device)
+        a = abar[t][:, None]
+        x_t = a.sqrt() * x + (1 - a).sqrt() * eps
+        return (net(x_t, t.float() / self.steps) - eps).pow(2).sum(1).mean()
+
+    def prepare(self, z: torch.Tensor, **options: Any) -> tuple[torch.Tensor, ...]:
+        """Standardised codes, and the box predicted x_0 is clipped to: their range widened by a tenth."""
+        (x,) = super().prepare(z)
+        low, high = x.min(0).values, x.max(0).values
+        self.low_, self.high_ = low - 0.1 * (high - low), high + 0.1 * (high - low)
+        return (x,)
+
+    def draw(self, net: nn.Module, n: int, generator: torch.Generator | None, *, method: str | None = None,
+             sample_steps: int | None = None) -> torch.Tensor:
+        """n standardised codes by ancestral DDPM sampling or DDIM (eta = 0).  Each step predicts x_0 from the
+        noise estimate and clips it to the codes' box (as image models clip to the pixel range): without it,
+        the large last betas of the cosine schedule multiply the network's error at t = T many times over."""
+        method, k = method or self.method, min(sample_steps or self.sample_steps, self.steps)
+        device = self.codes_device
+        abar = self.alpha_bar(device)
+        x = randn((n, self.n_features_in_), generator=generator, device=device)
+        times = list(range(self.steps, -1, -1)) if method == "ddpm" else \
+            torch.linspace(self.steps, 0, k + 1).round().long().tolist()
+        for t, s in zip(times[:-1], times[1:]):
+            eps = net(x, torch.full((n,), t / self.steps, device=device))
+            x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(self.low_, self.high_)
+            if method == "ddpm":       # the posterior q(x_{t-1} | x_t, x_0): mean and variance beta~_t
+                beta = 1 - abar[t] / abar[s]
+                x = (abar[s].sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar[s]) * x) / (1 - abar[t])
+                if s > 0:
+                    var = beta * (1 - abar[s]) / (1 - abar[t])
+                    x = x + var.sqrt() * randn(tuple(x.shape), generator=generator, device=device)
+            else:
+                eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
+                x = abar[s].sqrt() * x0 + (1 - abar[s]).sqrt() * eps
+        return x
+
+    def _sample(self, n: int, generator: torch.Generator | None, method: str | None = None,
+                sample_steps: int | None = None) -> torch.Tensor:
+        if method is not None:
+            check_choice("method", method, ("ddpm", "ddim"))
+        if sample_steps is not None:
+            check_number("sample_steps", sample_steps, low=1, high=self.steps, integer=True)
+        return super()._sample(n, generator, method=method, sample_steps=sample_steps)
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "steps": self.steps, "method": self.method,
+                "sample_steps": self.sample_steps if self.method == "ddim" else self.steps}

@@ -1,0 +1,135 @@
+"""The shared machinery of learned samplers (``ddpm``, ``two-stage``): a small torch network trained on
+standardised codes with Adam, a training curve, and a resumable fit.
+
+Codes z (n, d) are standardised per dimension (mean 0, standard deviation 1) before training and draws
+are mapped back (``prepare`` / ``restore``; grid samplers keep their integer codes as they are).  ``fit(z, generator=g, checkpoint=path)`` writes the network, optimizer, generator state
+and curve to ``path`` every ``checkpoint_every`` iterations and, when the file exists for the same codes
+and hyperparameters, continues from it: an interrupted fit resumes to the same weights as an
+uninterrupted one.  Subclasses set ``defaults`` (``iters``, ``batch_size``, ``lr`` and their own) and
+implement ``build_network(d)``, ``training_loss(net, *batch, generator)`` and ``draw(net, n, generator)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentatlas.fileio import torch_load, torch_save
+from latentatlas.latent.samplers.base import LatentSampler, check_number, default_generator
+
+log = logging.getLogger(__name__)
+
+LEARNED_DEFAULTS = dict(iters=3000, batch_size=256, lr=1e-3, checkpoint_every=500)
+
+
+def codes_hash(z: torch.Tensor) -> str:
+    """Identity of a code matrix (shape and bytes): a resumed fit must be on the same codes."""
+    h = hashlib.sha256(f"{tuple(z.shape)}|{z.dtype}".encode())
+    h.update(z.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class LearnedSampler(LatentSampler):
+    """Base class: fitted state is ``weights_`` (the network's state dict), ``mean_`` and ``std_`` (d,),
+    ``history_`` (the training curve: [{"iter", "loss"}]) and ``fit_seconds_``."""
+
+    def _check_learned_params(self) -> None:
+        check_number("iters", self.iters, low=1, integer=True)
+        check_number("batch_size", self.batch_size, low=1, integer=True)
+        check_number("lr", self.lr, low=0, strict=True)
+        check_number("checkpoint_every", self.checkpoint_every, low=1, integer=True)
+
+    # -- subclass hooks ---------------------------------------------------------------------------------
+    def build_network(self, d: int) -> nn.Module:
+        raise NotImplementedError
+
+    def prepare(self, z: torch.Tensor, **options: Any) -> tuple[torch.Tensor, ...]:
+        """The training tensors (rows aligned with z): here the standardised codes, with ``mean_``/``std_`` set."""
+        x = z.detach().float()
+        self.mean_ = x.mean(0)
+        self.std_ = x.std(0).clamp_min(1e-6) if x.shape[0] > 1 else torch.ones(x.shape[1], device=x.device)
+        return ((x - self.mean_) / self.std_,)
+
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        """Draws in the training space -> codes."""
+        return x * self.std_ + self.mean_
+
+    def training_loss(self, net: nn.Module, *batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def draw(self, net: nn.Module, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    def _fit(self, z: torch.Tensor, generator: torch.Generator | None, checkpoint: str | Path | None = None,
+             **options: Any) -> None:
+        import time
+
+        g = default_generator(generator, 0)
+        data = self.prepare(z, **options)
+        x = data[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
+            net = self.build_network(x.shape[1]).to(x.device)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        key = {"codes": codes_hash(z), "params": self.get_params(), "name": self.name}
+        start, history = self._resume(checkpoint, key, net, opt, g)
+        started = time.perf_counter()
+        for it in range(start, self.iters):
+            rows = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g).to(x.device)
+            loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
+                history.append({"iter": it + 1, "loss": float(loss.detach())})
+            if checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters):
+                torch_save({**key, "iter": it + 1, "net": net.state_dict(), "opt": opt.state_dict(),
+                            "generator": g.get_state(), "history": history}, checkpoint)
+        self.weights_ = {k: v.detach().cpu() for k, v in net.eval().state_dict().items()}
+        self.history_ = history
+        self.fit_seconds_ = time.perf_counter() - started
+        self._net = net
+
+    def _resume(self, checkpoint, key: dict, net: nn.Module, opt, g: torch.Generator) -> tuple[int, list]:
+        """(first iteration, curve so far): from ``checkpoint`` when it holds this fit, else (0, [])."""
+        if checkpoint is None or not Path(checkpoint).is_file():
+            return 0, []
+        saved = torch_load(checkpoint, "sampler checkpoint")
+        if any(saved.get(k) != v for k, v in key.items()):
+            log.info("%s: a checkpoint of another fit; starting afresh", checkpoint)
+            return 0, []
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        g.set_state(saved["generator"])
+        log.info("%s: resuming the fit at iteration %d of %d", checkpoint, saved["iter"], self.iters)
+        return int(saved["iter"]), list(saved["history"])
+
+    def network(self) -> nn.Module:
+        """The fitted network in eval mode on the codes' device (rebuilt from ``weights_`` after a load)."""
+        self._check_fitted()
+        net = getattr(self, "_net", None)
+        if net is None:
+            net = self.build_network(self.n_features_in_)
+            net.load_state_dict(self.weights_)
+            self._net = net
+        return net.to(self.codes_device).eval()
+
+    def to(self, device: torch.device | str) -> "LearnedSampler":
+        super().to(device)
+        self._net = None
+        return self
+
+    # -- drawing ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _sample(self, n: int, generator: torch.Generator | None, **options: Any) -> torch.Tensor:
+        return self.restore(self.draw(self.network(), n, generator, **options))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"iters": self.iters, "final_loss": self.history_[-1]["loss"] if self.history_ else None,
+                "fit_seconds": round(self.fit_seconds_, 2), "training_curve": self.history_}

@@ -1,0 +1,150 @@
+"""``pixelcnn``: a gated PixelCNN prior over code grids (van den Oord et al. 2016, "Conditional image
+generation with PixelCNN decoders"), the sampler of VQ-VAE runs.
+
+p(grid) = prod over cells in raster order of p(code_ij | codes before it).  Two stacks of gated masked
+convolutions remove the blind spot of a plain masked PixelCNN: the vertical stack at row i sees only rows
+above i (its first layer drops the kernel's own row, later layers only read the vertical stack), and the
+horizontal stack at (i, j) sees row i left of j (its first layer drops the kernel's own column) plus the
+vertical stack of the same row.  Each layer: tanh(a) * sigmoid(b) of a 2-channel convolution, plus, with
+``conditional``, a per-class bias (labels given to ``fit`` and ``sample``).  ``score_samples`` is the exact
+log-likelihood of each grid in nats; sampling draws the cells one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentatlas.latent.samplers.base import SAMPLERS, check_number
+from latentatlas.latent.samplers.grid import GridSampler
+from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
+
+
+class GatedLayer(nn.Module):
+    """One gated layer of both stacks; ``first`` drops the current row (vertical) and column (horizontal)."""
+
+    def __init__(self, dim: int, kernel: int, first: bool, n_classes: int | None) -> None:
+        super().__init__()
+        half = kernel // 2
+        self.vertical = nn.Conv2d(dim, 2 * dim, (half + 1, kernel), padding=(half, half))
+        self.horizontal = nn.Conv2d(dim, 2 * dim, (1, half + 1), padding=(0, half))
+        self.vertical_to_horizontal = nn.Conv2d(2 * dim, 2 * dim, 1)
+        self.out = nn.Conv2d(dim, dim, 1)
+        self.first = first
+        self.label_bias = nn.Embedding(n_classes, 2 * dim) if n_classes else None
+        v_mask, h_mask = torch.ones_like(self.vertical.weight), torch.ones_like(self.horizontal.weight)
+        if first:
+            v_mask[:, :, -1] = 0          # the kernel row of the output's own row
+            h_mask[:, :, :, -1] = 0       # the kernel column of the output's own cell
+        self.register_buffer("v_mask", v_mask)
+        self.register_buffer("h_mask", h_mask)
+
+    @staticmethod
+    def gate(x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
+        rows, cols = v.shape[2], h.shape[3]
+        v_pre = F.conv2d(v, self.vertical.weight * self.v_mask, self.vertical.bias, padding=self.vertical.padding)
+        v_pre = v_pre[:, :, :rows]      # output row i: input rows i - half .. i (i - 1 for the first layer)
+        h_pre = F.conv2d(h, self.horizontal.weight * self.h_mask, self.horizontal.bias,
+                         padding=self.horizontal.padding)[:, :, :, :cols]
+        h_pre = h_pre + self.vertical_to_horizontal(v_pre)
+        if self.label_bias is not None:
+            bias = self.label_bias(y)[:, :, None, None]
+            v_pre, h_pre = v_pre + bias, h_pre + bias
+        h_out = self.out(self.gate(h_pre))
+        return self.gate(v_pre), (h_out if self.first else h + h_out)
+
+
+class GatedPixelCNN(nn.Module):
+    """Codes (B, h, w) long [and labels (B,)] -> logits (B, K, h, w) of each cell given the cells before it."""
+
+    def __init__(self, values: int, dim: int, layers: int, kernel: int, n_classes: int | None) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(values, dim)
+        self.layers = nn.ModuleList(GatedLayer(dim, kernel if i else 7, i == 0, n_classes) for i in range(layers))
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(dim, 2 * dim, 1), nn.ReLU(), nn.Conv2d(2 * dim, values, 1))
+
+    def forward(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(codes).permute(0, 3, 1, 2)
+        v, h = x, x
+        for layer in self.layers:
+            v, h = layer(v, h, y)
+        return self.head(h)
+
+
+@SAMPLERS.register("pixelcnn")
+class PixelCNN(GridSampler, LearnedSampler):
+    """Gated PixelCNN of ``layers`` layers of ``dim`` channels (kernel ``kernel``); ``conditional`` takes
+    class labels (``fit(z, labels=y)``, ``sample(n, labels=y)``)."""
+
+    name = "pixelcnn"
+    defaults = dict(dim=64, layers=8, kernel=3, conditional=False, values=None,
+                    **{**LEARNED_DEFAULTS, "iters": 4000, "batch_size": 128})
+    min_codes = 2
+
+    def _check_params(self) -> None:
+        self._check_learned_params()
+        check_number("dim", self.dim, low=1, integer=True)
+        check_number("layers", self.layers, low=1, integer=True)
+        check_number("kernel", self.kernel, low=3, integer=True)
+        check_number("values", self.values, low=1, integer=True, optional=True)
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel: expected an odd kernel size, got {self.kernel}")
+
+    def prepare(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        self._set_shape(z)
+        if not self.conditional:
+            return (z.long(),)
+        if labels is None or labels.shape != (z.shape[0],):
+            raise ValueError(f"labels: a conditional pixelcnn needs one class label per grid ({z.shape[0]}), "
+                             f"got {None if labels is None else tuple(labels.shape)}")
+        self.n_classes_ = int(labels.max()) + 1
+        return z.long(), labels.long().to(z.device)
+
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def build_network(self, d: int) -> nn.Module:
+        return GatedPixelCNN(self.values_, self.dim, self.layers, self.kernel,
+                             self.n_classes_ if self.conditional else None)
+
+    def training_loss(self, net: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None = None, *,
+                      generator: torch.Generator) -> torch.Tensor:
+        """Negative log-likelihood per grid (nats), averaged over the batch."""
+        return F.cross_entropy(net(codes, labels), codes, reduction="sum") / codes.shape[0]
+
+    def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError("labels: this pixelcnn is not conditional")
+            return None
+        if labels is None or labels.shape != (n,):
+            raise ValueError(f"labels: a conditional pixelcnn draws one grid per label ({n}), got "
+                             f"{None if labels is None else tuple(labels.shape)}")
+        return labels.long().to(self.codes_device)
+
+    def draw(self, net: nn.Module, n: int, generator: torch.Generator | None, labels: torch.Tensor | None = None):
+        """Grids (n, h, w) drawn cell by cell in raster order."""
+        y = self._labels(labels, n)
+        codes = torch.zeros(n, *self.grid_, dtype=torch.long, device=self.codes_device)
+        for i in range(self.grid_[0]):
+            for j in range(self.grid_[1]):
+                probs = torch.softmax(net(codes, y)[:, :, i, j].double(), dim=1).cpu()
+                codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(codes.device)
+        return codes
+
+    @torch.no_grad()
+    def score_samples(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log-likelihood of each grid (n,) in nats."""
+        z = self._check_query(z).long()
+        logp = torch.log_softmax(self.network()(z, self._labels(labels, z.shape[0])).double(), dim=1)
+        return logp.gather(1, z[:, None]).squeeze(1).flatten(1).sum(1)
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "grid": self.grid_, "values": self.values_, "layers": self.layers}
