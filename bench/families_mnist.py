@@ -10,12 +10,12 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from budget import budget_arguments
+
 METRICS = ["frechet", "prdc", "classes"]
 RUNS = {
     "vae": ({"family": "vae", "latent_dim": 16, "width": 32}, ["prior", "gmm:k=100,covariance=full"]),
@@ -38,17 +38,41 @@ def run_family(name: str, args) -> list[dict]:
         "model": model, "train": {"epochs": 1000, "batch_size": 128, "max_minutes": args.minutes, "patience": None,
                                   "progress": False},
         "sample": {"samplers": samplers, "n": 10000}, "evaluate": {"metrics": METRICS, "n_real": 10000}})
-    session = pipeline.train_session(cfg)
+    done = (Path(args.runs_dir) / name / "metrics.json").is_file()   # trained before: resume (no more training)
+    session = pipeline.train_session(cfg, resume=done)
     pipeline.encode_stage(session)
     pipeline.sample_stage(session)
     results = pipeline.evaluate_stage(session)
+    interpolation = _interpolation(name, session)
     write_report(session.run)
     m = session.run.read_metrics()
+    if interpolation:
+        INTERPOLATION[name] = interpolation
     return [{"model": name, "sampler": s["spec"], "frechet": results[stem]["frechet"],
              "precision": results[stem]["precision"], "recall": results[stem]["recall"],
              "classes_covered": results[stem]["classes_covered"], "recon_mse": m["reconstruction"]["mse"],
              "fit_seconds": s.get("fit_seconds"), "epochs": m["train"]["epochs_run"],
              "protocol": results[stem]["protocol"]} for stem, s in m["samplers"].items()]
+
+
+INTERPOLATION: dict[str, dict] = {}
+
+
+def _interpolation(name: str, session) -> dict | None:
+    """Midpoint quality of paths between 1,000 random test pairs (FD of decoded midpoints vs 1,000 test
+    images): re-quantised paths for the VQ-VAE, linear interpolation of codes for the AE of the same size."""
+    from latentatlas.runs import analyses
+
+    if name == "vqvae":
+        out = analyses.discrete_interpolate_stage(session, n_pairs=64, steps=9)
+        return {k: out[k] for k in ("method", "midpoint_fd", "frechet_reconstruction", "cells_changed_per_step",
+                                    "cell_changes_per_path", "cells_differing_at_ends")}
+    if name == "ae":
+        out = analyses.interpolate_stage(session.run, method="lerp", geodesic_pairs=0, learned_iters=0,
+                                         model=session.model, dataset=session.data, device=session.device)
+        return {"method": "lerp of codes", "midpoint_fd": out["lerp"]["midpoint_fd"],
+                "frechet_reconstruction": out["frechet_reconstruction"]}
+    return None
 
 
 def codebook_usage(args) -> list[dict]:
@@ -62,7 +86,8 @@ def codebook_usage(args) -> list[dict]:
             "name": f"usage-{dead_after}", "runs_dir": args.runs_dir, "seed": 0,
             "data": {"name": "mnist", "root": args.mnist},
             "model": {**RUNS["vqvae"][0], "dead_after": dead_after},
-            "train": {"epochs": 2, "batch_size": 128, "patience": None, "progress": False}})
+            "train": {"epochs": 2, "batch_size": 128, "patience": None, "progress": False},
+            "sample": {"samplers": ["categorical"]}})
         run = pipeline.train_stage(cfg)
         for line in run.history():
             rows.append({"dead_after": dead_after, "epoch": line["epoch"], "usage": line["codebook_usage"],
@@ -71,20 +96,18 @@ def codebook_usage(args) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--only", default="vae,ae,aae,vqvae,usage")
-    parser.add_argument("--runs-dir", default="/tmp/latentatlas-families")
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    args = budget_arguments(__doc__, only="vae,ae,aae,vqvae,usage", runs_dir="/tmp/latentatlas-families")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows, usage = [], []
-    for name in args.only.split(","):
+    for name in args.only.split(","):          # the table so far is printed and saved after each family
         if name == "usage":
             usage = codebook_usage(args)
         else:
             rows += run_family(name, args)
+        report(rows, usage, args)
+
+
+def report(rows: list[dict], usage: list[dict], args) -> None:
     if rows:
         print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images "
               f"(protocol: {json.dumps(rows[0]['protocol'])})")
@@ -95,8 +118,11 @@ def main() -> None:
     for r in usage:
         print(f"dead-code reset {'on (100 steps)' if r['dead_after'] else 'off':<15} epoch {r['epoch']}: "
               f"{100 * r['usage']:.1f} % of 512 codes used, perplexity {r['perplexity']:.1f}")
+    for name, out in INTERPOLATION.items():
+        print(f"interpolation {name}: {json.dumps(out)}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "usage": usage}, indent=2, default=str))
+        Path(args.json).write_text(json.dumps({"rows": rows, "usage": usage, "interpolation": INTERPOLATION},
+                                              indent=2, default=str))
 
 
 if __name__ == "__main__":

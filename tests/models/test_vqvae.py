@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from latentatlas.models import Batch, build_model, model_config
+from latentatlas.models import build_model, model_config
 from latentatlas.models.quantize import EPS, VectorQuantizer
 
 

@@ -193,7 +193,7 @@ def test_a_vqvae_run_stores_code_grids_and_samples_them(tmp_path_factory):
     run = _run_through_the_cli(tmp_path_factory, config)
     latents = run.load_latents()
     assert latents["codes"].shape == (400, 7, 7) and latents["codebook"].shape == (32, 4) and "z_mean" not in latents
-    assert run.history()[0]["codebook_usage"] > 0
+    assert run.history()[0]["codebook_usage"] > 0 and (run.figures_dir / "codebook_usage.png").is_file()
     metrics = run.read_metrics()
     for stem in ("categorical", "pixelcnn_iters-30_dim-8_layers-2"):
         assert metrics["samplers"][stem]["test_log_likelihood"] < 0 and np.isfinite(metrics["evaluate"][stem]["frechet"])

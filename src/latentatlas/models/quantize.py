@@ -134,4 +134,5 @@ class VectorQuantizer(nn.Module):
             return {}
         p = counts / total
         entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-        return {"codebook_usage": float((counts > 0).double().mean()), "codebook_perplexity": math.exp(entropy)}
+        return {"codebook_usage": float((counts > 0).double().mean()), "codebook_codes_used": int((counts > 0).sum()),
+                "codebook_perplexity": math.exp(entropy)}

@@ -139,6 +139,12 @@ def _training_curves(run: Run) -> None:
         save_line_plot(run.figure_path("training_curves.png"), series, xlabel="epoch", ylabel="loss per image")
     if any("monitor_frechet" in row for row in history):
         save_health_figure(run.figure_path("training_health.png"), history)
+    usage = [row for row in history if "codebook_codes_used" in row]
+    if usage:
+        save_line_plot(run.figure_path("codebook_usage.png"), {
+            "codes in use": [(row["epoch"], row["codebook_codes_used"]) for row in usage],
+            "perplexity": [(row["epoch"], row["codebook_perplexity"]) for row in usage]},
+            xlabel="epoch", ylabel="codes", title="codebook usage over each epoch")
 
 
 def _training(run: Run, metrics: dict, captions: dict) -> str:
@@ -148,6 +154,8 @@ def _training(run: Run, metrics: dict, captions: dict) -> str:
     out += _figure(run, "training_curves.png", "training and validation loss per epoch")
     out += _figure(run, "training_health.png", "sample monitor: Fréchet distance, precision / recall and class "
                    "coverage of decoded prior draws per epoch (red: epochs flagged as mode collapse)")
+    out += _figure(run, "codebook_usage.png", "codebook entries assigned at least once during each epoch, and "
+                   "the perplexity exp(H) of their frequencies (the number of equally used codes it equals)")
     warnings = [(row["epoch"], row["monitor_collapse"]) for row in run.history() if row.get("monitor_collapse")]
     if warnings:
         out += "<p><b>Warnings during training:</b></p><ul>" + "".join(

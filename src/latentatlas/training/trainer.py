@@ -258,10 +258,11 @@ class _Trainer:
     def end_epoch(self, train_terms: dict[str, float], val_terms: dict[str, float], seconds: float) -> None:
         state = self.state
         state.epoch += 1
+        summary = self.model.epoch_summary()
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "seconds": round(seconds, 4),
                                 **{f"train_{k}": v for k, v in train_terms.items()},
                                 **{f"val_{k}": v for k, v in val_terms.items()},
-                                **{k: jsonable(v) for k, v in self.model.epoch_summary().items()}}
+                                **{k: jsonable(v) for k, v in summary.items()}}
         line.update(self.run_callbacks(state.epoch))
         score = self.score(line)
         if score is not None and not math.isfinite(score):
@@ -279,9 +280,10 @@ class _Trainer:
         line[f"best_{self.metric}"] = state.best_score if math.isfinite(state.best_score) else None
         state.history.append(line)
         self.save(improved)
+        shown = dict.fromkeys(("train_loss", "val_loss", self.metric, *summary))   # ordered, each key once
         log.info("epoch %d step %d: %s%s", state.epoch, state.step,
-                 ", ".join(f"{k} {line[k]:.5g}" for k in ("train_loss", "val_loss", self.metric)
-                           if isinstance(line.get(k), float)), " (best)" if improved else "")
+                 ", ".join(f"{k} {line[k]:.5g}" for k in shown if isinstance(line.get(k), float)),
+                 " (best)" if improved else "")
 
     def stop_reason(self) -> str:
         state, cfg = self.state, self.cfg

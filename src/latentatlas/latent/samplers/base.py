@@ -9,7 +9,6 @@ with ``torch.save`` as a dict of tensors and primitives and loads with ``weights
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +17,7 @@ import torch
 from latentatlas.fileio import torch_load, torch_save
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
-from latentatlas.validate import check_choice, check_number  # noqa: F401  (re-exported for the samplers)
+from latentatlas.validate import check_number
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from latentatlas.rng import beta, choice, dirichlet
-from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, check_choice, check_number
+from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
+from latentatlas.validate import check_choice, check_number
 from latentatlas.latent.samplers.gmm_em import sqdist
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.latent.samplers.base import SAMPLERS, check_choice, check_number
+from latentatlas.latent.samplers.base import SAMPLERS
+from latentatlas.validate import check_choice, check_number
 from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
 from latentatlas.rng import randn
 

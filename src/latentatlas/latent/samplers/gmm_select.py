@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from latentatlas.latent.samplers.base import check_choice, check_codes, check_number, default_generator
+from latentatlas.latent.samplers.base import check_codes, default_generator
+from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, check_number
+from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
+from latentatlas.validate import check_number
 
 
 def check_grids(z: Any, name: str = "z", *, grid: tuple[int, int] | None = None, min_rows: int = 1) -> torch.Tensor:

@@ -16,10 +16,9 @@ from typing import Any
 
 import torch
 
-from latentatlas.rng import choice
-from latentatlas.latent.samplers.base import (SAMPLERS, LatentSampler, check_choice, check_number,
-                                              default_generator)
-from latentatlas.rng import randn
+from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
+from latentatlas.rng import choice, randn
+from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 

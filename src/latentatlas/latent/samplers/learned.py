@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from latentatlas.fileio import torch_load, torch_save
-from latentatlas.latent.samplers.base import LatentSampler, check_number, default_generator
+from latentatlas.latent.samplers.base import LatentSampler, default_generator
+from latentatlas.validate import check_number
 
 log = logging.getLogger(__name__)
 

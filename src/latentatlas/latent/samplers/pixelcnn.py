@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentatlas.latent.samplers.base import SAMPLERS, check_number
+from latentatlas.latent.samplers.base import SAMPLERS
+from latentatlas.validate import check_number
 from latentatlas.latent.samplers.grid import GridSampler
 from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
 
@@ -84,8 +85,9 @@ class PixelCNN(GridSampler, LearnedSampler):
     class labels (``fit(z, labels=y)``, ``sample(n, labels=y)``)."""
 
     name = "pixelcnn"
-    defaults = dict(dim=64, layers=8, kernel=3, conditional=False, values=None,
-                    **{**LEARNED_DEFAULTS, "iters": 4000, "batch_size": 128})
+    # dim 32 x 6 layers: 0.12 s per step of 128 7x7 grids on 2 CPU cores (dim 64 x 8 layers: 0.37 s)
+    defaults = dict(dim=32, layers=6, kernel=3, conditional=False, values=None,
+                    **{**LEARNED_DEFAULTS, "iters": 3000, "batch_size": 128})
     min_codes = 2
 
     def _check_params(self) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, check_number
+from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
+from latentatlas.validate import check_number
 from latentatlas.rng import randn
 
 
