@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +20,15 @@ def budget_arguments(doc: str, *, only: str, runs_dir: str) -> argparse.Namespac
     parser.add_argument("--runs-dir", default=runs_dir)
     parser.add_argument("--json", default=None, help="also write the table to this file")
     return parser.parse_args()
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """One line per row: ``columns`` are (header, key, format spec such as '<22' or '>8.2f'); a missing
+    value prints as '-'."""
+    def cell(value, spec: str) -> str:
+        width = re.match(r"[<>]?\d+", spec).group(0)
+        return f"{'-':{width}}" if value is None else f"{value:{spec}}"
+
+    print("".join(cell(header, re.match(r"[<>]?\d+", spec).group(0)) for header, _, spec in columns))
+    for row in rows:
+        print("".join(cell(row.get(key), spec) for _, key, spec in columns))

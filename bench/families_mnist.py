@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from budget import budget_arguments
+from budget import budget_arguments, print_table
 
 METRICS = ["frechet", "prdc", "classes"]
 RUNS = {
@@ -111,10 +111,10 @@ def report(rows: list[dict], usage: list[dict], args) -> None:
     if rows:
         print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images "
               f"(protocol: {json.dumps(rows[0]['protocol'])})")
-        print(f"{'model':<8}{'sampler':<30}{'FD':>8}{'prec':>7}{'recall':>7}{'classes':>8}{'recon':>9}{'fit s':>8}")
-        for r in rows:
-            print(f"{r['model']:<8}{r['sampler']:<30}{r['frechet']:>8.2f}{r['precision']:>7.3f}{r['recall']:>7.3f}"
-                  f"{r['classes_covered']:>8}{r['recon_mse']:>9.5f}{r['fit_seconds'] or 0:>8.1f}")
+        print_table(rows, [("model", "model", "<8"), ("sampler", "sampler", "<30"), ("FD", "frechet", ">8.2f"),
+                           ("prec", "precision", ">7.3f"), ("recall", "recall", ">7.3f"),
+                           ("classes", "classes_covered", ">8"), ("recon", "recon_mse", ">9.5f"),
+                           ("fit s", "fit_seconds", ">8.1f")])
     for r in usage:
         print(f"dead-code reset {'on (100 steps)' if r['dead_after'] else 'off':<15} epoch {r['epoch']}: "
               f"{100 * r['usage']:.1f} % of 512 codes used, perplexity {r['perplexity']:.1f}")

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from budget import budget_arguments  # noqa: E402
+from budget import budget_arguments, print_table  # noqa: E402
 
 RUNS = {"dcgan": "mnist-dcgan.yaml", "wgan-gp": "mnist-wgan-gp.yaml", "vae": "mnist-vae.yaml",
         "infogan": "mnist-infogan.yaml"}
@@ -98,10 +98,10 @@ def main() -> None:
 def report(rows: list[dict], args) -> None:
     print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images, "
           f"classifier features (protocol: {json.dumps(rows[0]['protocol'])})")
-    print(f"{'model':<22}{'sampler':<28}{'FD':>8}{'prec':>7}{'recall':>7}{'classes':>8}{'epochs':>8}{'train s':>9}")
-    for r in rows:
-        print(f"{r['model']:<22}{r['sampler']:<28}{r['frechet']:>8.2f}{r['precision']:>7.3f}{r['recall']:>7.3f}"
-              f"{r['classes_covered']:>8}{r['epochs']:>8}{r['train_seconds']:>9.0f}")
+    print_table(rows, [("model", "model", "<22"), ("sampler", "sampler", "<28"), ("FD", "frechet", ">8.2f"),
+                       ("prec", "precision", ">7.3f"), ("recall", "recall", ">7.3f"),
+                       ("classes", "classes_covered", ">8"), ("epochs", "epochs", ">8"),
+                       ("train s", "train_seconds", ">9.0f")])
     for r in rows:
         if r.get("infogan_categorical_error") is not None:
             print(f"InfoGAN categorical code vs digit class (Hungarian matching, dataset classifier): "
