@@ -22,6 +22,10 @@ def budget_arguments(doc: str, *, only: str, runs_dir: str) -> argparse.Namespac
     return parser.parse_args()
 
 
+SCORE_COLUMNS = [("FD", "frechet", ">8.2f"), ("prec", "precision", ">7.3f"), ("recall", "recall", ">7.3f"),
+                 ("classes", "classes_covered", ">8")]   # the sample-quality columns of both tables
+
+
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
     """One line per row: ``columns`` are (header, key, format spec such as '<22' or '>8.2f'); a missing
     value prints as '-'."""

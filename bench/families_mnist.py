@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from budget import budget_arguments, print_table
+from budget import SCORE_COLUMNS, budget_arguments, print_table
 
 METRICS = ["frechet", "prdc", "classes"]
 RUNS = {
@@ -111,10 +111,8 @@ def report(rows: list[dict], usage: list[dict], args) -> None:
     if rows:
         print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images "
               f"(protocol: {json.dumps(rows[0]['protocol'])})")
-        print_table(rows, [("model", "model", "<8"), ("sampler", "sampler", "<30"), ("FD", "frechet", ">8.2f"),
-                           ("prec", "precision", ">7.3f"), ("recall", "recall", ">7.3f"),
-                           ("classes", "classes_covered", ">8"), ("recon", "recon_mse", ">9.5f"),
-                           ("fit s", "fit_seconds", ">8.1f")])
+        print_table(rows, [("model", "model", "<8"), ("sampler", "sampler", "<30"), *SCORE_COLUMNS,
+                           ("recon", "recon_mse", ">9.5f"), ("fit s", "fit_seconds", ">8.1f")])
     for r in usage:
         print(f"dead-code reset {'on (100 steps)' if r['dead_after'] else 'off':<15} epoch {r['epoch']}: "
               f"{100 * r['usage']:.1f} % of 512 codes used, perplexity {r['perplexity']:.1f}")

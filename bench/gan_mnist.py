@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from budget import budget_arguments, print_table  # noqa: E402
+from budget import SCORE_COLUMNS, budget_arguments, print_table  # noqa: E402
 
 RUNS = {"dcgan": "mnist-dcgan.yaml", "wgan-gp": "mnist-wgan-gp.yaml", "vae": "mnist-vae.yaml",
         "infogan": "mnist-infogan.yaml"}
@@ -98,10 +98,8 @@ def main() -> None:
 def report(rows: list[dict], args) -> None:
     print(f"\nfull MNIST, {args.minutes:g} minutes of training each; 10,000 samples vs the 10,000 test images, "
           f"classifier features (protocol: {json.dumps(rows[0]['protocol'])})")
-    print_table(rows, [("model", "model", "<22"), ("sampler", "sampler", "<28"), ("FD", "frechet", ">8.2f"),
-                       ("prec", "precision", ">7.3f"), ("recall", "recall", ">7.3f"),
-                       ("classes", "classes_covered", ">8"), ("epochs", "epochs", ">8"),
-                       ("train s", "train_seconds", ">9.0f")])
+    print_table(rows, [("model", "model", "<22"), ("sampler", "sampler", "<28"), *SCORE_COLUMNS,
+                       ("epochs", "epochs", ">8"), ("train s", "train_seconds", ">9.0f")])
     for r in rows:
         if r.get("infogan_categorical_error") is not None:
             print(f"InfoGAN categorical code vs digit class (Hungarian matching, dataset classifier): "

@@ -158,7 +158,7 @@ def _analysis(args: argparse.Namespace) -> None:
 def _has_code_grids(run) -> bool:
     from latentatlas.models import MODELS
 
-    return MODELS.get(run.config.model.family).model.code_kind == "discrete"
+    return MODELS.get(run.config.model.family).code_kind == "discrete"
 
 
 def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfig:

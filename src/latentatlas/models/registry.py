@@ -24,6 +24,11 @@ class Family:
     config: type[ModelConfig]
     summary: str
 
+    @property
+    def code_kind(self) -> str:
+        """'continuous' (code vectors) or 'discrete' (code grids), as the model class declares."""
+        return self.model.code_kind
+
 
 MODELS: Registry[Family] = Registry("model")
 

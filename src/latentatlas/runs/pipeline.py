@@ -56,7 +56,7 @@ def sampler_for(spec: str, family: str):
     from latentatlas.models import MODELS
 
     sampler = build_sampler(spec)
-    code_kind = MODELS.get(family).model.code_kind
+    code_kind = MODELS.get(family).code_kind
     if sampler.code_kind != code_kind:
         raise ValueError(f"sample.samplers: {spec!r} samples {sampler.code_kind} codes, but a {family!r} model has "
                          f"{code_kind} codes; for code grids use categorical or pixelcnn, for code vectors the others")

@@ -37,7 +37,7 @@ def codes_hash(z: torch.Tensor) -> str:
 
 class LearnedSampler(LatentSampler):
     """Base class: fitted state is ``weights_`` (the network's state dict), ``mean_`` and ``std_`` (d,),
-    ``history_`` (the training curve: [{"iter", "loss"}]) and ``fit_seconds_``."""
+    ``history_`` (the training curve: [{"iter", "loss"}])."""
 
     def _check_learned_params(self) -> None:
         check_number("iters", self.iters, low=1, integer=True)
@@ -69,8 +69,6 @@ class LearnedSampler(LatentSampler):
     # -- fitting ----------------------------------------------------------------------------------------
     def _fit(self, z: torch.Tensor, generator: torch.Generator | None, checkpoint: str | Path | None = None,
              **options: Any) -> None:
-        import time
-
         g = default_generator(generator, 0)
         data = self.prepare(z, **options)
         x = data[0]
@@ -80,7 +78,6 @@ class LearnedSampler(LatentSampler):
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         key = {"codes": codes_hash(z), "params": self.get_params(), "name": self.name}
         start, history = self._resume(checkpoint, key, net, opt, g)
-        started = time.perf_counter()
         for it in range(start, self.iters):
             rows = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g).to(x.device)
             loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
@@ -94,7 +91,6 @@ class LearnedSampler(LatentSampler):
                             "generator": g.get_state(), "history": history}, checkpoint)
         self.weights_ = {k: v.detach().cpu() for k, v in net.eval().state_dict().items()}
         self.history_ = history
-        self.fit_seconds_ = time.perf_counter() - started
         self._net = net
 
     def _resume(self, checkpoint, key: dict, net: nn.Module, opt, g: torch.Generator) -> tuple[int, list]:
@@ -133,4 +129,4 @@ class LearnedSampler(LatentSampler):
 
     def _describe(self) -> dict[str, Any]:
         return {"iters": self.iters, "final_loss": self.history_[-1]["loss"] if self.history_ else None,
-                "fit_seconds": round(self.fit_seconds_, 2), "training_curve": self.history_}
+                "training_curve": self.history_}
