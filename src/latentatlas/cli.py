@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("geometry", help="hull membership, distances, axis walks, drift, maps")
     _run_arg(p)
     p.add_argument("--maps", default="pca,tsne,isomap", help="comma-separated 2-D map methods")
+    p = sub.add_parser("explore", help="a local web page to click through the run's latent space (and its API)")
+    _run_arg(p)
+    p.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; the explorer has no login)")
+    p.add_argument("--max-points", type=int, default=5000, help="codes drawn on the map at most (default: 5000)")
     p = sub.add_parser("list", help="list the runs in a folder")
     p.add_argument("runs_dir", nargs="?", default="runs")
     p = sub.add_parser("compare", help="compare runs: differing config keys and every metric")
@@ -124,6 +130,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         _analysis(args)
     elif cmd == "report":
         print(write_report(Run.open(args.run)))
+    elif cmd == "explore":
+        from latentatlas.explore import serve
+
+        serve(Run.open(args.run), host=args.host, port=args.port, max_points=args.max_points)
     elif cmd == "list":
         _list_runs(args.runs_dir)
     elif cmd == "compare":
