@@ -1,0 +1,115 @@
+"""End to end: `latentatlas explore RUN --port P` in a subprocess, driven by headless Debian chromium through
+playwright (skipped, with the reason, where either is absent).  Screenshots go to tests/artifacts/explore/."""
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from latentatlas.cli import main
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_cli_serves_the_api_over_http(served, explore_run):
+    status, info = get(f"{served}/api/info")
+    assert status == 200 and info["run"] == explore_run.name and info["latent_dim"] == 4
+    status, body = get(f"{served}/api/interpolate?a=0&b=1&steps=0")
+    assert status == 400 and body["error"].startswith("steps: expected an int in [2, 64], got 0")
+
+
+def test_explore_without_the_extra_says_how_to_install_it(explore_run, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)            # as if uvicorn were not installed
+    assert main(["explore", str(explore_run.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'latentatlas[explore]'" in err
+
+
+@pytest.fixture
+def page(browser, served):
+    """The explorer's page, once its map is drawn and the hull flags are in; fails on any script error."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    script_errors = []
+    page.on("pageerror", lambda err: script_errors.append(str(err)))
+    page.goto(served)
+    page.wait_for_function("window.explorer && window.explorer.state.ready && window.explorer.state.outside",
+                           timeout=60_000)
+    yield page
+    page.close()
+    assert script_errors == []
+
+
+def click_row(page, row: int) -> None:
+    """Click the point of ``row`` on the map, where the page drew it."""
+    box = page.locator("#overlay").bounding_box()
+    at = page.evaluate("row => window.explorer.screenPosition(row)", row)
+    page.mouse.click(box["x"] + at["x"], box["y"] + at["y"])
+
+
+def extreme_rows(page) -> tuple[int, int]:
+    """The leftmost and the rightmost points: no other point sits on them."""
+    return tuple(page.evaluate("""() => {
+        const s = window.explorer.state, order = s.px.map((x, i) => i).sort((i, j) => s.px[i] - s.px[j]);
+        return [s.map.index[order[0]], s.map.index[order[order.length - 1]]]; }"""))
+
+
+def test_map_hover_click_two_points_strip_and_slider(page, artifacts):
+    assert page.locator("#map").get_attribute("data-points") == "400"
+    a, b = extreme_rows(page)
+    page.fill("#path-steps", "7")
+    box = page.locator("#overlay").bounding_box()
+    at = page.evaluate("row => window.explorer.screenPosition(row)", a)
+    page.mouse.move(box["x"] + at["x"], box["y"] + at["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    assert f"index={a}" in page.get_attribute("#tooltip-img", "src")
+
+    click_row(page, a)
+    page.wait_for_function("document.querySelector('#selected-decoded').naturalWidth > 0")
+    assert page.evaluate("document.querySelector('#selected-decoded').naturalWidth") == 28
+    assert f"row {a}" in page.inner_text("#selected-info")
+    click_row(page, b)
+    frames = page.locator("#strip img.frame")
+    frames.nth(6).wait_for()
+    assert frames.count() == 7
+    assert page.evaluate("window.explorer.state.selected") == [a, b]
+    page.wait_for_function("[...document.querySelectorAll('#strip img.frame')].every(i => i.naturalWidth == 28)")
+    page.screenshot(path=str(artifacts / "strip.png"), full_page=True)
+
+    before = page.get_attribute("#moved", "src")
+    page.focus("#amount")
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")                    # 4 steps of 0.25: one standard deviation
+    page.wait_for_function("document.querySelector('#moved-info').textContent.startsWith('1 sd along pc1')")
+    assert page.get_attribute("#moved", "src") != before and page.input_value("#amount") == "1"
+    page.screenshot(path=str(artifacts / "slider.png"), full_page=True)
+    assert (artifacts / "strip.png").stat().st_size > 0 and (artifacts / "slider.png").stat().st_size > 0
+
+
+def test_mixture_panel_samples_a_component(page, artifacts):
+    rows = page.locator("#components tbody tr")
+    rows.nth(2).wait_for()
+    assert rows.count() == 3
+    rows.nth(1).click()
+    page.locator("#samples img.frame").nth(7).wait_for()
+    assert page.locator("#samples img.frame").count() == 8
+    page.screenshot(path=str(artifacts / "mixture.png"), full_page=True)
+
+
+def test_a_malformed_request_is_a_4xx_shown_on_the_page(page, served, artifacts):
+    response = page.request.get(f"{served}/api/decode?z=1,2")
+    assert response.status == 400 and response.json()["error"].startswith("z: expected 4 numbers per code")
+    a, b = extreme_rows(page)
+    page.fill("#path-steps", "1")                            # the page passes it on; the server refuses it
+    click_row(page, a)
+    click_row(page, b)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error").startswith("steps: expected an int in [2, 64], got 1")
+    page.screenshot(path=str(artifacts / "error.png"))
