@@ -118,6 +118,7 @@ MALFORMED = [
     ("/api/sample?sampler=gmm_k-3_covariance-full&component=3", "component", 400),
     ("/api/sample?sampler=gmm_k-3_covariance-full&component=0&n=0", "n", 400),
     ("/api/hull?z=1,2,3;4,5", "z", 400),                              # codes of different lengths
+    ("/api/decode?z=" + ";".join(["0,0,0,0"] * 257), "z", 400),      # too many codes in one request
 ]
 
 

@@ -60,7 +60,8 @@ ENDPOINTS = {e.path: e for e in (
     Endpoint("/api/image", "the dataset image of a row", {"index": INDEX}, "PNG, the images' size"),
     Endpoint("/api/decode", "decode codes in one batch: z=v1,v2,... (d numbers; several codes separated by ';'), "
              "or the code of a row (its reconstruction)",
-             {"z": "comma-separated code(s)", "index": INDEX + ", instead of z"}, "PNG: one image, or a strip"),
+             {"z": "comma-separated code(s), at most 256", "index": INDEX + ", instead of z"},
+             "PNG: one image, or a strip"),
     Endpoint("/api/interpolate", "decoded path between the codes of two rows (one decode call)",
              {"a": INDEX, "b": INDEX, "method": "lerp, slerp (default), norm or geodesic",
               "steps": "frames, endpoints included: 2-64 (default 9)", "format": FORMAT}, "JSON or PNG"),

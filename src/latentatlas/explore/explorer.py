@@ -38,6 +38,7 @@ GEODESIC_ITERS = 50                       # Adam steps (seconds for a 64x64 deco
 N_PRINCIPAL = 8                           # principal directions offered to the slider
 MAX_STEPS = 64                            # frames of one interpolation strip
 MAX_SAMPLES = 64                          # codes drawn by one sampling request
+MAX_CODES = 256                           # codes given in one request (decode, hull)
 MAX_AMOUNT = 10.0                         # slider range, in standard deviations of the codes along the direction
 
 
@@ -121,6 +122,8 @@ class Explorer:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"{name}: expected {self.latent_dim} numbers per code (the code dimension), "
                              f"got {z.shape[-1] if z.ndim else 0}")
+        if z.shape[0] > MAX_CODES:
+            raise ValueError(f"{name}: expected at most {MAX_CODES} codes per request, got {z.shape[0]}")
         bad = torch.nonzero(~torch.isfinite(z))
         if len(bad):
             check_number(f"{name}[{int(bad[0, -1])}]", float(z[tuple(bad[0])]))
@@ -138,7 +141,7 @@ class Explorer:
         return self.ctx.float_images(np.array([self.check_index("index", index)]))[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Codes (n, d) -> images float (n, C, H, W) in [0, 1], in one batched call."""
+        """Codes (n <= MAX_CODES, d) -> images float (n, C, H, W) in [0, 1], in one batched call."""
         return self.ctx.decode(self.check_codes("z", z))
 
     def label(self, index: int) -> dict:
@@ -194,7 +197,7 @@ class Explorer:
 
     # -- the map ---------------------------------------------------------------------------------------
     def outside_hull(self, z: torch.Tensor) -> np.ndarray:
-        """Whether each code (n, d) lies outside the convex hull of the training codes: bool (n,)."""
+        """Whether each code (n <= MAX_CODES, d) lies outside the convex hull of the training codes: bool (n,)."""
         return ~in_hull(self.check_codes("z", z), self.z_train)
 
     def map(self, method: str = "pca") -> np.ndarray:
@@ -208,7 +211,7 @@ class Explorer:
             outside = np.zeros(len(self.points), dtype=bool)
             held_out = np.flatnonzero(self.ctx.split[self.points] != SPLITS.index("train"))
             if held_out.size:
-                outside[held_out] = self.outside_hull(self.z[self.points[held_out]])
+                outside[held_out] = ~in_hull(self.z[self.points[held_out]], self.z_train)
             return outside
 
         return self._cached("outside", compute)
