@@ -66,7 +66,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")        # stopped once the module that uses it is done
 def served(explore_run):
     """`latentatlas explore RUN --port P` in a subprocess; its base URL once it prints its address."""
     port = free_port()
@@ -92,7 +92,7 @@ def served(explore_run):
     drain.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Debian chromium driven by playwright; skipped where either is missing."""
     try:
