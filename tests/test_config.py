@@ -101,3 +101,12 @@ def test_every_shipped_config_loads(path):
     from latentatlas.runs.pipeline import check_stages
 
     check_stages(c.load(path))
+
+
+def test_a_config_without_samplers_gets_its_familys_defaults():
+    assert c.from_dict({}).sample.samplers == ("prior", "gmm")
+    assert c.from_dict({"model": {"family": "vqvae"}}).sample.samplers == ("categorical", "pixelcnn")
+    named = c.from_dict({"model": {"family": "vqvae"}, "sample": {"samplers": ["categorical"]}})
+    assert named.sample.samplers == ("categorical",)
+    # the resolved specs are what config.yaml records, so a reloaded config keeps them
+    assert c.from_dict(c.to_dict(named)).sample.samplers == ("categorical",)

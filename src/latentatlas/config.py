@@ -70,7 +70,7 @@ class CodesConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    samplers: tuple = ("prior", "gmm")  # specs, e.g. "gmm:k=20,covariance=full"
+    samplers: tuple = ()                # specs, e.g. "gmm:k=20,covariance=full"; none: the family's defaults
     n: int = field(default=1000, metadata=rule(low=1))
     codes: str = field(default="mean", metadata=rule(choices=("mean", "sample")))  # codes the samplers are fitted on
     #                                   (posterior means, or one posterior draw per image)
@@ -96,6 +96,14 @@ class RunConfig:
     codes: CodesConfig = field(default_factory=CodesConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        """No samplers named: the model family's defaults (prior and gmm; categorical and pixelcnn on code grids)."""
+        if not self.sample.samplers:
+            from latentatlas.models import MODELS
+
+            samplers = MODELS.get(self.model.family).model.default_samplers
+            object.__setattr__(self, "sample", dataclasses.replace(self.sample, samplers=samplers))
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

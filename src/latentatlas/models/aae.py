@@ -33,6 +33,7 @@ from latentatlas.validate import rule
 
 PRIORS = ("normal", "mixture", "labels")
 ADVERSARIAL_BETAS = (0.5, 0.9)       # the GAN practice (Radford et al. 2016) for the two adversarial phases
+ADVERSARIAL_LR = 2e-4                 # (idem)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,11 @@ class AAEConfig(AEConfig):
     prior_std: float = field(default=1.0, metadata=rule(low=0, strict=True))
     adversarial_weight: float = field(default=1.0, metadata=rule(low=0))
     discriminator_width: int = field(default=256, metadata=rule(low=1))
-    lr_discriminator: float | None = field(default=None, metadata=rule(low=0, strict=True))  # None: train.lr
+    # the adversarial phases' step sizes (None: train.lr).  Adam's steps do not scale with the loss, so the
+    # regularization phase moves the encoder as far per step as the reconstruction phase whatever
+    # adversarial_weight is; at train.lr (1e-3) the two fight and reconstruction degrades epoch after epoch
+    lr_discriminator: float | None = field(default=ADVERSARIAL_LR, metadata=rule(low=0, strict=True))
+    lr_regularization: float | None = field(default=ADVERSARIAL_LR, metadata=rule(low=0, strict=True))
 
 
 def mixture_means(modes: int, dim: int, radius: float) -> torch.Tensor:
@@ -128,7 +133,8 @@ class AAE(AE):
         return [Phase("reconstruction", lambda: encoder() + list(self.decoder.parameters()), self.loss),
                 Phase("discriminator", lambda: list(self.code_discriminator.parameters()), self.discriminator_loss,
                       Optim(lr=self.config.lr_discriminator, betas=ADVERSARIAL_BETAS)),
-                Phase("regularization", encoder, self.regularization_loss, Optim(betas=ADVERSARIAL_BETAS))]
+                Phase("regularization", encoder, self.regularization_loss,
+                      Optim(lr=self.config.lr_regularization, betas=ADVERSARIAL_BETAS))]
 
 
 register_family("aae", AAE, AAEConfig, "adversarial autoencoder: the code distribution is matched to a prior "

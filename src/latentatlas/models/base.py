@@ -106,7 +106,8 @@ class GenerativeModel(nn.Module):
     Capabilities (class attributes): ``has_encoder`` (codes come from ``encode``; otherwise from inversion,
     see :mod:`latentatlas.latent.codes`), ``code_kind`` ('continuous' vectors (B, latent_dim)),
     ``normal_prior`` (whether ``prior_sample`` is N(0, I)), and ``selection_metric``: the key of a metrics.jsonl line that picks ``best.pt`` and drives early stopping
-    (lower is better): ``val_loss`` for likelihood models, ``monitor_frechet`` for GANs.
+    (lower is better): ``val_loss`` for likelihood models, ``monitor_frechet`` for GANs; ``default_samplers``,
+    the sampler specs a run uses when its config names none.
 
     Images are float32 (B, C, H, W) in [0, 1]; labels y are long (B,) in [0, n_classes) and required by
     conditional models (``self.conditional``).
@@ -116,6 +117,7 @@ class GenerativeModel(nn.Module):
     code_kind: ClassVar[str] = "continuous"
     selection_metric: ClassVar[str] = "val_loss"
     normal_prior: ClassVar[bool] = True     # prior_sample draws N(0, I) (the ``prior`` sampler's distribution)
+    default_samplers: ClassVar[tuple[str, ...]] = ("prior", "gmm")   # a config's sample.samplers when it names none
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], n_classes: int | None = None) -> None:
         super().__init__()

@@ -44,6 +44,7 @@ class VQVAE(GenerativeModel):
     has_encoder = True
     code_kind = "discrete"
     normal_prior = False
+    default_samplers = ("categorical", "pixelcnn")
 
     def __init__(self, config: VQVAEConfig, image_shape: tuple[int, int, int], n_classes: int | None = None) -> None:
         super().__init__(config, image_shape, n_classes)

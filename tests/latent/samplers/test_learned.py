@@ -103,3 +103,12 @@ def test_fits_are_seeded_and_resume_to_the_same_weights(tmp_path, monkeypatch):
     torch.testing.assert_close(loaded.sample(10, generator=g()), resumed.sample(10, generator=g()))
     with pytest.raises(ValueError, match="sample_steps: expected an int in \\[1, 20\\], got 50"):
         build_sampler("ddpm:steps=20,sample_steps=50,method=ddim")
+
+
+def test_step_size_follows_a_half_cosine_and_the_average_is_validated():
+    sampler = build_sampler("ddpm:iters=100,lr=0.002")
+    assert [sampler.learning_rate(i) for i in (0, 50)] == pytest.approx([0.002, 0.001])
+    assert sampler.learning_rate(99) == pytest.approx(0.001 * (1 + math.cos(math.pi * 0.99)))
+    assert build_sampler("ddpm:iters=100,lr=0.002,lr_decay=none").learning_rate(99) == 0.002
+    with pytest.raises(ValueError, match="ema"):
+        build_sampler("ddpm:ema=1.5")

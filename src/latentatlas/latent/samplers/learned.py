@@ -12,6 +12,7 @@ implement ``build_network(d)``, ``training_loss(net, *batch, generator)`` and ``
 from __future__ import annotations
 
 import hashlib
+import math
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from torch import nn
 
 from latentatlas.fileio import torch_load, torch_save
 from latentatlas.latent.samplers.base import LatentSampler, default_generator
-from latentatlas.validate import check_number
+from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
+from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 
-LEARNED_DEFAULTS = dict(iters=3000, batch_size=256, lr=1e-3, checkpoint_every=500)
+LEARNED_DEFAULTS = dict(iters=3000, batch_size=256, lr=1e-3, lr_decay="cosine", ema=0.999, checkpoint_every=500)
 
 
 def codes_hash(z: torch.Tensor) -> str:
@@ -37,13 +39,16 @@ def codes_hash(z: torch.Tensor) -> str:
 
 class LearnedSampler(LatentSampler):
     """Base class: fitted state is ``weights_`` (the network's state dict), ``mean_`` and ``std_`` (d,),
-    ``history_`` (the training curve: [{"iter", "loss"}])."""
+    ``history_`` (the training curve: [{"iter", "loss"}]).  The saved weights are the exponential moving
+    average (decay ``ema``, 0 for the last iterate) of the iterates, whose step size follows ``lr_decay``."""
 
     def _check_learned_params(self) -> None:
         check_number("iters", self.iters, low=1, integer=True)
         check_number("batch_size", self.batch_size, low=1, integer=True)
         check_number("lr", self.lr, low=0, strict=True)
         check_number("checkpoint_every", self.checkpoint_every, low=1, integer=True)
+        check_choice("lr_decay", self.lr_decay, ("cosine", "none"))
+        check_number("ema", self.ema, low=0, high=0.9999)
 
     # -- subclass hooks ---------------------------------------------------------------------------------
     def build_network(self, d: int) -> nn.Module:
@@ -76,24 +81,36 @@ class LearnedSampler(LatentSampler):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
             net = self.build_network(x.shape[1]).to(x.device)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        average = make_ema(net)
         key = {"codes": codes_hash(z), "params": self.get_params(), "name": self.name}
-        start, history = self._resume(checkpoint, key, net, opt, g)
+        start, history = self._resume(checkpoint, key, net, average, opt, g)
         for it in range(start, self.iters):
             rows = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g).to(x.device)
             loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = self.learning_rate(it)
             opt.step()
+            ema_update(average, net, ema_decay_at(it + 1, self.ema))
             if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
                 history.append({"iter": it + 1, "loss": float(loss.detach())})
             if checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters):
-                torch_save({**key, "iter": it + 1, "net": net.state_dict(), "opt": opt.state_dict(),
-                            "generator": g.get_state(), "history": history}, checkpoint)
-        self.weights_ = {k: v.detach().cpu() for k, v in net.eval().state_dict().items()}
+                torch_save({**key, "iter": it + 1, "net": net.state_dict(), "average": average.state_dict(),
+                            "opt": opt.state_dict(), "generator": g.get_state(), "history": history}, checkpoint)
+        self.weights_ = {k: v.detach().cpu() for k, v in average.eval().state_dict().items()}
         self.history_ = history
-        self._net = net
+        self._net = average
 
-    def _resume(self, checkpoint, key: dict, net: nn.Module, opt, g: torch.Generator) -> tuple[int, list]:
+    def learning_rate(self, it: int) -> float:
+        """The step size of iteration ``it`` (0-based): ``lr``, decayed to 0 on a half cosine when
+        ``lr_decay="cosine"``."""
+        if self.lr_decay == "none":
+            return float(self.lr)
+        return 0.5 * float(self.lr) * (1 + math.cos(math.pi * it / self.iters))
+
+    def _resume(self, checkpoint, key: dict, net: nn.Module, average: nn.Module, opt,
+                g: torch.Generator) -> tuple[int, list]:
         """(first iteration, curve so far): from ``checkpoint`` when it holds this fit, else (0, [])."""
         if checkpoint is None or not Path(checkpoint).is_file():
             return 0, []
@@ -102,6 +119,7 @@ class LearnedSampler(LatentSampler):
             log.info("%s: a checkpoint of another fit; starting afresh", checkpoint)
             return 0, []
         net.load_state_dict(saved["net"])
+        average.load_state_dict(saved["average"])
         opt.load_state_dict(saved["opt"])
         g.set_state(saved["generator"])
         log.info("%s: resuming the fit at iteration %d of %d", checkpoint, saved["iter"], self.iters)
