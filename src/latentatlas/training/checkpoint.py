@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from latentatlas.fileio import torch_load, torch_save
+from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,12 @@ def save_model(path: str | Path, model: nn.Module) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint dict (weights_only).  FileNotFoundError if absent, ValueError if unreadable."""
+    """Read a checkpoint dict (weights_only, content hash verified).  FileNotFoundError if absent, ValueError
+    if unreadable, damaged, foreign or holding non-finite weights."""
     ckpt = torch_load(path, "checkpoint", map_location=map_location)
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED) or not isinstance(ckpt["model"], dict):
         raise ValueError(f"checkpoint: {str(path)!r} is not a latentatlas checkpoint (expected keys {list(REQUIRED)})")
+    check_finite(f"checkpoint {str(path)!r} (model weights)", ckpt["model"])
     if ckpt["format"] not in READABLE:
         raise ValueError(f"checkpoint: {str(path)!r} has format {ckpt['format']!r}; this version reads {READABLE}")
     if ckpt["format"] == 1:
