@@ -150,15 +150,20 @@ def _interrupted(args: argparse.Namespace, stop: KeyboardInterrupt) -> str:
     """The one line after Ctrl-C: where training stopped and the command that continues it."""
     from latentatlas.training.state import TrainingInterrupted
 
-    if not isinstance(stop, TrainingInterrupted):
-        return "interrupted; the files of finished stages are kept: run the same command again to go on"
+    training = isinstance(stop, TrainingInterrupted)
+    what = _one_line(stop) if training else "interrupted; the files of finished stages are kept"
     if args.command == "demo":
-        return f"{_one_line(stop)}; run `latentatlas demo` again to start over"
+        return f"{what}; run `latentatlas demo` again to start over"
+    if args.command not in ("train", "run"):
+        return f"{what}: run the same command again to go on"
     again = ["latentatlas", args.command, args.config, "--resume"]
     for override in args.overrides:
         again += ["--set", override]
-    verb = "resume with" if stop.checkpoint else "start it again with"
-    return f"{_one_line(stop)}; {verb}: {shlex.join(again)}"
+    if not training:
+        verb = "continue with"
+    else:
+        verb = "resume with" if stop.checkpoint else "start it again with"
+    return f"{what}; {verb}: {shlex.join(again)}"
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -213,6 +213,12 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML run config and apply ``key.sub=value`` overrides."""
+    return from_dict(apply_overrides(read_yaml(path), overrides))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; FileNotFoundError, or a ValueError naming the file when it is not
+    YAML or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
@@ -222,7 +228,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunCo
         raise ValueError(f"config {str(path)!r}: expected YAML, got {_yaml_problem(exc)}") from None
     if not isinstance(values, dict):
         raise ValueError(f"config {str(path)!r}: expected a mapping of sections, got {type(values).__name__}")
-    return from_dict(apply_overrides(values, overrides))
+    return values
 
 
 def _yaml_problem(exc: Exception) -> str:

@@ -133,6 +133,15 @@ def test_a_checkpoint_without_a_hash_still_loads_with_a_note(run_copy, caplog):
     assert "no content hash" in caplog.text
 
 
+@pytest.mark.parametrize("content", [b"", b"model: {family: [vae\n", b"\xff\xfe", b"- a list\n"])
+def test_a_damaged_run_config_stops_encode(run_copy, cli, content):
+    config = run_copy / "config.yaml"
+    config.write_bytes(content)
+    code, _, err = cli("encode", run_copy)
+    assert code == 2
+    _assert_one_error_naming(err, config)
+
+
 # -- fitted sampler -> load_sampler ---------------------------------------------------------------------
 @pytest.mark.parametrize("damage", TORCH_DAMAGE, ids=lambda f: f.__name__)
 def test_a_damaged_sampler_is_refused_naming_the_file(run_copy, damage):

@@ -176,3 +176,16 @@ def test_sigint_stops_a_cli_training_cleanly_with_exit_code_130(tmp_path, cli):
     code, _, err = cli("train", config, "--resume", "--set", f"train.epochs={epoch + 1}")
     assert code == 0, err
     assert yaml.safe_load((last.parents[1] / "config.yaml").read_text())["train"]["epochs"] == epoch + 1
+
+
+def test_ctrl_c_in_another_stage_is_one_line_and_exit_code_130(run_copy, cli, monkeypatch):
+    from latentatlas.runs import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "encode_stage", interrupted)
+    code, _, err = cli("encode", run_copy)
+    assert code == 130
+    assert error_lines(err) == ["latentatlas: interrupted; the files of finished stages are kept: run the same "
+                                "command again to go on"]

@@ -121,12 +121,15 @@ class Run:
     @property
     def config(self) -> RunConfig:
         """The run's config (a config written by an older latentatlas is migrated on reading)."""
-        return config_mod.load(self.config_path)
+        return config_mod.from_dict(self.config_dict())
 
     def config_dict(self) -> dict[str, Any]:
-        import yaml
-
-        return yaml.safe_load(self.config_path.read_text()) or {}
+        """config.yaml as written (never empty: latentatlas writes the whole resolved config)."""
+        values = config_mod.read_yaml(self.config_path)
+        if not values:
+            raise ValueError(f"config {str(self.config_path)!r}: expected the run's resolved config, got an empty "
+                             "file; restore it")
+        return values
 
     def env(self) -> dict[str, Any]:
         p = self.path / "env.json"
