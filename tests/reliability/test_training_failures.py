@@ -72,7 +72,7 @@ def test_a_failed_resume_leaves_config_yaml_as_it_was(tmp_path, cli):
 def test_a_training_that_failed_before_its_first_checkpoint_can_be_retried(tmp_path, cli, retry):
     config = write_config(tmp_path, ring_config(tmp_path / "runs", train={"lr": 1e9}))
     code, _, err = cli("train", config)
-    assert code == 2 and "no checkpoint of this training was written yet" in error_lines(err)[0]
+    assert code == 2 and "no checkpoint was written yet by this training" in error_lines(err)[0]
     assert (tmp_path / "runs" / "r" / "config.yaml").is_file()     # the half-made folder of the failure
     code, _, err = cli("train", config, "--set", "train.lr=0.001", *retry)
     assert code == 0, err
@@ -112,7 +112,7 @@ def test_divergence_messages_name_only_files_that_exist(tmp_path):
         assert all(p.is_file() for p in named)
         assert bool(named) == expect_file, str(failure.value)
         if not expect_file:
-            assert "no checkpoint of this training was written yet" in str(failure.value)
+            assert "no checkpoint was written yet by this training" in str(failure.value)
 
 
 def _exploding(model, after_step: int):

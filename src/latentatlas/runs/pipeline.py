@@ -219,8 +219,8 @@ def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n
     session = as_session(target, device=device)
     run, config = session.run, session.config
     specs = list(specs or config.sample.samplers)
-    check_number("n", config.sample.n if n is None else n, low=1, integer=True)
     n = config.sample.n if n is None else n
+    check_number("n", n, low=1, integer=True)
     samplers = {spec: sampler_for(spec, config.model.family) for spec in specs}   # bad specs fail before any work
     z_train = training_codes(run, config.sample.codes, seed=derive_seed(config.seed, "codes"))
     z_test = training_codes(run, "mean", config.evaluate.split)

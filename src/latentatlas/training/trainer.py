@@ -219,7 +219,7 @@ class _Trainer:
         """The last checkpoint this training wrote or restored, if it exists, in words."""
         if self.written is not None and self.written[0].is_file():
             return f"the last good checkpoint is {str(self.written[0])!r} (epoch {self.written[1]})"
-        return "no checkpoint of this training was written yet"
+        return "no checkpoint was written yet by this training"
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
