@@ -11,14 +11,15 @@ import torch
 
 from latentatlas.training import load_checkpoint
 
-KINDS = ("step", "write", "rename")
+KINDS = ("step", "write", "rename", "sync")
 
 
 class Interrupt:
     """Within ``with Interrupt(at=k) as faults:``, count the fault points of a training (``step``: after an
     optimizer step; ``write``: inside a checkpoint write, leaving half a temporary file; ``rename``: just
-    before the rename that publishes a written file) of the given ``kinds`` in ``faults.events`` and raise
-    KeyboardInterrupt at the k-th (1-based; ``at=None``: only count)."""
+    before the rename that publishes a written file; ``sync``: in an fsync, before or after that rename) of
+    the given ``kinds`` in ``faults.events`` and raise KeyboardInterrupt at the k-th (1-based; ``at=None``:
+    only count)."""
 
     def __init__(self, at: int | None = None, kinds: tuple[str, ...] = KINDS) -> None:
         self.at, self.kinds = at, kinds
@@ -32,7 +33,7 @@ class Interrupt:
         return len(self.events) == self.at
 
     def __enter__(self) -> "Interrupt":
-        real_step, real_save, real_replace = torch.optim.Adam.step, torch.save, os.replace
+        real_step, real_save, real_replace, real_fsync = torch.optim.Adam.step, torch.save, os.replace, os.fsync
 
         def step(optimizer, *args, **kwargs):
             out = real_step(optimizer, *args, **kwargs)
@@ -52,7 +53,13 @@ class Interrupt:
                 raise KeyboardInterrupt("fault: before a rename")
             real_replace(src, dst)
 
+        def fsync(fd):
+            real_fsync(fd)
+            if self._tick("sync"):
+                raise KeyboardInterrupt("fault: in an fsync")
+
         self._patch.setattr(torch.optim.Adam, "step", step)
+        self._patch.setattr(os, "fsync", fsync)
         self._patch.setattr(torch, "save", save)
         self._patch.setattr(os, "replace", replace)
         return self

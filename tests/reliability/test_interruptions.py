@@ -46,9 +46,10 @@ def _finish(run_dir: Path, family: str = "vae"):
 
 
 def _chosen_points(events: list[str], per_kind: int = 3) -> list[int]:
-    """1-based indices of fault points: a few random ones of every kind, and the very last one."""
+    """1-based indices of fault points: a few random ones of every kind, the one right after the first
+    rename (the fsync of the folder: last.pt is already in place) and the very last one."""
     rng = random.Random(10)
-    chosen = {len(events)}
+    chosen = {events.index("rename") + 2, len(events)}
     for kind in KINDS:
         indices = [i + 1 for i, e in enumerate(events) if e == kind]
         chosen.update(rng.sample(indices, min(per_kind, len(indices))))
@@ -57,14 +58,16 @@ def _chosen_points(events: list[str], per_kind: int = 3) -> list[int]:
 
 def test_an_interrupt_at_any_point_resumes_to_the_same_weights(reference, tmp_path):
     ref_dir, events, ref_result = reference
-    assert set(events) == set(KINDS) and events[-1] == "rename"   # the last: publishing best.pt of epoch 3
+    assert set(events) == set(KINDS) and events[-2:] == ["rename", "sync"]   # publishing best.pt of epoch 3
     for at in _chosen_points(events):
         run_dir = tmp_path / f"at{at}"
         with Interrupt(at=at), pytest.raises(TrainingInterrupted) as stop:
             _train(run_dir)
         assert leftover_temporary_files(run_dir) == [], at
-        if stop.value.checkpoint is not None:
-            assert Path(stop.value.checkpoint).is_file() and load_checkpoint(stop.value.checkpoint)
+        last = run_dir / "checkpoints" / "last.pt"
+        assert stop.value.checkpoint == (str(last) if last.is_file() else None), (at, str(stop.value))
+        if last.is_file():
+            assert load_checkpoint(last)["epoch"] >= 1 and str(last) in str(stop.value)
         result = _finish(run_dir)
         assert_same_training(ref_dir, run_dir)
         assert result.best_epoch == ref_result.best_epoch, at
@@ -89,7 +92,8 @@ def test_a_gan_interrupted_again_and_again_still_matches(tmp_path):
 
 def test_best_pt_is_repaired_after_an_interrupt_between_the_two_writes(reference, tmp_path):
     ref_dir, events, ref_result = reference
-    with Interrupt(at=len(events)), pytest.raises(TrainingInterrupted):
+    last_rename = len(events) - events[::-1].index("rename")     # before publishing best.pt of epoch 3
+    with Interrupt(at=last_rename), pytest.raises(TrainingInterrupted):
         _train(tmp_path)
     stale = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert stale["epoch"] < EPOCHS == load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"]

@@ -104,6 +104,7 @@ class _Trainer:
         """Continue from last.pt: weights, optimizers (with this config's settings), generator, counters,
         history and the best weights.  Settings the checkpoint fixes (the model, the seed) must not change."""
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
+        self.written = (self.last_path, int(ckpt["epoch"]))
         check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
         if ckpt.get("train_config", {}).get("batch_size") != self.cfg.batch_size:
             log.warning("resume: batch_size changed; the run will not match an uninterrupted one")
@@ -119,7 +120,6 @@ class _Trainer:
         if self.dist.is_main:
             lines = "".join(json.dumps(line) + "\n" for line in self.state.history)
             self.metrics_path.write_text(lines)
-        self.written = (self.last_path, self.state.epoch)
         log.info("resumed %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
 
     def save(self, improved: bool) -> None:
@@ -137,8 +137,12 @@ class _Trainer:
         payload["generator_state"] = self.generator.get_state()
         payload["train_config"] = dataclasses.asdict(self.cfg)
         payload["seed"] = self.seed
-        ckpt_io.save_checkpoint(self.last_path, payload)
-        self.written = (self.last_path, self.state.epoch)
+        published = _file_identity(self.last_path)
+        try:
+            ckpt_io.save_checkpoint(self.last_path, payload)
+        finally:   # an interrupt can land after the rename (in the fsync): the new file is then in place
+            if _file_identity(self.last_path) != published:
+                self.written = (self.last_path, self.state.epoch)
         if improved:
             ckpt_io.save_checkpoint(self.best_path, payload)
         with open(self.metrics_path, "a") as f:
@@ -328,6 +332,15 @@ class _Trainer:
                            history=list(self.state.history), device=str(self.device),
                            best_epoch=self.state.best_epoch, checkpoint=str(self.best_path),
                            train_seconds=self.state.train_seconds)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file, None when absent: an atomic replace changes it."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
