@@ -60,6 +60,15 @@ def remove_stale_temporaries(folder: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def file_identity(path: str | Path) -> tuple[int, int] | None:
+    """(inode, modification time) of a file, None when it is absent: an atomic replace changes it."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a rename durable (where the platform allows opening a folder)."""
     try:

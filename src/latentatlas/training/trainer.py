@@ -32,7 +32,7 @@ from torch import nn
 
 from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset, to_float
-from latentatlas.fileio import remove_stale_temporaries
+from latentatlas.fileio import file_identity, remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
@@ -40,7 +40,6 @@ from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.progress import epoch_progress
-from latentatlas.training.resume import best_weights, check_fixed_settings, load_optimizer
 from latentatlas.training.state import (LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted, TrainResult,
                                        TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
@@ -105,7 +104,7 @@ class _Trainer:
         history and the best weights.  Settings the checkpoint fixes (the model, the seed) must not change."""
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
         self.written = (self.last_path, int(ckpt["epoch"]))
-        check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
+        ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
         if ckpt.get("train_config", {}).get("batch_size") != self.cfg.batch_size:
             log.warning("resume: batch_size changed; the run will not match an uninterrupted one")
         self.state = TrainState.from_checkpoint(ckpt)
@@ -114,9 +113,9 @@ class _Trainer:
                              f"phases are {sorted(self.optimizers)}")
         self.model.load_state_dict(ckpt["model"])
         for name, opt in self.optimizers.items():
-            load_optimizer(name, opt, ckpt["optimizers"][name])
+            ckpt_io.load_optimizer(name, opt, ckpt["optimizers"][name])
         self.generator.set_state(ckpt["generator_state"].cpu())
-        self.best_state = best_weights(ckpt, self.best_path, repair=self.dist.is_main)
+        self.best_state = ckpt_io.best_weights(ckpt, self.best_path, repair=self.dist.is_main)
         if self.dist.is_main:
             lines = "".join(json.dumps(line) + "\n" for line in self.state.history)
             self.metrics_path.write_text(lines)
@@ -137,11 +136,11 @@ class _Trainer:
         payload["generator_state"] = self.generator.get_state()
         payload["train_config"] = dataclasses.asdict(self.cfg)
         payload["seed"] = self.seed
-        published = _file_identity(self.last_path)
+        published = file_identity(self.last_path)
         try:
             ckpt_io.save_checkpoint(self.last_path, payload)
         finally:   # an interrupt can land after the rename (in the fsync): the new file is then in place
-            if _file_identity(self.last_path) != published:
+            if file_identity(self.last_path) != published:
                 self.written = (self.last_path, self.state.epoch)
         if improved:
             ckpt_io.save_checkpoint(self.best_path, payload)
@@ -334,15 +333,6 @@ class _Trainer:
                            train_seconds=self.state.train_seconds)
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of a file, None when absent: an atomic replace changes it."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
 def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
     """The phase's Adam: its own lr / betas / weight decay where set, the run's otherwise."""
     opt = phase.optim
@@ -401,9 +391,7 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
         else:
             trainer.start_fresh()
         return trainer.run()
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, TrainingInterrupted):
-            raise
+    except KeyboardInterrupt:
         checkpoint = str(trainer.written[0]) if trainer.written and trainer.written[0].is_file() else None
         raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
                                   f"{trainer._last_good()}", checkpoint) from None
