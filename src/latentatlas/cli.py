@@ -1,17 +1,48 @@
-"""Command line: parsing only.  Results go to stdout, logs and progress bars to stderr."""
+"""Command line: parsing only.  Results go to stdout, logs and progress bars to stderr.
+
+Every expected failure (bad input, a missing or damaged file, a diverged training) ends in one line
+``latentatlas: error: <file or parameter>: ...`` and exit code 2; Ctrl-C in one line saying how to go on and
+exit code 130; anything else (a bug) in one line and exit code 1.  ``-v`` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import shlex
 import sys
+import traceback
 from importlib import resources
 from pathlib import Path
 
 from latentatlas import config as config_mod
+from latentatlas.validate import check_number
 
 log = logging.getLogger("latentatlas")
+
+EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in the one-line form of every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"latentatlas: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _count(low: int):
+    """An argparse type: an int >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+            check_number("value", value, low=low, integer=True)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}") from None
+        return value
+
+    return parse
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -25,8 +56,8 @@ def _run_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentatlas", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="latentatlas", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model; creates the run folder")
@@ -45,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arg(p)
     p.add_argument("--sampler", action="append", default=None, metavar="SPEC",
                    help="sampler spec, e.g. gmm:k=50,covariance=diag (repeatable; default: the config's)")
-    p.add_argument("--n", type=int, default=None, help="number of samples per sampler")
+    p.add_argument("--n", type=_count(1), default=None, help="number of samples per sampler")
     p = sub.add_parser("evaluate", help="score a run's samples, or any samples .npz against a reference")
     p.add_argument("target", help="a run folder, or a samples .npz (arr_0: uint8 N x H x W x C)")
     p.add_argument("--ref", help="reference for a samples file: DATASET:SPLIT (e.g. mnist:test) or stats .npz")
@@ -58,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interpolate", help="interpolate between test codes; measure and draw the paths")
     _run_arg(p)
     p.add_argument("--method", default="slerp", help="interpolator for the figures: lerp, slerp or norm")
-    p.add_argument("--pairs", type=int, default=64, help="number of random pairs of test codes")
-    p.add_argument("--steps", type=int, default=9, help="points per path, endpoints included")
-    p.add_argument("--learned-iters", type=int, default=200,
+    p.add_argument("--pairs", type=_count(1), default=64, help="number of random pairs of test codes")
+    p.add_argument("--steps", type=_count(2), default=9, help="points per path, endpoints included")
+    p.add_argument("--learned-iters", type=_count(0), default=200,
                    help="iterations of the learned interpolation network (0: skip it)")
     p = sub.add_parser("attributes", help="attribute vectors from labels/attributes, arithmetic and sweeps")
     _run_arg(p)
@@ -80,20 +111,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs_dir", nargs="?", default="runs")
     p = sub.add_parser("compare", help="compare runs: differing config keys and every metric")
     p.add_argument("runs", nargs="+")
+    sub.add_parser("env", help="versions, device and git revision, for bug reports (JSON)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0, 2 for an expected error, 130 on Ctrl-C, 1 for a bug)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    from latentatlas.training.state import TrainingDiverged
-
     try:
         return _dispatch(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError, TrainingDiverged) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"latentatlas {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as stop:
+        _fail(args, f"latentatlas: {_interrupted(args, stop)}")
+        return EXIT_INTERRUPTED
+    except _expected_errors() as err:
+        _fail(args, f"latentatlas: error: {_one_line(err)}")
+        return EXIT_ERROR
+    except Exception as err:
+        _fail(args, f"latentatlas: internal error: {type(err).__name__}: {_one_line(err)} (a bug: rerun with -v for "
+                    "the traceback and report it with the output of `latentatlas env`)")
+        return EXIT_BUG
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures a user can fix: bad input or settings (ValueError), missing, damaged or unwritable files
+    (OSError), a missing optional package (ImportError), a diverged training."""
+    from latentatlas.training.state import TrainingDiverged
+
+    return ValueError, OSError, ImportError, TrainingDiverged
+
+
+def _fail(args: argparse.Namespace, line: str) -> None:
+    if args.verbose:
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
+def _interrupted(args: argparse.Namespace, stop: KeyboardInterrupt) -> str:
+    """The one line after Ctrl-C: where training stopped and the command that continues it."""
+    from latentatlas.training.state import TrainingInterrupted
+
+    training = isinstance(stop, TrainingInterrupted)
+    what = _one_line(stop) if training else "interrupted; the files of finished stages are kept"
+    if args.command == "demo":
+        return f"{what}; run `latentatlas demo` again to start over"
+    if args.command not in ("train", "run"):
+        return f"{what}: run the same command again to go on"
+    again = ["latentatlas", args.command, args.config, "--resume"]
+    for override in args.overrides:
+        again += ["--set", override]
+    if not training:
+        verb = "continue with"
+    else:
+        verb = "resume with" if stop.checkpoint else "start it again with"
+    return f"{what}; {verb}: {shlex.join(again)}"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -138,6 +214,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         _list_runs(args.runs_dir)
     elif cmd == "compare":
         _compare([Run.open(r) for r in args.runs])
+    elif cmd == "env":
+        from latentatlas.runs.store import environment
+
+        print(json.dumps(environment(), indent=2))
     return 0
 
 

@@ -54,6 +54,9 @@ class TrainConfig:
     monitor_every: int | None = field(default=None, metadata=rule(low=1))  # sample-quality monitor every N epochs
     monitor_n: int = field(default=1000, metadata=rule(low=2))  # decoded prior draws per monitor evaluation
     monitor_patience: int | None = field(default=None, metadata=rule(low=1))  # monitor evaluations without a new best
+    loss_growth_limit: float | None = field(default=1000.0, metadata=rule(low=1, strict=True))  # warn when a
+    #                                   phase's batch loss exceeds this many times its first one (None: never)
+    loss_growth_error: bool = False     # stop with an error instead of a warning when the loss grows so
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    name: str | None = None             # run folder name; default derived from the config and time
+    name: str | None = field(default=None, metadata=rule(folder_name=True))  # run folder name (one folder
+    #                                   inside runs_dir); default derived from the config and time
     runs_dir: str = "runs"
     seed: int = 0
     parent: str | None = None           # the run this one was derived from (for the report's diff)
@@ -131,23 +135,33 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return built
 
 
+TYPE_WORDS = {int: "an int", float: "a number", str: "a string", bool: "true or false", dict: "a mapping"}
+
+
 def _coerce(value: Any, hint: Any, path: str) -> Any:
-    """Check a scalar against its annotation (int, float, str, bool, dict, or X | None)."""
+    """Check a scalar against its annotation (int, float, str, bool, dict, or X | None); a float field also
+    takes a number written as a string (YAML 1.1 reads ``1e-4`` as one)."""
     options = getattr(hint, "__args__", None) or (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ValueError(f"{path}: expected a value of type {hint}, got None")
+    if value is None and type(None) in options:
+        return None
     for typ in options:
-        if typ is type(None):
-            continue
         if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if typ is float and isinstance(value, str) and _float_or_none(value) is not None:
+            return _float_or_none(value)
         if typ is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if typ in (str, bool, dict) and isinstance(value, typ):
             return value
-    raise ValueError(f"{path}: expected {hint}, got {type(value).__name__} {value!r}")
+    expected = " or ".join(TYPE_WORDS.get(t, "null" if t is type(None) else str(t)) for t in options)
+    raise ValueError(f"{path}: expected {expected}, got {type(value).__name__} {value!r}")
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def default_model_config() -> ModelConfig:
@@ -207,11 +221,30 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML run config and apply ``key.sub=value`` overrides."""
+    return from_dict(apply_overrides(read_yaml(path), overrides))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; FileNotFoundError, or a ValueError naming the file when it is not
+    YAML or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
-    values = yaml.safe_load(path.read_text()) or {}
-    return from_dict(apply_overrides(values, overrides))
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config {str(path)!r}: expected YAML, got {_yaml_problem(exc)}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config {str(path)!r}: expected a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line: the problem and where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"a syntax error{where} ({problem})"
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -221,21 +254,26 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ..
     out = copy.deepcopy(values)
     for item in overrides:
         key, eq, raw = item.partition("=")
+        key = key.strip()
         if not eq or not key:
             raise ValueError(f"--set: expected key.path=value, got {item!r}")
         node = out
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = read_scalar(raw)
+                raise ValueError(f"--set {key}: {part!r} is not a section")
+        node[parts[-1]] = read_scalar(raw, f"--set {key}")
     return out
 
 
-def read_scalar(raw: str) -> Any:
-    """Read a command-line value as YAML, also taking ``1e-4`` as a float (YAML 1.1 reads it as a string)."""
-    value = yaml.safe_load(raw.strip())
+def read_scalar(raw: str, name: str = "value") -> Any:
+    """Read a command-line value as YAML, also taking ``1e-4`` as a float (YAML 1.1 reads it as a string);
+    a ValueError naming ``name`` when it is not valid YAML."""
+    try:
+        value = yaml.safe_load(raw.strip())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: expected a YAML value, got {raw!r}: {_yaml_problem(exc)}") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -245,7 +283,10 @@ def read_scalar(raw: str) -> Any:
 
 
 def save(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write ``config`` as YAML, atomically."""
+    from latentatlas.fileio import write_text
+
+    write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -39,7 +39,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):   # TypeError: an unhashable name (a list from a config)
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; expected one of: {', '.join(sorted(self._entries)) or '(none)'}"
             ) from None
@@ -48,7 +48,7 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -73,5 +73,5 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ValueError(f"spec {spec!r}: expected key=value, got {item!r}")
-        params[key.strip()] = read_scalar(value)
+        params[key.strip()] = read_scalar(value, f"spec {spec!r}: {key.strip()}")
     return name.strip(), params

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def rule(*, low: float | None = None, high: float | None = None, strict: bool = False,
-         choices: tuple | None = None) -> dict[str, Any]:
-    """Field metadata for :func:`check_fields`: numeric bounds (``low`` exclusive when ``strict``) or the
-    allowed ``choices`` of a string field."""
-    return {"rule": {"low": low, "high": high, "strict": strict, "choices": choices}}
+         choices: tuple | None = None, folder_name: bool = False) -> dict[str, Any]:
+    """Field metadata for :func:`check_fields`: numeric bounds (``low`` exclusive when ``strict``), the
+    allowed ``choices`` of a string field, or a ``folder_name`` (see :func:`check_folder_name`)."""
+    return {"rule": {"low": low, "high": high, "strict": strict, "choices": choices, "folder_name": folder_name}}
 
 
 def _describe(integer: bool, low: float | None, high: float | None, strict: bool, optional: bool) -> str:
@@ -54,6 +58,33 @@ def check_choice(name: str, value: Any, choices: tuple | list) -> None:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def check_folder_name(name: str, value: Any) -> None:
+    """``value`` names one folder inside another (a run name): one path component of letters, digits,
+    '.', '_' and '-', starting with a letter or digit, at most 100 characters."""
+    if not isinstance(value, str) or not RUN_NAME.fullmatch(value):
+        raise ValueError(f"{name}: expected one folder name (letters, digits, '.', '_', '-'; starting with a "
+                         f"letter or digit; at most 100 characters), got {value!r}")
+
+
+def check_finite(name: str, values: Any) -> None:
+    """Every floating tensor or array in ``values`` (one, or a mapping of them) is finite; the error names
+    the entry and counts the non-finite values."""
+    import numpy as np
+    import torch
+
+    items = values.items() if isinstance(values, dict) else [("", values)]
+    for key, value in items:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value.detach())).sum())
+        elif isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            bad = int((~np.isfinite(value)).sum())
+        else:
+            continue
+        if bad:
+            where = f" in {key!r}" if key else ""
+            raise ValueError(f"{name}: expected finite values, got {bad} NaN or infinite value(s){where}")
+
+
 def _options(hint: Any) -> tuple:
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
@@ -81,3 +112,5 @@ def check_fields(cfg: Any, prefix: str) -> None:
             raise ValueError(f"{name}: expected a string, got {value!r}")
         if spec.get("choices") is not None:
             check_choice(name, value, spec["choices"])
+        if spec.get("folder_name"):
+            check_folder_name(name, value)

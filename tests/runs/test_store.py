@@ -19,6 +19,9 @@ def test_create_writes_config_and_env_and_refuses_to_overwrite(tmp_path):
     assert run.config.seed == 7
     env = json.loads((run.path / "env.json").read_text())
     assert env["seed"] == 7 and env["torch"] == torch.__version__
+    assert make_run(tmp_path, "a", seed=8).config.seed == 8   # no checkpoint yet: a failed attempt, taken over
+    run.checkpoint_path("last").parent.mkdir()
+    run.checkpoint_path("last").write_bytes(b"")
     with pytest.raises(FileExistsError, match="already exists"):
         make_run(tmp_path, "a")
 
@@ -34,7 +37,7 @@ def test_samples_are_uint8_nhwc_arr_0(tmp_path):
     path = run.save_samples("gmm:k=3", imgs)
     assert path.name == "gmm_k-3.npz" and run.sample_names() == ["gmm_k-3"]
     with np.load(path) as f:
-        assert f.files == ["arr_0"] and np.array_equal(f["arr_0"], imgs)
+        assert f.files == ["arr_0", "content_sha256"] and np.array_equal(f["arr_0"], imgs)
     with pytest.raises(ValueError, match="expected uint8"):
         run.save_samples("x", imgs.astype(np.float32))
 

@@ -11,6 +11,7 @@ import torch
 from latentatlas.config import DataConfig
 from latentatlas.data.base import ImageDataset
 from latentatlas.data.common import DATASETS, require_root, take_options, to_labels, to_nchw
+from latentatlas.fileio import load_npz
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,18 @@ def pick_key(keys: list[str], wanted: str | None, fallbacks: tuple[str, ...], pa
 
 
 def read_parts(path: Path, name: str, keys: list[tuple[str | None, str | None]],
-               class_names_key: str | None = None) -> ImageDataset:
-    """One dataset from (x_key, y_key) pairs of ``path``; rows of the second pair are split 'test'."""
-    with np.load(path, allow_pickle=False) as archive:
-        found = list(archive.files)
-        for key in [k for pair in keys for k in pair if k is not None] + [class_names_key]:
-            if key is not None and key not in found:
-                raise ValueError(f"{path}: array {key!r} is missing; keys found: {', '.join(found)}")
-        xs = [to_nchw(archive[xk], f"{path}[{xk}]") for xk, _ in keys]
-        ys = [None if yk is None else to_labels(archive[yk], x.shape[0], f"{path}[{yk}]")
-              for x, (_, yk) in zip(xs, keys)]
-        class_names = [str(c) for c in archive[class_names_key]] if class_names_key else []
+               class_names_key: str | None = None, archive: dict[str, np.ndarray] | None = None) -> ImageDataset:
+    """One dataset from (x_key, y_key) pairs of ``path`` (or of its already loaded ``archive``); rows of the
+    second pair are split 'test'."""
+    archive = load_npz(path, "data") if archive is None else archive
+    found = list(archive)
+    for key in [k for pair in keys for k in pair if k is not None] + [class_names_key]:
+        if key is not None and key not in found:
+            raise ValueError(f"{path}: array {key!r} is missing; keys found: {', '.join(found)}")
+    xs = [to_nchw(archive[xk], f"{path}[{xk}]") for xk, _ in keys]
+    ys = [None if yk is None else to_labels(archive[yk], x.shape[0], f"{path}[{yk}]")
+          for x, (_, yk) in zip(xs, keys)]
+    class_names = [str(c) for c in archive[class_names_key]] if class_names_key else []
     shapes = {tuple(x.shape[1:]) for x in xs}
     if len(shapes) > 1:
         raise ValueError(f"{path}: image arrays {[k for k, _ in keys]} have different shapes {sorted(shapes)}")
@@ -79,8 +81,8 @@ def npz(cfg: DataConfig) -> ImageDataset:
     ``test_y_key`` add rows marked 'test'; ``options.class_names_key`` names the classes."""
     opts = take_options(cfg, x_key=None, y_key=None, test_x_key=None, test_y_key=None, class_names_key=None)
     path = find_npz(cfg)
-    with np.load(path, allow_pickle=False) as archive:
-        keys = list(archive.files)
+    archive = load_npz(path, "data")
+    keys = list(archive)
     xk = pick_key(keys, opts["x_key"], X_KEYS, path, "data.options.x_key", required=True)
     yk = pick_key(keys, opts["y_key"], Y_KEYS, path, "data.options.y_key", required=False)
     pairs = [(xk, yk)]
@@ -90,7 +92,7 @@ def npz(cfg: DataConfig) -> ImageDataset:
             raise ValueError(f"data.options.test_y_key: give labels for both or neither of {xk!r} and "
                              f"{opts['test_x_key']!r}; got y_key={yk!r}, test_y_key={tyk!r}")
         pairs.append((opts["test_x_key"], tyk))
-    return read_parts(path, "npz", pairs, opts["class_names_key"])
+    return read_parts(path, "npz", pairs, opts["class_names_key"], archive)
 
 
 @DATASETS.register("cifar10")

@@ -26,7 +26,7 @@ from torch import nn
 from latentatlas.data.base import to_float
 from latentatlas.fileio import torch_load, torch_save
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
-from latentatlas.validate import check_number
+from latentatlas.validate import check_finite, check_number
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ class Inverter(nn.Module):
         data = torch_load(path, "inverter", map_location=map_location, hint="; run `latentatlas encode` first")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"inverter: {str(path)!r} is not a latentatlas inverter (format {FORMAT})")
+        check_finite(f"inverter {str(path)!r} (encoder weights)", data["encoder"])
         inverter = cls(model, **data["settings"])
         if inverter.shape != data["shape"]:
             raise ValueError(f"inverter: {str(path)!r} was made for {data['shape']}, not this model's {inverter.shape}")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, to_float
-from latentatlas.fileio import atomic_path, write_json
+from latentatlas.fileio import read_json, torch_load, torch_save, write_json
 from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,9 @@ def load_classifier(path: str | Path, *, device: str = "cpu") -> SmallCNN:
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"weights: expected a classifier state dict {path} and its protocol {meta_path}")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path, "classifier protocol")
     model = SmallCNN(meta["in_channels"], meta["n_classes"], meta["width"], meta["feature_dim"])
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(torch_load(path, "classifier"))
     model.weights_hash = _state_hash(model)
     model.protocol = meta
     return model.to(device).eval()
@@ -149,12 +149,14 @@ def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device
     path = Path(cache_dir) / "classifiers" / f"{ds.name}-{key}.pt"
     if path.is_file() and path.with_suffix(".json").is_file():
         log.info("classifier from cache %s", path)
-        return load_classifier(path, device=device)
+        try:
+            return load_classifier(path, device=device)
+        except (ValueError, KeyError, RuntimeError) as exc:   # a damaged cache entry: train it again
+            log.warning("cached classifier %s cannot be used (%s); training it again", path, exc)
     log.info("training the feature classifier for %s (%d images, %d epochs)", ds.name, len(ds), epochs)
     model, protocol = train_classifier(ds, epochs=epochs, seed=seed, device=device)
     model.to("cpu")
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    torch_save(model.state_dict(), path)
     write_json(path.with_suffix(".json"), {**protocol, "dataset": ds.name, "fingerprint": fp,
                                            "version": CLASSIFIER_VERSION})
     log.info("classifier cached at %s (held-out accuracy %s)", path, protocol["heldout_accuracy"])

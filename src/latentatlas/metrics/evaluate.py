@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, from_uint8_nhwc
+from latentatlas.fileio import load_npz
 from latentatlas.metrics.features import (Reference, build_extractor, extract_features, features_to_stats,
                                           load_reference_npz, reference_prdc_radii, reference_stats)
 from latentatlas.metrics.frechet import frechet
@@ -195,13 +196,14 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
 
 def load_samples(path: str | Path) -> torch.Tensor:
     """uint8 (N, C, H, W) from a samples .npz whose ``arr_0`` is uint8 (N, H, W, C) (or (N, H, W))."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"samples: no file {path}")
-    with np.load(path) as data:
-        if "arr_0" not in data.files:
-            raise ValueError(f"samples {path}: expected the key 'arr_0' (uint8 N x H x W x C), got {data.files}")
-        return from_uint8_nhwc(data["arr_0"])
+    arrays = load_npz(path, "samples")
+    if "arr_0" not in arrays:
+        raise ValueError(f"samples {str(path)!r}: expected the array 'arr_0' (uint8 N x H x W x C), got "
+                         f"{sorted(arrays)}")
+    try:
+        return from_uint8_nhwc(arrays["arr_0"])
+    except ValueError as exc:
+        raise ValueError(f"samples {str(path)!r}: {exc}") from None
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
-from latentatlas.fileio import atomic_path, default_cache_dir
+from latentatlas.fileio import default_cache_dir, load_npz, save_npz
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
 
@@ -207,14 +207,14 @@ def features_to_stats(f: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch
 
 def load_reference_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, sigma) from an external .npz with keys ``mu`` and ``sigma`` (pytorch-fid's format)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"reference statistics: no file {path}")
-    with np.load(path) as data:
-        missing = {"mu", "sigma"} - set(data.files)
-        if missing:
-            raise ValueError(f"reference statistics {path}: expected keys 'mu' and 'sigma', got {data.files}")
+    data = load_npz(path, "reference statistics")
+    missing = {"mu", "sigma"} - set(data)
+    if missing:
+        raise ValueError(f"reference statistics {str(path)!r}: expected keys 'mu' and 'sigma', got {sorted(data)}")
+    try:
         mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"reference statistics {str(path)!r}: expected numeric 'mu' and 'sigma'") from None
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"reference statistics {path}: expected mu (D,) and sigma (D, D), "
                          f"got {mu.shape} and {sigma.shape}")
@@ -260,20 +260,30 @@ def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, 
                 "transform": transform, "extractor": extractor.name, "weights_hash": extractor.weights_hash,
                 "count": len(ds), "version": STATS_VERSION}
     path = cache_root(cache_dir) / "stats" / f"{stats_key(protocol)}.npz"
-    if use_cache and path.is_file():
-        with np.load(path) as data:
-            log.info("reference statistics from cache %s", path)
-            return Reference(torch.from_numpy(data["mu"]), torch.from_numpy(data["sigma"]),
-                             torch.from_numpy(data["features"]).double(), protocol)
+    data = read_cached(path, ("mu", "sigma", "features")) if use_cache else None
+    if data is not None:
+        log.info("reference statistics from cache %s", path)
+        return Reference(torch.from_numpy(data["mu"]), torch.from_numpy(data["sigma"]),
+                         torch.from_numpy(data["features"]).double(), protocol)
     feats = extract_features(extractor, ds.images, batch_size=batch_size, device=device)
     mu, sigma = features_to_stats(feats)
     if use_cache:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, mu=mu.numpy(), sigma=sigma.numpy(), features=feats.float().numpy(),
-                         protocol=np.array(json.dumps(protocol)))
+        save_npz(path, mu=mu.numpy(), sigma=sigma.numpy(), features=feats.float().numpy(),
+                 protocol=np.array(json.dumps(protocol)))
         log.info("reference statistics written to %s", path)
     return Reference(mu, sigma, feats, protocol)
+
+
+def read_cached(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """A cached .npz holding ``keys``, or None when it is absent or damaged (then it is computed again)."""
+    if not path.is_file():
+        return None
+    try:
+        data = load_npz(path, "cached statistics")
+    except ValueError as exc:
+        log.warning("%s; computing it again", exc)
+        return None
+    return data if all(k in data for k in keys) else None
 
 
 def reference_prdc_radii(ref: Reference, k: int, k_dc: int, *, cache_dir: Path | None = None,
@@ -291,16 +301,14 @@ def reference_prdc_radii(ref: Reference, k: int, k_dc: int, *, cache_dir: Path |
     if use_cache and "fingerprint" in ref.protocol:
         key = stats_key({**ref.protocol, "prdc_k": [int(k), int(k_dc)], "prdc_dtype": "float32"})
         path = cache_root(cache_dir) / "stats" / f"{key}.prdc.npz"
-    if path is not None and path.is_file():
-        with np.load(path) as data:
-            radii = torch.from_numpy(data["radii"])
+    data = read_cached(path, ("radii",)) if path is not None else None
+    if data is not None:
+        radii = torch.from_numpy(data["radii"])
         log.info("PRDC reference radii from cache %s", path)
     else:
         radii = prdc_real_radii(ref.features, k, k_dc=k_dc, dtype=torch.float32)
         if path is not None:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, radii=radii.numpy())
+            save_npz(path, radii=radii.numpy())
             log.info("PRDC reference radii written to %s", path)
     ref.prdc_radii[(k, k_dc)] = radii
     return radii

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from latentatlas.data.base import to_uint8
+from latentatlas.fileio import atomic_path
 
 
 def _as_uint8_nhwc(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -52,10 +53,9 @@ def save_image_grid(path: str | Path, images: torch.Tensor | np.ndarray, nrow: i
     img = Image.fromarray(grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return Path(path)
 
 
 def pyplot():
@@ -71,8 +71,8 @@ def pyplot():
 def save_figure(fig, path: str | Path) -> Path:
     """Save a matplotlib figure as a PNG (creating the folder) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     pyplot().close(fig)
     return path
 

@@ -21,8 +21,9 @@ from latentatlas.config import RunConfig
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8_nhwc
 from latentatlas.rng import derive_seed, make_generator, seed_everything
 from latentatlas.runs.figures import save_image_grid, save_line_plot
-from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data
+from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data, model_checkpoint
 from latentatlas.runs.store import Run, default_run_name
+from latentatlas.validate import check_finite, check_number
 
 __all__ = ["Session", "train_stage", "encode_stage", "sample_stage", "evaluate_stage", "run_all", "training_codes",
            "load_model", "load_run_data", "device_for", "is_main_process"]
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 # -- train ----------------------------------------------------------------------------------------
 def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
-    """Create (or, with ``resume``, reopen) the run folder and train the model."""
+    """Create (or, with ``resume``, reopen) the run folder and train the model.  The folder is made only
+    once the dataset and the model are ready; on resume, config.yaml is rewritten only after training
+    succeeded; a folder whose first attempt wrote no checkpoint is started again (with or without resume)."""
     return train_session(config, resume=resume).run
 
 
@@ -70,23 +73,26 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
 
     check_stages(config)
     seed_everything(config.seed)
+    if resume and not config.name:
+        raise ValueError("resume: needs the run's name (config `name` or --set name=...)")
+    run = Run.open(Path(config.runs_dir) / config.name) if resume and is_main_process() else None
+    if resume and run is not None and not run.checkpoint_path("last").is_file():
+        log.info("resume: %s has no checkpoint yet (its first attempt stopped early); starting it again", run.path)
+        run, resume = None, False
+    data = load_run_data(config)
+    model = build_model(config.model, data.image_shape, data.n_classes)
     if not is_main_process():
         # a torchrun worker: rank 0 owns the run folder; the trainer writes nothing on other ranks
         run = Run(Path(config.runs_dir) / (config.name or default_run_name(config)))
-    elif resume:
-        if not config.name:
-            raise ValueError("resume: needs the run's name (config `name` or --set name=...)")
-        run = Run.open(Path(config.runs_dir) / config.name)
-        _update_config(run, config)
-    else:
+    elif run is None:
         run = Run.create(config)
-    data = load_run_data(config)
-    model = build_model(config.model, data.image_shape, data.n_classes)
     result = train(model, data, config.train, run.path, seed=config.seed, resume=resume,
                    callbacks=_training_callbacks(config, data, model))
-    session = Session(run, device=result.device, data=data, model=model)
     if not is_main_process():
-        return session
+        return Session(run, device=result.device, data=data, model=model)
+    if resume:
+        _update_config(run, config)
+    session = Session(run, device=result.device, data=data, model=model)
     run.update_metrics("train", {
         "epochs_run": result.epochs_run, "steps": result.steps, "selection_metric": result.selection_metric,
         "best_score": result.best_score, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
@@ -97,7 +103,7 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
 
 
 def _update_config(run: Run, config: RunConfig) -> None:
-    """On resume, record the config training continues with (the later stages read it)."""
+    """After a resumed training succeeded, record the config it ran with (the later stages read it)."""
     from latentatlas import config as config_mod
 
     changes = config_mod.diff(run.config_dict(), config_mod.to_dict(config))
@@ -142,6 +148,8 @@ def encode_stage(target: Run | Session, *, device: torch.device | str | None = N
     run, config, data = session.run, session.config, session.data
     code_map = _fit_code_map(session)
     mean, logvar = code_map.encode(data.images, data.labels)
+    source = model_checkpoint(run) if code_map.method != "inversion" else run.inverter_path
+    check_finite(f"codes: the codes made with {str(source)!r}", {"mean": mean, "logvar": logvar})
     arrays: dict[str, np.ndarray] = {"split": data.split.numpy(), "codes_method": np.array(code_map.method)}
     if mean.is_floating_point():
         arrays["z_mean"] = mean.numpy()
@@ -212,8 +220,7 @@ def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n
     run, config = session.run, session.config
     specs = list(specs or config.sample.samplers)
     n = config.sample.n if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n: expected a positive number of samples, got {n!r}")
+    check_number("n", n, low=1, integer=True)
     samplers = {spec: sampler_for(spec, config.model.family) for spec in specs}   # bad specs fail before any work
     z_train = training_codes(run, config.sample.codes, seed=derive_seed(config.seed, "codes"))
     z_test = training_codes(run, "mean", config.evaluate.split)
@@ -221,6 +228,7 @@ def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n
     for spec, sampler in samplers.items():
         labels = _sample_labels(session, sampler, n, derive_seed(config.seed, "labels", spec))
         z, summary = _fit_and_draw(session, spec, sampler, z_train, z_test, n, labels)
+        check_finite(f"sampler {spec!r}: its draws", z)
         images = session.code_map.decode(z, labels)
         stem = run.samples_path(spec).stem
         paths.append(run.save_samples(spec, to_uint8_nhwc(images), labels=labels))

@@ -82,13 +82,18 @@ def device_for(config: RunConfig) -> torch.device:
     return resolve_device(config.train.device)
 
 
-def load_model(run: Run, device: torch.device | str = "cpu") -> nn.Module:
-    """The run's chosen weights (best.pt, else last.pt), in eval mode on ``device``."""
-    from latentatlas.training.checkpoint import load_model as load_checkpoint_model
-
+def model_checkpoint(run: Run) -> Path:
+    """The file of the run's chosen weights: best.pt, else last.pt."""
     path = run.checkpoint_path("best")
     if not path.is_file():
         path = run.checkpoint_path("last")
     if not path.is_file():
         raise FileNotFoundError(f"{run.path}: no checkpoint yet; run `latentatlas train` first")
-    return load_checkpoint_model(path, map_location=device).eval()
+    return path
+
+
+def load_model(run: Run, device: torch.device | str = "cpu") -> nn.Module:
+    """The run's chosen weights (best.pt, else last.pt), in eval mode on ``device``."""
+    from latentatlas.training.checkpoint import load_model as load_checkpoint_model
+
+    return load_checkpoint_model(model_checkpoint(run), map_location=device).eval()

@@ -4,6 +4,7 @@ metrics, figures and report (layout in DESIGN.md), plus listing and comparing ru
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import re
 import subprocess
@@ -17,7 +18,10 @@ import numpy as np
 
 from latentatlas import config as config_mod
 from latentatlas.config import RunConfig
-from latentatlas.fileio import atomic_path, write_json
+from latentatlas.fileio import load_npz, locked, read_json, save_npz, write_json
+from latentatlas.validate import check_finite, check_folder_name
+
+log = logging.getLogger(__name__)
 
 STAGES = ("train", "encode", "sample", "evaluate", "report")
 
@@ -31,10 +35,16 @@ class Run:
     # -- creation -----------------------------------------------------------------------------
     @classmethod
     def create(cls, config: RunConfig, *, exist_ok: bool = False) -> "Run":
+        """A new run folder ``runs_dir/name`` with config.yaml and env.json.  A folder whose training never
+        wrote a checkpoint (a failed first attempt) is taken over; one with a checkpoint is refused unless
+        ``exist_ok``."""
         name = config.name or default_run_name(config)
+        check_folder_name("name", name)
         path = Path(config.runs_dir) / name
         if (path / "config.yaml").exists() and not exist_ok:
-            raise FileExistsError(f"run folder {str(path)!r} already exists; pick another name or use --resume")
+            if cls(path).checkpoint_path("last").exists():
+                raise FileExistsError(f"run folder {str(path)!r} already exists; pick another name or use --resume")
+            log.info("%s: its earlier attempt wrote no checkpoint; starting the run again", path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         config_mod.save(config, run.config_path)
@@ -111,60 +121,81 @@ class Run:
     @property
     def config(self) -> RunConfig:
         """The run's config (a config written by an older latentatlas is migrated on reading)."""
-        return config_mod.load(self.config_path)
+        return config_mod.from_dict(self.config_dict())
 
     def config_dict(self) -> dict[str, Any]:
-        import yaml
-
-        return yaml.safe_load(self.config_path.read_text()) or {}
+        """config.yaml as written (never empty: latentatlas writes the whole resolved config)."""
+        values = config_mod.read_yaml(self.config_path)
+        if not values:
+            raise ValueError(f"config {str(self.config_path)!r}: expected the run's resolved config, got an empty "
+                             "file; restore it")
+        return values
 
     def env(self) -> dict[str, Any]:
         p = self.path / "env.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        return read_json(p, "env") if p.exists() else {}
 
     def save_latents(self, **arrays: np.ndarray) -> Path:
-        with atomic_path(self.latents_path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return self.latents_path
+        """Write latents.npz (with its content hash); codes must be finite."""
+        check_finite(f"latents {str(self.latents_path)!r}", arrays)
+        return save_npz(self.latents_path, **arrays)
 
     def load_latents(self) -> dict[str, np.ndarray]:
+        """latents.npz, its content hash verified and its codes checked to be finite."""
         if not self.latents_path.is_file():
             raise FileNotFoundError(f"{self.latents_path}: no latents yet; run `latentatlas encode {self.path}` first")
-        with np.load(self.latents_path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        arrays = load_npz(self.latents_path, "latents")
+        if "z_mean" not in arrays and "codes" not in arrays:
+            raise ValueError(f"latents {str(self.latents_path)!r}: expected the arrays 'z_mean' or 'codes', got "
+                             f"{sorted(arrays)}; run `latentatlas encode {self.path}` again")
+        check_finite(f"latents {str(self.latents_path)!r}", arrays)
+        return arrays
 
     def save_samples(self, sampler_name: str, images_nhwc: np.ndarray, labels: Any = None) -> Path:
         """Write samples as npz ``arr_0`` uint8 (N, H, W, C), the convention of common evaluators, with the
         class ``labels`` (N,) they were generated for, if any."""
         if images_nhwc.dtype != np.uint8 or images_nhwc.ndim != 4:
             raise ValueError(f"samples: expected uint8 (N, H, W, C), got {images_nhwc.dtype} {images_nhwc.shape}")
-        path = self.samples_path(sampler_name)
         arrays = {"arr_0": images_nhwc}
         if labels is not None:
             arrays["labels"] = np.asarray(labels, dtype=np.int64)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return path
+        return save_npz(self.samples_path(sampler_name), **arrays)
 
     def sample_names(self) -> list[str]:
         return sorted(p.stem for p in self.samples_dir.glob("*.npz")) if self.samples_dir.is_dir() else []
 
     def read_metrics(self) -> dict[str, Any]:
-        return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else {}
+        """metrics.json ({} before any stage wrote it); a ValueError naming the file when it is damaged."""
+        if not self.metrics_path.is_file():
+            return {}
+        metrics = read_json(self.metrics_path, "metrics")
+        if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+            raise ValueError(f"metrics {str(self.metrics_path)!r}: expected a mapping of sections, got "
+                             f"{type(metrics).__name__}; restore it or delete it")
+        return metrics
 
     def update_metrics(self, section: str, values: dict[str, Any]) -> None:
-        """Merge ``values`` into ``metrics.json[section]`` (written atomically)."""
-        metrics = self.read_metrics()
-        metrics.setdefault(section, {}).update(values)
-        write_json(self.metrics_path, metrics)
+        """Merge ``values`` into ``metrics.json[section]``: read, merge and atomic write under a lock, so
+        stages running at once on one run keep each other's values."""
+        with locked(self.path / ".metrics.lock"):
+            metrics = self.read_metrics()
+            metrics.setdefault(section, {}).update(values)
+            write_json(self.metrics_path, metrics)
 
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (metrics.jsonl), oldest first."""
         if not self.history_path.is_file():
             return []
-        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
+        lines = []
+        for number, line in enumerate(self.history_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"history {str(self.history_path)!r}: line {number} is not JSON ({exc}); "
+                                 "`latentatlas train --resume` rewrites it from the checkpoint") from None
+        return lines
 
     def parent(self) -> "Run | None":
         parent = self.config_dict().get("parent")
@@ -186,11 +217,13 @@ def default_run_name(config: RunConfig) -> str:
     return f"{config.data.name}-{config.model.family}-z{config.model.latent_dim}-{stamp}"
 
 
-def environment(config: RunConfig) -> dict[str, Any]:
-    """Versions, platform, seed and git revision, written as env.json."""
+def environment(config: RunConfig | None = None) -> dict[str, Any]:
+    """Versions, platform, device, git revision (and the config's seed), written as env.json and printed by
+    ``latentatlas env`` for bug reports."""
     import torch
 
     import latentatlas
+    from latentatlas.training.distributed import resolve_device
 
     def version(mod: str) -> str | None:
         try:
@@ -213,7 +246,9 @@ def environment(config: RunConfig) -> dict[str, Any]:
         "sklearn": version("sklearn"),
         "cuda_available": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "seed": config.seed,
+        "default_device": str(resolve_device("auto")),
+        "cpu_threads": torch.get_num_threads(),
+        "seed": None if config is None else config.seed,
         "git_revision": rev,
         "command": " ".join(sys.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -8,6 +8,7 @@ A checkpoint (format 2) is a plain dict of tensors, numbers, strings, lists and 
 ``best_epoch``, ``bad_epochs``, ``generator_state`` (uint8 tensor), ``train_config`` (dict),
 ``history`` (one dict per epoch, the lines of metrics.jsonl) and ``callback_stop`` (bool).
 Format 1 (AE/VAE only, one shared ModelConfig with an ``options`` dict) is read and migrated.
+The functions at the end are what a resumed training takes from a checkpoint and what it refuses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from latentatlas.fileio import torch_load, torch_save
+from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,12 @@ def save_model(path: str | Path, model: nn.Module) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint dict (weights_only).  FileNotFoundError if absent, ValueError if unreadable."""
+    """Read a checkpoint dict (weights_only, content hash verified).  FileNotFoundError if absent, ValueError
+    if unreadable, damaged, foreign or holding non-finite weights."""
     ckpt = torch_load(path, "checkpoint", map_location=map_location)
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED) or not isinstance(ckpt["model"], dict):
         raise ValueError(f"checkpoint: {str(path)!r} is not a latentatlas checkpoint (expected keys {list(REQUIRED)})")
+    check_finite(f"checkpoint {str(path)!r} (model weights)", ckpt["model"])
     if ckpt["format"] not in READABLE:
         raise ValueError(f"checkpoint: {str(path)!r} has format {ckpt['format']!r}; this version reads {READABLE}")
     if ckpt["format"] == 1:
@@ -84,3 +88,58 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     """Rebuild a model from a checkpoint file, weights loaded, in eval mode, on ``map_location``."""
     model = model_from_checkpoint(load_checkpoint(path, map_location))
     return model.to(map_location)
+
+
+# -- resuming -------------------------------------------------------------------------------------------
+# What a resumed training takes from its checkpoint, and what it refuses: the settings the checkpoint fixes
+# (model, seed) must be unchanged, the optimizers keep this config's settings (a changed ``train.lr`` is
+# used, not only recorded), and the best weights come from whichever file holds them after an
+# interruption between the writes of last.pt and best.pt.
+def check_fixed_settings(ckpt: dict[str, Any], model_config: Any, seed: int, path: Path) -> None:
+    """Refuse a resume whose model config or seed differs from the checkpoint's: the weights and the
+    generator state come from the checkpoint, so new values would be recorded but not used."""
+    from latentatlas.config import diff as config_diff
+    from latentatlas.config import model_config_from_dict
+
+    saved = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
+    changes = [(f"model.{k}", a, b) for k, a, b in config_diff(dataclasses.asdict(saved),
+                                                                dataclasses.asdict(model_config))]
+    if "seed" in ckpt and int(ckpt["seed"]) != int(seed):
+        changes.append(("seed", int(ckpt["seed"]), int(seed)))
+    if changes:
+        raise ValueError(f"resume: the model and the seed cannot change on resume; {str(path)!r} was made with "
+                         "other values: " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
+                         + "; keep them, or start a new run under another name")
+
+
+def load_optimizer(name: str, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Restore an optimizer's state but keep the settings (lr, betas, weight decay) it was built with from
+    this config."""
+    wanted = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, settings in zip(opt.param_groups, wanted):
+        changed = [f"{k} {group.get(k)!r} -> {v!r}" for k, v in settings.items()
+                   if k in ("lr", "betas", "weight_decay", "eps") and group.get(k) != v]
+        if changed:
+            log.info("resume: %s optimizer %s (from the config)", name, ", ".join(changed))
+        group.update(settings)
+
+
+def best_weights(ckpt: dict[str, Any], best_path: Path, *, repair: bool) -> dict[str, torch.Tensor] | None:
+    """The best weights so far of the training saved in ``ckpt`` (last.pt).  When last.pt's own epoch was
+    the best, its weights (and best.pt is rewritten from it, with ``repair``, if an interruption left it
+    behind); otherwise best.pt's."""
+    epoch, best_epoch = int(ckpt["epoch"]), ckpt.get("best_epoch")
+    if best_epoch is not None and int(best_epoch) == epoch:
+        on_disk = load_checkpoint(best_path) if best_path.is_file() else {}
+        if on_disk.get("epoch") != epoch and repair:
+            log.info("resume: %s was not written for epoch %d (interrupted); rewriting it", best_path, epoch)
+            save_checkpoint(best_path, ckpt)
+        return {k: v.detach().cpu().clone() for k, v in ckpt["model"].items()}
+    if not best_path.is_file():
+        return None
+    best = load_checkpoint(best_path)
+    if best.get("epoch") != best_epoch:
+        log.warning("resume: %s holds epoch %s but the run's best epoch is %s", best_path, best.get("epoch"),
+                    best_epoch)
+    return best["model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,9 +12,21 @@ import torch
 from latentatlas.config import TrainConfig
 from latentatlas.validate import check_fields
 
+log = logging.getLogger(__name__)
+
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the epoch and step."""
+    """A loss became NaN or infinite (or grew past ``train.loss_growth_limit`` with ``loss_growth_error``);
+    the message names the epoch and step and the last checkpoint, if one exists."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the current epoch is discarded; ``checkpoint`` is the last one written or
+    restored (None when there is none), the message says so."""
+
+    def __init__(self, message: str, checkpoint: str | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
 
 
 @dataclass
@@ -50,11 +63,12 @@ class TrainState:
     callback_stop: bool = False
     train_seconds: float = 0.0          # time spent in training batches, all epochs (for train.max_minutes)
     history: list[dict] = field(default_factory=list)
+    loss_reference: dict[str, float] = field(default_factory=dict)   # |first loss| per phase (at least 1)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "step": self.step, "best_score": float(self.best_score),
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "callback_stop": self.callback_stop,
-                "train_seconds": self.train_seconds,
+                "train_seconds": self.train_seconds, "loss_reference": dict(self.loss_reference),
                 "history": [dict(line) for line in self.history]}
 
     @classmethod
@@ -67,7 +81,32 @@ class TrainState:
                    best_epoch=ckpt.get("best_epoch"),
                    bad_epochs=int(ckpt.get("bad_epochs", 0)), callback_stop=bool(ckpt.get("callback_stop", False)),
                    train_seconds=float(ckpt.get("train_seconds", 0.0)),
-                   history=list(ckpt.get("history", [])))
+                   history=list(ckpt.get("history", [])),
+                   loss_reference={str(k): float(v) for k, v in dict(ckpt.get("loss_reference", {})).items()})
+
+
+class LossGrowth:
+    """Watches each phase's batch loss against its first value (at least 1, kept in the state so a resumed
+    run compares with the same one): past ``limit`` times it, warn once per phase, or with ``error`` return
+    the problem to stop on."""
+
+    def __init__(self, limit: float | None, error: bool) -> None:
+        self.limit, self.error = limit, error
+        self.warned: set[str] = set()
+
+    def check(self, phase: str, value: float, state: TrainState) -> str | None:
+        reference = state.loss_reference.setdefault(phase, max(abs(value), 1.0))
+        if self.limit is None or abs(value) <= self.limit * reference:
+            return None
+        growth = (f"the {phase} loss grew from {reference:.4g} to {value:.4g}, more than "
+                  f"train.loss_growth_limit={self.limit:g} times")
+        if self.error:
+            return growth
+        if phase not in self.warned:
+            self.warned.add(phase)
+            log.warning("%s at epoch %d, step %d: lower train.lr (or set train.loss_growth_error=true to stop "
+                        "on this)", growth, state.epoch + 1, state.step + 1)
+        return None
 
 
 def check_train_config(cfg: TrainConfig) -> None:

@@ -30,9 +30,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from latentatlas.config import TrainConfig, model_config_from_dict
-from latentatlas.config import diff as config_diff
+from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset, to_float
+from latentatlas.fileio import file_identity, remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
@@ -40,12 +40,13 @@ from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.progress import epoch_progress
-from latentatlas.training.state import (RowMeans, TrainingDiverged, TrainResult, TrainState, check_train_config,
-                                       jsonable)
+from latentatlas.training.state import (LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted, TrainResult,
+                                       TrainState, check_train_config, jsonable)
+from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged"]
+__all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged", "TrainingInterrupted"]
 
 
 class _PhaseRunner(nn.Module):
@@ -87,6 +88,8 @@ class _Trainer:
         self.last_path = self.run_dir / "checkpoints" / "last.pt"
         self.best_path = self.run_dir / "checkpoints" / "best.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.written: tuple[Path, int] | None = None   # the last checkpoint this training wrote or restored
+        self.growth = LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error)
 
     # --- state -------------------------------------------------------------------------------------------
     def start_fresh(self) -> None:
@@ -97,13 +100,11 @@ class _Trainer:
             self.metrics_path.write_text("")
 
     def restore(self) -> None:
-        """Continue from last.pt: weights, optimizers, generator, counters and history."""
+        """Continue from last.pt: weights, optimizers (with this config's settings), generator, counters,
+        history and the best weights.  Settings the checkpoint fixes (the model, the seed) must not change."""
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
-        saved = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
-        if saved != self.model.config:
-            changes = config_diff(dataclasses.asdict(saved), dataclasses.asdict(self.model.config))
-            raise ValueError(f"resume: the model config differs from the one in {str(self.last_path)!r}: "
-                             + ", ".join(f"model.{k}: {a!r} -> {b!r}" for k, a, b in changes))
+        self.written = (self.last_path, int(ckpt["epoch"]))
+        ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
         if ckpt.get("train_config", {}).get("batch_size") != self.cfg.batch_size:
             log.warning("resume: batch_size changed; the run will not match an uninterrupted one")
         self.state = TrainState.from_checkpoint(ckpt)
@@ -112,16 +113,21 @@ class _Trainer:
                              f"phases are {sorted(self.optimizers)}")
         self.model.load_state_dict(ckpt["model"])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
+            ckpt_io.load_optimizer(name, opt, ckpt["optimizers"][name])
         self.generator.set_state(ckpt["generator_state"].cpu())
-        if self.best_path.is_file():
-            self.best_state = ckpt_io.load_checkpoint(self.best_path)["model"]
+        self.best_state = ckpt_io.best_weights(ckpt, self.best_path, repair=self.dist.is_main)
         if self.dist.is_main:
             lines = "".join(json.dumps(line) + "\n" for line in self.state.history)
             self.metrics_path.write_text(lines)
         log.info("resumed %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
 
     def save(self, improved: bool) -> None:
+        """last.pt (and best.pt when improved), then the epoch's metrics.jsonl line; non-finite weights are
+        never written."""
+        try:
+            check_finite(f"the model after epoch {self.state.epoch}", self.model.state_dict())
+        except ValueError as exc:
+            raise TrainingDiverged(f"{exc}; {self._last_good()}. Lower the learning rate or check the data.") from None
         if not self.dist.is_main:
             return
         payload = ckpt_io.model_payload(self.model)
@@ -129,7 +135,13 @@ class _Trainer:
         payload["optimizers"] = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         payload["generator_state"] = self.generator.get_state()
         payload["train_config"] = dataclasses.asdict(self.cfg)
-        ckpt_io.save_checkpoint(self.last_path, payload)
+        payload["seed"] = self.seed
+        published = file_identity(self.last_path)
+        try:
+            ckpt_io.save_checkpoint(self.last_path, payload)
+        finally:   # an interrupt can land after the rename (in the fsync): the new file is then in place
+            if file_identity(self.last_path) != published:
+                self.written = (self.last_path, self.state.epoch)
         if improved:
             ckpt_io.save_checkpoint(self.best_path, payload)
         with open(self.metrics_path, "a") as f:
@@ -194,21 +206,23 @@ class _Trainer:
         return out
 
     def _check_health(self, total: torch.Tensor, terms: dict[str, torch.Tensor], phase: str) -> None:
-        """Stop on a non-finite loss, or on a divergence the model names (e.g. an exploding critic)."""
-        problem = None
-        if not bool(torch.isfinite(total.detach()).all()):
-            problem = f"non-finite {phase} loss ({float(total.detach()):.4g} on rank {self.dist.rank})"
+        """Stop on a non-finite loss, or on a divergence the model names (e.g. an exploding critic); warn (or
+        stop, with ``train.loss_growth_error``) when the loss grows past ``train.loss_growth_limit``."""
+        value = float(total.detach())
+        if not math.isfinite(value):
+            problem = f"non-finite {phase} loss ({value:.4g} on rank {self.dist.rank})"
         else:
-            problem = self.model.divergence(terms)
+            problem = self.model.divergence(terms) or self.growth.check(phase, value, self.state)
         if self.dist.any(problem is not None, self.device):
             where = f"at epoch {self.state.epoch + 1}, step {self.state.step + 1}"
             raise TrainingDiverged(f"{problem or 'divergence on another rank'} {where}; {self._last_good()}. "
                                    "Lower the learning rate or check the data.")
 
     def _last_good(self) -> str:
-        if self.last_path.is_file():
-            return f"the last good checkpoint is {str(self.last_path)!r} (epoch {self.state.epoch})"
-        return "no checkpoint was written yet (it diverged in its first epoch)"
+        """The last checkpoint this training wrote or restored, if it exists, in words."""
+        if self.written is not None and self.written[0].is_file():
+            return f"the last good checkpoint is {str(self.written[0])!r} (epoch {self.written[1]})"
+        return "no checkpoint was written yet by this training"
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -365,14 +379,21 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
     continues from last.pt.  ``callbacks``: objects with ``on_epoch_end(epoch, model) -> dict | None``
     (called on rank 0 after validation, model in eval mode); returned keys go into that epoch's metrics
     line and ``{'stop': True}`` ends training.  On return the model holds the best (best.pt) weights.
-    Raises :class:`TrainingDiverged` on a non-finite loss, leaving the last good checkpoint in place.
+    Raises :class:`TrainingDiverged` on a non-finite loss, leaving the last good checkpoint in place, and
+    :class:`TrainingInterrupted` on Ctrl-C (the current epoch is discarded, the last checkpoint kept).
     """
     trainer = _Trainer(model, data, cfg, Path(run_dir), seed, callbacks)
     try:
+        if trainer.dist.is_main:
+            remove_stale_temporaries(trainer.last_path.parent)   # left by a killed process's checkpoint write
         if resume:
             trainer.restore()
         else:
             trainer.start_fresh()
         return trainer.run()
+    except KeyboardInterrupt:
+        checkpoint = str(trainer.written[0]) if trainer.written and trainer.written[0].is_file() else None
+        raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
+                                  f"{trainer._last_good()}", checkpoint) from None
     finally:
         trainer.dist.close()

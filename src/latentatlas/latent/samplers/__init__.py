@@ -34,7 +34,7 @@ def build_sampler(spec: str | dict[str, Any]) -> LatentSampler:
                              f"got keys {sorted(params)}")
         name = params.pop("name")
     else:
-        raise TypeError(f"spec: expected a string like 'gmm:k=50' or a dict, got {type(spec).__name__}")
+        raise ValueError(f"spec: expected a string like 'gmm:k=50' or a mapping, got {type(spec).__name__} {spec!r}")
     if name not in SAMPLERS:
         raise ValueError(f"spec: unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS.names())}")
     return SAMPLERS.get(name)(**params)

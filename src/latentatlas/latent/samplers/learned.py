@@ -114,8 +114,12 @@ class LearnedSampler(LatentSampler):
         """(first iteration, curve so far): from ``checkpoint`` when it holds this fit, else (0, [])."""
         if checkpoint is None or not Path(checkpoint).is_file():
             return 0, []
-        saved = torch_load(checkpoint, "sampler checkpoint")
-        if any(saved.get(k) != v for k, v in key.items()):
+        try:
+            saved = torch_load(checkpoint, "sampler checkpoint")
+        except ValueError as exc:   # damaged: the fit is deterministic, so starting afresh loses only time
+            log.warning("%s; starting the fit afresh", exc)
+            return 0, []
+        if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in key.items()):
             log.info("%s: a checkpoint of another fit; starting afresh", checkpoint)
             return 0, []
         net.load_state_dict(saved["net"])

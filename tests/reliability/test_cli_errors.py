@@ -1,0 +1,171 @@
+"""The CLI's error boundary: every expected failure is one line naming the file or parameter with exit
+code 2, a bug one line with exit code 1 (the traceback behind -v), and a bad run name writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from latentatlas.runs import pipeline
+
+from .conftest import error_lines, ring_config, write_config
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _one_error(err: str, *words: str) -> str:
+    lines = error_lines(err)
+    assert len(lines) == 1 and lines[0].startswith("latentatlas: error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/tmp/absolute", "a/b", "..", ".hidden", "x" * 101, "sp ace"])
+def test_a_bad_run_name_is_refused_before_anything_is_written(tmp_path, cli, name):
+    config = write_config(tmp_path, ring_config(tmp_path / "runs"))
+    before = _files(tmp_path)
+    code, _, err = cli("train", config, "--set", f"name={name}")
+    assert code == 2
+    _one_error(err, "name: expected one folder name", repr(name))
+    assert _files(tmp_path) == before
+
+
+def test_a_whole_run_writes_only_inside_its_folder_and_the_cache(finished_run):
+    root = finished_run.parents[1]
+    assert sorted(p.name for p in root.iterdir()) == ["cache", "runs"]
+    assert [p.name for p in (root / "runs").iterdir()] == [finished_run.name]
+
+
+def test_a_run_name_cannot_escape_runs_dir_from_the_library(tmp_path):
+    from latentatlas.config import RunConfig
+    from latentatlas.runs.store import Run
+
+    with pytest.raises(ValueError, match="name: expected one folder name"):
+        Run.create(RunConfig(name="../outside", runs_dir=str(tmp_path / "runs")))
+    assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("train: {epochs: 2\n", ["config", "expected YAML", "line 2"]),
+    ("train:\n  epochs: [1,\n", ["config", "expected YAML"]),
+    ("- just\n- a list\n", ["config", "expected a mapping"]),
+    ("\udcff", ["config", "expected YAML"]),
+])
+def test_a_config_file_that_is_not_valid_yaml(tmp_path, cli, text, words):
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, _, err = cli("train", config)
+    assert code == 2
+    _one_error(err, *words, str(config))
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.lr=[1,", ["--set train.lr", "expected a YAML value"]),
+    ("train.epochs={", ["--set train.epochs"]),
+    ("train.lr=fast", ["train.lr", "expected a number", "'fast'"]),
+    ("train.epochs=two", ["train.epochs", "expected an int"]),
+    ("model.latent_dim=-1", ["model.latent_dim", "expected an int >= 1"]),
+    ("train.lr=nan", ["train.lr", "finite"]),
+    ("nosuchkey=1", ["unknown key(s) ['nosuchkey']"]),
+    ("=1", ["--set", "key.path=value"]),
+    ("sample.samplers=[gmm:k=[]", ["--set sample.samplers"]),
+    ("sample.samplers=[5]", ["spec", "5"]),
+    ("sample.samplers=['gmm:k=zero']", ["k", "'zero'"]),
+])
+def test_a_bad_override_is_one_line_naming_it(tmp_path, cli, override, words):
+    config = write_config(tmp_path, ring_config(tmp_path / "runs"))
+    code, _, err = cli("train", config, "--set", override)
+    assert code == 2
+    _one_error(err, *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_yaml_1_1_floats_in_a_config_file_are_numbers(tmp_path, cli):
+    from latentatlas import config as config_mod
+
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-4\n")   # YAML 1.1 reads 1e-4 as a string
+    assert config_mod.load(path).train.lr == 1e-4
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", ["an empty file"]),
+    (b"PK\x03\x04truncated", ["a damaged archive"]),
+    (b"plain text, not an archive", ["not a zip archive"]),
+    ("npy", ["a single .npy array"]),
+])
+def test_evaluate_on_a_file_that_is_not_a_samples_npz(tmp_path, cli, content, words):
+    path = tmp_path / "samples.npz"
+    if content == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros((4, 2, 2, 1), np.uint8))
+    else:
+        path.write_bytes(content)
+    code, _, err = cli("evaluate", path, "--ref", "ring:test")
+    assert code == 2
+    line = _one_error(err, str(path), *words)
+    assert "allow_pickle" not in line
+
+
+def test_evaluate_on_a_npy_file_by_name(tmp_path, cli):
+    path = tmp_path / "samples.npy"
+    np.save(path, np.zeros((4, 2, 1, 1), np.uint8))
+    code, _, err = cli("evaluate", path, "--ref", "ring:test")
+    assert code == 2
+    _one_error(err, str(path), "a single .npy array")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["sample", "RUN", "--n", "0"], ["--n", "expected an int >= 1, got '0'"]),
+    (["sample", "RUN", "--n", "-5"], ["--n", "expected an int >= 1"]),
+    (["sample", "RUN", "--n", "many"], ["--n", "'many'"]),
+    (["interpolate", "RUN", "--steps", "1"], ["--steps", "expected an int >= 2"]),
+    (["interpolate", "RUN", "--pairs", "0"], ["--pairs"]),
+    (["nosuchcommand"], ["invalid choice"]),
+])
+def test_bad_arguments_are_one_line(run_copy, cli, args, words):
+    samples = sorted((run_copy / "samples").iterdir())
+    with pytest.raises(SystemExit) as stop:
+        cli(*[str(run_copy) if a == "RUN" else a for a in args])
+    assert stop.value.code == 2
+    _one_error(cli.capsys.readouterr().err, *words)
+    assert sorted((run_copy / "samples").iterdir()) == samples
+
+
+def test_a_zero_sample_count_is_refused_by_the_library_too(run_copy):
+    for n in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n: expected an int >= 1"):
+            pipeline.sample_stage(run_copy, ["prior"], n=n)
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_is_behind_v(run_copy, cli, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(pipeline, "encode_stage", broken)
+    code, _, err = cli("encode", run_copy)
+    assert code == 1
+    lines = error_lines(err)
+    assert lines == ["latentatlas: internal error: ZeroDivisionError: a bug (a bug: rerun with -v for the traceback "
+                     "and report it with the output of `latentatlas env`)"]
+    code, _, err = cli("-v", "encode", run_copy)
+    assert code == 1 and "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_an_expected_error_shows_its_traceback_with_v(tmp_path, cli):
+    code, _, err = cli("-v", "encode", tmp_path)
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("latentatlas: error:")
+
+
+def test_env_reports_versions_device_and_git_revision(cli):
+    code, out, _ = cli("env")
+    env = json.loads(out)
+    assert code == 0
+    for key in ("latentatlas", "python", "torch", "numpy", "default_device", "cuda_available", "git_revision"):
+        assert key in env, key
+    assert env["default_device"] in ("cpu", "cuda", "mps") or env["default_device"].startswith("cuda")
