@@ -1,4 +1,4 @@
-"""Figure helpers shared by every stage: image grids and line plots saved as PNG (matplotlib Agg)."""
+"""Figure helpers shared by every stage: image grids and line plots saved as PNG (matplotlib Agg), each\nstamped with its source when written into a run folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from latentatlas.data.base import to_uint8
+from latentatlas.runs.provenance import figure_source, png_info
 
 
 def _as_uint8_nhwc(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -54,7 +55,7 @@ def save_image_grid(path: str | Path, images: torch.Tensor | np.ndarray, nrow: i
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    img.save(path, pnginfo=png_info(figure_source(path)))
     return path
 
 
@@ -69,10 +70,11 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure as a PNG (creating the folder) and close it."""
+    """Save a matplotlib figure as a PNG (creating the folder) and close it; in a run folder, the PNG carries
+    its source (see :mod:`~latentatlas.runs.provenance`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, metadata=figure_source(path) or None)
     pyplot().close(fig)
     return path
 
