@@ -48,8 +48,8 @@ def metric_label(key: str, features: str | None = None) -> str:
 
 
 def key_label(key: str) -> str:
-    """A config or protocol key as words (unknown keys keep their dotted name)."""
-    return CONFIG_LABELS.get(key) or PROTOCOL_LABELS.get(key) or key
+    """A config or protocol key as words (an unknown dotted key stays as it is, '_' reads as a space)."""
+    return CONFIG_LABELS.get(key) or PROTOCOL_LABELS.get(key) or (key if "." in key else key.replace("_", " "))
 
 
 def fmt_number(value: Any, digits: int = 3) -> str:
