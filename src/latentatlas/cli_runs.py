@@ -98,8 +98,10 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _tree(args: argparse.Namespace) -> None:
+    from latentatlas.runs.index import check_runs_dir
     from latentatlas.runs.lineage import tree_lines
 
+    check_runs_dir(args.runs_dir)
     lines = tree_lines(args.runs_dir)
     if not lines:
         print(f"no runs in {args.runs_dir!r}", file=sys.stderr)

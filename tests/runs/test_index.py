@@ -49,6 +49,9 @@ def test_bad_filters_are_one_line_errors(make_run, capsys):
     assert "--sort: no run has a score 'evaluate.prior.recal'" in err and "evaluate.prior.recall" in err
     assert main(["runs", "list", runs_dir, "--where", "novalue"]) == 2
     assert "--where: expected key=value" in capsys.readouterr().err
+    for command in ("list", "tree"):
+        assert main(["runs", command, runs_dir + "-typo"]) == 2
+        assert f"FOLDER: no such folder '{runs_dir}-typo'" in capsys.readouterr().err
 
 
 def test_removed_or_damaged_folders_never_break_the_list(make_run, capsys):

@@ -6,7 +6,7 @@ import pytest
 
 from latentatlas.cli import main
 from latentatlas.runs.lineage import children, derive_config, tree_lines
-from latentatlas.runs.notes import add_note, add_tags, read_notes, run_tags
+from latentatlas.runs.notes import add_note, read_notes, run_tags
 
 
 def test_derive_config_records_the_parent_and_applies_changes(make_run):

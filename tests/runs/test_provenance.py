@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from latentatlas.runs.figures import save_image_grid, save_line_plot
-from latentatlas.runs.provenance import HASH_KEY, RUN_KEY, STAGE_KEY, config_hash, describe_source, read_source
+from latentatlas.runs.figures import HASH_KEY, RUN_KEY, STAGE_KEY, config_hash, describe_source, read_source
 
 
 def test_grids_and_plots_in_a_run_folder_carry_their_source(make_run, tmp_path):

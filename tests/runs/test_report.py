@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from latentatlas.cli import main
-from latentatlas.runs.provenance import STAGE_KEY, read_source
+from latentatlas.runs.figures import STAGE_KEY, read_source
 from latentatlas.runs.store import Run
 
 TINY_DEMO = ["name=demo", "data.limit=400", "model.latent_dim=4", "model.width=8", "train.epochs=1",

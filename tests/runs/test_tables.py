@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from latentatlas.runs.labels import fmt_number, metric_label
+from latentatlas.runs.tables import fmt_number, metric_label
 from latentatlas.runs.tables import Table, render, write_table
 
 

@@ -11,13 +11,11 @@ from typing import Any
 
 from latentatlas.fileio import write_text
 from latentatlas.runs.comparison import compare_table, varying_keys
-from latentatlas.runs.figures import pyplot
-from latentatlas.runs.labels import metric_label
-from latentatlas.runs.provenance import HASH_KEY, RUN_KEY, STAGE_KEY, config_hash
+from latentatlas.runs.figures import HASH_KEY, RUN_KEY, STAGE_KEY, config_hash, pyplot
 from latentatlas.runs.report_html import e, embedded_figure, page
 from latentatlas.runs.results import Headline, headline
 from latentatlas.runs.store import Run, flatten
-from latentatlas.runs.tables import to_html
+from latentatlas.runs.tables import metric_label, to_html
 
 SIDE_CSS = ("<style>.side{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:1em}"
             ".side figure{margin:0}</style>")

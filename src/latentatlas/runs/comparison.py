@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentatlas.runs.labels import metric_label
 from latentatlas.runs.results import (Change, config_changes, describe_protocol, headline, score_changes,
                                       scores)
 from latentatlas.runs.store import Run, flatten
-from latentatlas.runs.tables import Table
+from latentatlas.runs.tables import Table, metric_label
 
 HEADLINE_METRICS = ("frechet", "precision", "recall", "density", "coverage", "kid")
 HEADLINE_KEYS = ("reconstruction.mse", "reconstruction.psnr")

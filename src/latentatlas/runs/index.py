@@ -10,16 +10,16 @@ from __future__ import annotations
 import difflib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from latentatlas import config as config_mod
-from latentatlas.runs.labels import fmt_number
 from latentatlas.runs.notes import notes_path, run_tags
 from latentatlas.runs.results import brief_protocol, headline, scores
 from latentatlas.runs.store import Run, flatten, list_runs
-from latentatlas.runs.tables import Table
+from latentatlas.runs.tables import Table, fmt_number
 
 STAGES = ("train", "encode", "sample", "evaluate", "interpolate", "attributes", "geometry", "report")
 ANALYSIS_SECTIONS = {"interpolate": "interpolation", "attributes": "attributes", "geometry": "geometry"}
@@ -124,8 +124,15 @@ def sort_rows(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any
     return present + [r for r in rows if value(r) is None]
 
 
+def check_runs_dir(runs_dir: str | Path) -> None:
+    """A FileNotFoundError naming ``runs_dir`` when it is not a folder."""
+    if not Path(runs_dir).is_dir():
+        raise FileNotFoundError(f"FOLDER: no such folder {str(runs_dir)!r} (the folder holding the run folders)")
+
+
 def list_rows(runs_dir: str, *, where: list[str] = (), tags: list[str] = (), sort: str | None = None) -> list[dict]:
     """Summaries of the runs in ``runs_dir``, filtered and sorted (see :func:`select`, :func:`sort_rows`)."""
+    check_runs_dir(runs_dir)
     return sort_rows(select([summarize(r) for r in list_runs(runs_dir)], where, tags), sort)
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from latentatlas import config as config_mod
 from latentatlas.config import RunConfig
-from latentatlas.runs.labels import fmt_number
+from latentatlas.runs.tables import fmt_number
 from latentatlas.runs.results import config_changes
 from latentatlas.runs.store import Run, list_runs
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from latentatlas.fileio import write_text
-from latentatlas.runs.figures import save_health_figure, save_line_plot
+from latentatlas.runs.figures import config_hash, save_health_figure, save_line_plot
 from latentatlas.runs.notes import run_tags
-from latentatlas.runs.provenance import config_hash
 from latentatlas.runs.report_analyses import analysis_sections
 from latentatlas.runs.report_html import (columns_table, details, e, figure, page, protocol_table, quantity_table,
                                           table, transposed_table)

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from latentatlas.runs.labels import METRIC_LABELS, fmt_number, key_label, metric_label
-from latentatlas.runs.provenance import describe_source, read_source
+from latentatlas.runs.tables import METRIC_LABELS, fmt_number, key_label, metric_label
+from latentatlas.runs.figures import describe_source, read_source
 from latentatlas.runs.store import flatten
 
 CSS = """

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from latentatlas.runs.comparison import score_label
-from latentatlas.runs.labels import fmt_number, metric_label
+from latentatlas.runs.tables import fmt_number, metric_label
 from latentatlas.runs.lineage import children, parent_of
 from latentatlas.runs.notes import read_notes, run_tags
 from latentatlas.runs.report_html import details, e, protocol_table, table

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentatlas import config as config_mod
-from latentatlas.runs.labels import PROTOCOL_LABELS
+from latentatlas.runs.tables import PROTOCOL_LABELS
 from latentatlas.runs.store import Run, flatten
 
 # protocol entries that make two scores incomparable when they differ
