@@ -1,14 +1,17 @@
-"""Shared fixtures: the ../shared/data folder (skipped when absent), an isolated cache, tiny images."""
+"""Shared fixtures: the ../shared/data folder (skipped when absent), an isolated cache, tiny images, headless
+chromium for the browser tests (skipped, with the reason, where absent) and a folder for their screenshots."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ARTIFACTS = Path(os.environ.get("LATENTATLAS_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
 
 
 @pytest.fixture
@@ -37,3 +40,27 @@ def _few_threads():
     """Keep tests light on the 2-core CI machine."""
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium driven by playwright; skipped where either is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need playwright: pip install -e '.[test]'")
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).is_file():
+        pytest.skip("browser tests need Debian's chromium: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def artifacts(request) -> Path:
+    """A folder for screenshots: tests/artifacts/<test folder>/<test name>/ (or under $LATENTATLAS_TEST_ARTIFACTS)."""
+    folder = ARTIFACTS / request.path.parent.name / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -16,6 +16,7 @@ import traceback
 from importlib import resources
 from pathlib import Path
 
+from latentatlas import cli_runs
 from latentatlas import config as config_mod
 from latentatlas.validate import check_number
 
@@ -107,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only; the explorer has no login)")
     p.add_argument("--max-points", type=int, default=5000, help="codes drawn on the map at most (default: 5000)")
-    p = sub.add_parser("list", help="list the runs in a folder")
-    p.add_argument("runs_dir", nargs="?", default="runs")
-    p = sub.add_parser("compare", help="compare runs: differing config keys and every metric")
-    p.add_argument("runs", nargs="+")
+    cli_runs.add_parsers(sub)
     sub.add_parser("env", help="versions, device and git revision, for bug reports (JSON)")
     return parser
 
@@ -194,6 +192,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "demo":
         config = demo_config(args.runs_dir, args.overrides)
         run = pipeline.run_all(config)
+        _demo_analyses(run)
         print(f"report: {run.report_path.resolve()}")
     elif cmd == "encode":
         print(pipeline.encode_stage(Run.open(args.run)))
@@ -210,10 +209,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from latentatlas.explore import serve
 
         serve(Run.open(args.run), host=args.host, port=args.port, max_points=args.max_points)
-    elif cmd == "list":
-        _list_runs(args.runs_dir)
-    elif cmd == "compare":
-        _compare([Run.open(r) for r in args.runs])
+    elif cmd in ("runs", "derive", "list", "compare"):
+        return cli_runs.dispatch(args)
     elif cmd == "env":
         from latentatlas.runs.store import environment
 
@@ -243,6 +240,18 @@ def _analysis(args: argparse.Namespace) -> None:
         result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)
     print(json.dumps(result, indent=2, default=str))
     print(f"report: {write_report(run)}", file=sys.stderr)
+
+
+def _demo_analyses(run) -> None:
+    """The demo's report also shows an interpolation strip and a 2-D map of the codes: the interpolate stage
+    without its slow parts (geodesics, learned network) and the geometry stage with a PCA map only."""
+    from latentatlas.runs import analyses, pipeline
+    from latentatlas.runs.report import write_report
+
+    seed, device = run.config.seed, pipeline.device_for(run.config)
+    analyses.interpolate_stage(run, n_pairs=16, geodesic_pairs=0, learned_iters=0, seed=seed, device=device)
+    analyses.geometry_stage(run, map_methods=("pca",), n_hull=1000, n_query=100, seed=seed, device=device)
+    write_report(run)
 
 
 def _has_code_grids(run) -> bool:
@@ -291,38 +300,6 @@ def _print_results(results: dict) -> None:
     table = Table("quantity", "value")
     for key, value in flatten(results).items():
         table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
-    Console().print(table)
-
-
-def _list_runs(runs_dir: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from latentatlas.runs.store import flatten, list_runs
-
-    table = Table("run", "data", "model", "latent", "epochs", "recon mse", "stages")
-    for run in list_runs(runs_dir):
-        cfg, metrics = run.config_dict(), flatten(run.read_metrics())
-        stages = [s for s, done in (("train", run.checkpoint_path("last").exists()), ("encode", run.latents_path.exists()),
-                                    ("sample", bool(run.sample_names())), ("evaluate", "evaluate" in run.read_metrics()),
-                                    ("report", run.report_path.exists())) if done]
-        mse = metrics.get("reconstruction.mse")
-        table.add_row(run.name, cfg["data"]["name"], cfg["model"]["family"], str(cfg["model"]["latent_dim"]),
-                      str(metrics.get("train.epochs_run", "")), f"{mse:.4g}" if isinstance(mse, float) else "",
-                      " ".join(stages))
-    Console().print(table)
-
-
-def _compare(runs: list) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from latentatlas.runs.store import compare_runs
-
-    header, rows = compare_runs(runs)
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*[f"{v:.5g}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
 
 

@@ -94,6 +94,8 @@ class RunConfig:
     runs_dir: str = "runs"
     seed: int = 0
     parent: str | None = None           # the run this one was derived from (for the report's diff)
+    track: str | None = field(default=None, metadata=rule(choices=("tensorboard", "mlflow")))  # also log curves
+    #                                   and scores to TensorBoard or MLflow (optional extras; off by default)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=lambda: default_model_config())
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,16 +1,15 @@
 """Fixtures of the explorer tests: a tiny trained run folder (an AE trained for a few steps on the embedded
 digits, encoded, with a fitted 3-component mixture), the Explorer over it, a TestClient, the explorer
-served by the CLI in a subprocess, and headless chromium (skipped, with the reason, where absent)."""
+served by the CLI in a subprocess.  Headless chromium (`browser`) and the screenshot folder (`artifacts`) are
+shared fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from latentatlas.runs import pipeline
 
 GMM_SPEC = "gmm:k=3,covariance=full"
 GMM_NAME = "gmm_k-3_covariance-full"
-ARTIFACTS = Path(os.environ.get("LATENTATLAS_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
 
 
 @pytest.fixture(scope="session")
@@ -90,27 +88,3 @@ def served(explore_run):
     process.terminate()
     process.wait(timeout=20)
     drain.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian chromium driven by playwright; skipped where either is missing."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("browser tests need playwright: pip install -e '.[test]'")
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).is_file():
-        pytest.skip("browser tests need Debian's chromium: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def artifacts(request) -> Path:
-    """A folder for screenshots (tests/artifacts/<test name>/, or under $LATENTATLAS_TEST_ARTIFACTS)."""
-    folder = ARTIFACTS / "explore" / request.node.name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

@@ -20,6 +20,7 @@ import torch
 from latentatlas.config import RunConfig
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8_nhwc
 from latentatlas.rng import derive_seed, make_generator, seed_everything
+from latentatlas.runs import tracking
 from latentatlas.runs.figures import save_image_grid, save_line_plot
 from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data, model_checkpoint
 from latentatlas.runs.store import Run, default_run_name
@@ -40,10 +41,12 @@ def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
 
 
 def check_stages(config: RunConfig) -> None:
-    """Fail before any work on names the later stages would reject: sampler specs, metrics, extractor."""
+    """Fail before any work on names the later stages would reject: sampler specs, metrics, extractor, and on a
+    tracker that is not installed."""
     from latentatlas.metrics.evaluate import METRICS
     from latentatlas.metrics.features import EXTRACTORS
 
+    tracking.check_available(config.track)
     for spec in config.sample.samplers:
         sampler_for(spec, config.model.family)
     for name in config.evaluate.metrics:
@@ -99,6 +102,7 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
         "reason": result.reason, "device": str(result.device), "seconds_per_epoch": _seconds_per_epoch(result.history),
         "train_seconds": round(result.train_seconds, 2),
     })
+    tracking.sync(run)
     return session
 
 
@@ -347,6 +351,7 @@ def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
     if config.model.family == "infogan" and data.labels is not None:
         results["infogan"] = _infogan_agreement(session)
         run.update_metrics("infogan", results["infogan"])
+    tracking.sync(run)
     return results
 
 

@@ -1,0 +1,84 @@
+"""The report's sections for the latent analyses (interpolation, geometry, attributes) and any other
+metrics.json section: a few figures and a summary in view, every other number and figure folded away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latentatlas.runs.report_html import columns_table, details, e, figure, quantity_table
+from latentatlas.runs.store import Run
+
+INTERPOLATION_COLUMNS = ("midpoint_fd", "step_cv", "cycle_error_mean", "realism_mean", "path_length")
+GEOMETRY_SUMMARY = ("active_units", "kl_total", "hull_fraction_test", "hull_fraction_train", "pearson", "spearman",
+                    "nn_agreement", "mardia_skewness_p", "mardia_kurtosis_p", "bic_best_k", "drift_from_start")
+ATTRIBUTE_COLUMNS = ("auc_balanced", "auc_probe", "judge_auc_real", "judge_gain")
+SECTION_FIGURE_PREFIX = {"interpolation": "interp_", "attributes": "attr_", "geometry": "geom_"}
+# sections drawn elsewhere in the report
+DRAWN_ELSEWHERE = ("train", "reconstruction", "samplers", "evaluate", "figures")
+
+
+def analysis_sections(run: Run, metrics: dict[str, Any], captions: dict[str, str]) -> list[str]:
+    """One section per latent analysis that ran, then a generic one per other section of metrics.json."""
+    drawn = {"interpolation": _interpolation, "geometry": _geometry, "attributes": _attributes}
+    out = []
+    for section, values in metrics.items():
+        if section in DRAWN_ELSEWHERE or not isinstance(values, dict):
+            continue
+        draw = drawn.get(section, _generic)
+        out.append(draw(run, section, values, captions))
+    return out
+
+
+def _more_figures(run: Run, prefix: str, captions: dict[str, str], shown: tuple[str, ...]) -> str:
+    names = sorted(p.name for p in run.figures_dir.glob(f"{prefix}*.png")) if run.figures_dir.is_dir() else []
+    rest = "".join(figure(run.figures_dir, n, captions.get(n, "")) for n in names if n not in shown)
+    return details("more figures", rest)
+
+
+def _interpolation(run: Run, section: str, values: dict, captions: dict[str, str]) -> str:
+    features = values.get("extractor")
+    methods = {k: v for k, v in values.items() if isinstance(v, dict) and "midpoint_fd" in v}
+    shown = ("interp_strips.png",)
+    out = f"<h2>Interpolation</h2><p>{e(values.get('n_pairs', '?'))} random pairs of test codes, " \
+          f"{e(values.get('steps', '?'))} points per path, judged on {e(features or '?')} features.</p>"
+    out += figure(run.figures_dir, shown[0], captions.get(shown[0], "one interpolation strip per row"))
+    out += columns_table(methods, list(INTERPOLATION_COLUMNS), first="interpolator", features=features)
+    rest = {k: v for k, v in values.items() if k not in methods}
+    out += details("all interpolation numbers", quantity_table(rest, features=features, fold_after=10_000)
+                   + quantity_table(methods, features=features, fold_after=10_000))
+    return out + _more_figures(run, "interp_", captions, shown)
+
+
+def _geometry(run: Run, section: str, values: dict, captions: dict[str, str]) -> str:
+    maps = sorted(p.name for p in run.figures_dir.glob("geom_map_*.png") if "_3d" not in p.name) \
+        if run.figures_dir.is_dir() else []
+    shown = tuple(maps[:1])
+    out = "<h2>Geometry of the codes</h2>"
+    if shown:
+        out += figure(run.figures_dir, shown[0], captions.get(shown[0], "2-D map of test codes, coloured by label"))
+    summary = {k: values[k] for k in GEOMETRY_SUMMARY if k in values}
+    out += quantity_table(summary, fold_after=10_000)
+    rest = {k: v for k, v in values.items() if k not in summary}
+    out += details("all geometry numbers", quantity_table(rest, fold_after=10_000))
+    return out + _more_figures(run, "geom_", captions, shown)
+
+
+def _attributes(run: Run, section: str, values: dict, captions: dict[str, str]) -> str:
+    per_attribute = {k: v for k, v in values.items() if isinstance(v, dict) and "auc_mean" in v}
+    out = (f"<h2>Attribute directions</h2><p>Vectors from the {e(values.get('source', '?'))} by the "
+           f"{e(values.get('method', '?'))} method; AUC of each as a classifier of test codes.</p>")
+    out += columns_table(per_attribute, list(ATTRIBUTE_COLUMNS), first="attribute")
+    shown = ("attr_judge.png",)
+    out += figure(run.figures_dir, shown[0], captions.get(shown[0], ""))
+    if isinstance(values.get("arithmetic"), dict):
+        out += "<p>Code arithmetic: " + e(values["arithmetic"].get("expression", "")) + "</p>"
+    out += details("all attribute numbers", quantity_table(values, fold_after=10_000))
+    return out + _more_figures(run, "attr_", captions, shown)
+
+
+def _generic(run: Run, section: str, values: dict, captions: dict[str, str]) -> str:
+    prefix = SECTION_FIGURE_PREFIX.get(section, f"{section}_")
+    names = sorted(p.name for p in run.figures_dir.glob(f"{prefix}*.png")) if run.figures_dir.is_dir() else []
+    figures = "".join(figure(run.figures_dir, n, captions.get(n, "")) for n in names)
+    return f"<h2>{e(section.replace('_', ' ').capitalize())}</h2>" + quantity_table(values) + figures
+

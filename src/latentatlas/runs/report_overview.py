@@ -1,0 +1,116 @@
+"""The top of a run's report: the answer (headline numbers in a sentence and a small table, the protocol one
+click away), the lineage (parent and children, what changed and what it did to every score) and the notes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from latentatlas.runs.comparison import score_label
+from latentatlas.runs.tables import fmt_number, metric_label
+from latentatlas.runs.lineage import children, parent_of
+from latentatlas.runs.notes import read_notes, run_tags
+from latentatlas.runs.report_html import details, e, protocol_table, table
+from latentatlas.runs.results import Headline, config_changes, describe_protocol, headline, score_changes
+from latentatlas.runs.store import Run
+
+NOTE_HEADINGS = (("looked-at", "What I looked at"), ("concluded", "What I concluded"), ("note", "Notes"))
+HEADLINE_SCORES = ("frechet", "precision", "recall")
+
+
+def answer_section(run: Run, metrics: dict[str, Any]) -> str:
+    """One sentence and one small table with the headline numbers; the protocol folded under them."""
+    head = headline(metrics)
+    out = f"<section id='answer'><p class='answer'>{answer_sentence(head, run)}</p>"
+    picks = [("best", head.best)] if head.best else []
+    if head.prior and (not head.best or head.prior[0] != head.best[0]):
+        picks.append(("prior sampling", head.prior))
+    rows = [[role, spec, *[scores.get(k) for k in HEADLINE_SCORES]] for role, (spec, scores) in picks]
+    if rows:
+        out += table(["", "sampler", *[metric_label(k, head.features) for k in HEADLINE_SCORES]], rows)
+        out += details("Protocol: how these numbers were made", f"<p>{e(describe_protocol(head.protocol))}.</p>"
+                       + protocol_table(head.protocol))
+    return out + "</section>"
+
+
+def answer_sentence(head: Headline, run: Run) -> str:
+    """The headline in words (HTML)."""
+    parts = []
+    if head.best:
+        spec, best = head.best
+        fd_name = e(metric_label("frechet", head.features))
+        if head.prior and head.prior[0] == spec:
+            parts.append(f"Prior sampling is the best sampler by {fd_name}: <b>{fmt_number(best['frechet'])}</b>"
+                         f"{_pr(best)}")
+        else:
+            text = f"Best sampler by {fd_name}: <b>{e(spec)}</b> at <b>{fmt_number(best['frechet'])}</b>{_pr(best)}"
+            if head.prior:
+                text += f", against {fmt_number(head.prior[1]['frechet'])}{_pr(head.prior[1])} for prior sampling"
+            parts.append(text)
+    else:
+        parts.append(f"No samples scored yet (<code>latentatlas evaluate {e(run.path)}</code>)")
+    if head.reconstruction is not None:
+        parts.append(f"reconstruction error <b>{fmt_number(head.reconstruction)}</b> (MSE per pixel, test images)")
+    return "; ".join(parts) + "."
+
+
+def _pr(scores: dict[str, Any]) -> str:
+    shown = [f"{k} {fmt_number(scores[k])}" for k in ("precision", "recall") if k in scores]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def lineage_section(run: Run) -> str:
+    """Links to the parent and children; the config diff and every score's change from the parent."""
+    parent, kids = parent_of(run), children(run)
+    links = "".join(f"<li><a href='{e(_href(run, k))}'>{e(k.name)}</a></li>" for k in kids)
+    kids_html = f"<p>Derived from this run:</p><ul>{links}</ul>" if kids else ""
+    name = run.config_dict().get("parent")
+    if not name:
+        return f"<h2>Lineage</h2><p class='muted'>This run has no parent run.</p>{kids_html}"
+    if parent is None:
+        return f"<h2>Lineage</h2><p>Parent <code>{e(name)}</code> was not found beside this run.</p>{kids_html}"
+    changes = config_changes(parent.config_dict(), run.config_dict())
+    config_html = table(["config key", f"parent ({parent.name})", "this run"], [list(c) for c in changes]) \
+        if changes else "<p>Same configuration as the parent.</p>"
+    return (f"<h2>How it differs from its parent <a href='{e(_href(run, parent))}'>{e(parent.name)}</a></h2>"
+            f"{config_html}{_score_changes(parent, run)}{kids_html}")
+
+
+def _score_changes(parent: Run, run: Run) -> str:
+    merged = {**parent.read_metrics(), **run.read_metrics()}
+    changes = score_changes(parent, run)
+    rows = [[score_label(c.key, merged), c.old, c.new, c.change if c.change is not None else c.reason]
+            for c in changes]
+    if not rows:
+        return ""
+    header = ["score", "parent", "this run", "change"]
+    main = [r for r, c in zip(rows, changes) if _is_headline(c.key)]
+    out = table(header, main) if main else ""
+    return out + details(f"every score's change from the parent ({len(rows)})", table(header, rows))
+
+
+def _is_headline(key: str) -> bool:
+    return key == "reconstruction.mse" or (key.startswith("evaluate.") and key.rsplit(".", 1)[-1] in HEADLINE_SCORES)
+
+
+def _href(run: Run, other: Run) -> str:
+    """The link from ``run``'s report to ``other``'s."""
+    return os.path.relpath(other.report_path, run.path).replace(os.sep, "/")
+
+
+def notes_section(run: Run) -> str:
+    """Tags, then what I looked at / what I concluded / other notes, each dated."""
+    entries = read_notes(run)
+    tags = run_tags(run, entries)
+    out = "<h2>Notes</h2>"
+    if tags:
+        out += "<p>" + "".join(f"<span class='tag'>{e(t)}</span>" for t in tags) + "</p>"
+    for kind, heading in NOTE_HEADINGS:
+        items = [n for n in entries if n["kind"] == kind]
+        if items:
+            out += f"<h3>{heading}</h3><ul>" + "".join(
+                f"<li><span class='muted'>{e(n.get('date', '')[:16])}</span> {e(n['text'])}</li>" for n in items) + "</ul>"
+    if not any(n["kind"] in dict(NOTE_HEADINGS) for n in entries):
+        out += (f"<p class='muted'>No notes yet: <code>latentatlas runs note {e(run.path)} \"text\" "
+                "--kind looked-at|concluded</code></p>")
+    return out

@@ -1,0 +1,71 @@
+"""The headline of a run, score changes refused across protocols, and `runs diff` / `runs compare` tables."""
+
+import csv
+import io
+
+import pytest
+
+from latentatlas.cli import main
+from latentatlas.runs.comparison import compare_table, diff_table
+from latentatlas.runs.results import headline, score_changes
+
+
+def test_headline_is_the_best_sampler_beside_prior_sampling(make_run):
+    run = make_run("a", frechet={"prior": 30.0, "gmm_k-10": 12.5, "kde": 20.0}, mse=0.02)
+    head = headline(run.read_metrics())
+    assert head.best[0] == "gmm:k=10" and head.best[1]["frechet"] == 12.5
+    assert head.prior[0] == "prior" and head.features == "classifier" and head.reconstruction == 0.02
+    assert headline({}).best is None
+
+
+def test_changes_are_subtracted_only_under_the_same_protocol(make_run, evaluate_section):
+    old = make_run("old", frechet={"prior": 30.0}, mse=0.02)
+    same = make_run("same", frechet={"prior": 25.0}, mse=0.03)
+    changes = {c.key: c for c in score_changes(old, same)}
+    assert changes["evaluate.prior.frechet"].change == -5.0
+    assert changes["reconstruction.mse"].change == pytest.approx(0.01)
+    other = make_run("other", evaluate=evaluate_section({"prior": 10.0}, extractor="inception", n_fake=500),
+                     data={"limit": 400}, mse=0.01)
+    changes = {c.key: c for c in score_changes(old, other)}
+    refused = changes["evaluate.prior.frechet"]
+    assert refused.change is None and refused.old == 30.0 and refused.new == 10.0
+    assert "feature extractor classifier vs inception" in refused.reason
+    assert "generated images 64 vs 500" in refused.reason
+    assert changes["reconstruction.mse"].change is None and "data.limit None vs 400" in changes["reconstruction.mse"].reason
+
+
+def test_diff_table_lists_config_changes_then_score_changes(make_run):
+    old = make_run("old", frechet={"prior": 30.0}, mse=0.02)
+    new = make_run("new", frechet={"prior": 25.0, "kde": 20.0}, mse=0.03, model={"kl_weight": 4.0}, parent="old")
+    table = diff_table(old, new)
+    assert table.header == ["quantity", "old", "new", "change (new - old)"]
+    assert table.rows[0] == ["config: model.kl_weight", 1.0, 4.0, ""]
+    assert ["Fréchet distance (classifier features), prior", 30.0, 25.0, -5.0] in table.rows
+    assert table.rows[-1][-1] == "only in new"                    # scores of one run only come last
+    assert table.notes == ["Protocol: classifier features (weights classifier-w), 40 real mnist test images "
+                           "vs 64 generated, seed 0."]
+
+
+def test_compare_table_shows_what_varies_and_the_headline_scores(make_run):
+    runs = [make_run(f"z{d}", frechet={"prior": 40.0 - d}, mse=0.1 / d, model={"latent_dim": d}) for d in (2, 4, 8)]
+    table = compare_table(runs)
+    assert table.header == ["quantity", "z2", "z4", "z8"]
+    assert table.rows[0] == ["config: model.latent_dim", 2, 4, 8]
+    labels = [row[0] for row in table.rows]
+    assert "Fréchet distance (classifier features), prior" in labels and "reconstruction error (MSE per pixel)" in labels
+    assert not any("log-likelihood" in label for label in labels)           # only with all_scores
+    assert any("log-likelihood" in row[0] for row in compare_table(runs, all_scores=True).rows)
+
+
+def test_cli_diff_and_compare_export(make_run, tmp_path, capsys):
+    a = make_run("a", frechet={"prior": 30.0}, mse=0.02)
+    b = make_run("b", frechet={"prior": 20.0}, mse=0.01, seed=3)
+    assert main(["runs", "diff", str(a.path), str(b.path), "--format", "csv"]) == 0
+    rows = [r for r in csv.reader(io.StringIO(capsys.readouterr().out)) if r and not r[0].startswith("#")]
+    assert ["config: seed", "0", "3", ""] in rows
+    assert ["Fréchet distance (classifier features), prior", "30.0", "20.0", "-10.0"] in rows
+    out = tmp_path / "exports" / "table.tex"
+    assert main(["compare", str(a.path), str(b.path), "--out", str(out)]) == 0      # the `compare` alias
+    assert "\\begin{tabular}" in out.read_text() and "\\footnotetext{Protocol: classifier" in out.read_text()
+    assert main(["runs", "compare", str(a.path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("runs: expected at least 2 runs to compare, got 1")

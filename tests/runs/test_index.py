@@ -1,0 +1,80 @@
+"""`runs list`: one row per run folder, filtered and sorted, and never broken by a removed or damaged folder."""
+
+import json
+import os
+import shutil
+
+from latentatlas.cli import main
+from latentatlas.runs.index import list_rows, list_table, summarize
+from latentatlas.runs.notes import add_tags
+
+
+def test_a_row_has_stages_headline_tags_date_and_parent(make_run):
+    run = make_run("a", frechet={"prior": 30.0, "gmm_k-3": 20.0}, mse=0.02, parent="root", model={"latent_dim": 8})
+    (run.samples_dir).mkdir()
+    for name in ("prior", "gmm_k-3", "kde"):
+        (run.samples_dir / f"{name}.npz").write_bytes(b"")
+    run.update_metrics("geometry", {"active_units": 3})
+    add_tags(run, ["baseline"])
+    row = summarize(run)
+    assert (row["family"], row["data"], row["latent_dim"], row["parent"]) == ("vae", "mnist", 8, "root")
+    assert row["stages"] == {"train": "", "encode": "", "sample": "done", "evaluate": "2/3", "interpolate": "",
+                             "attributes": "", "geometry": "done", "report": ""}
+    assert row["score"] == 20.0 and row["sampler"] == "gmm:k=3" and row["headline"] == "FD 20 (gmm:k=3)"
+    assert row["protocol"] == "classifier, test: 40 real / 64 generated"
+    assert row["tags"] == ["baseline"] and row["date"][:2] == "20"
+    terminal = list_table([row]).rows[0]
+    assert "sample evaluate(2/3) geometry" in terminal
+
+
+def test_filter_by_config_and_tag_and_sort_by_a_score(make_run):
+    for name, fd, family in (("b", 30.0, "vae"), ("a", 10.0, "ae"), ("c", 20.0, "vae")):
+        make_run(name, frechet={"prior": fd}, model={"family": family})
+    add_tags(make_run("untested", model={"family": "vae"}), ["wip"])
+    runs_dir = make_run.runs_dir
+    assert [r["name"] for r in list_rows(runs_dir, sort="frechet")] == ["a", "c", "b", "untested"]
+    assert [r["name"] for r in list_rows(runs_dir, sort="-evaluate.prior.frechet")] == ["b", "c", "a", "untested"]
+    assert [r["name"] for r in list_rows(runs_dir, where=["model.family=vae"], sort="name")] == ["b", "c", "untested"]
+    assert [r["name"] for r in list_rows(runs_dir, tags=["wip"])] == ["untested"]
+
+
+def test_bad_filters_are_one_line_errors(make_run, capsys):
+    make_run("a", frechet={"prior": 30.0})
+    runs_dir = str(make_run.runs_dir)
+    assert main(["runs", "list", runs_dir, "--where", "model.famly=vae"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--where: unknown config key 'model.famly'" in err and "model.family" in err
+    assert main(["runs", "list", runs_dir, "--sort", "evaluate.prior.recal"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--sort: no run has a score 'evaluate.prior.recal'" in err and "evaluate.prior.recall" in err
+    assert main(["runs", "list", runs_dir, "--where", "novalue"]) == 2
+    assert "--where: expected key=value" in capsys.readouterr().err
+    for command in ("list", "tree"):
+        assert main(["runs", command, runs_dir + "-typo"]) == 2
+        assert f"FOLDER: no such folder '{runs_dir}-typo'" in capsys.readouterr().err
+
+
+def test_removed_or_damaged_folders_never_break_the_list(make_run, capsys):
+    make_run("parent", frechet={"prior": 30.0})
+    make_run("child", parent="parent")
+    broken = make_run("broken")
+    broken.metrics_path.write_text("{not json")
+    shutil.rmtree(make_run.runs_dir / "parent")
+    (make_run.runs_dir / "half-removed").mkdir()                  # a folder without config.yaml is not a run
+    assert main(["runs", "list", str(make_run.runs_dir), "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"child", "broken"}
+    assert rows["child"]["parent"] == "parent" and rows["broken"]["error"].startswith("unreadable: JSONDecodeError")
+    assert main(["runs", "tree", str(make_run.runs_dir)]) == 0
+    assert "child  (parent 'parent' not found)" in capsys.readouterr().out.splitlines()
+    assert main(["list", str(make_run.runs_dir)]) == 0                          # the `list` alias
+
+
+def test_report_older_than_the_results_is_stale(make_run):
+    run = make_run("a", frechet={"prior": 30.0})
+    run.report_path.write_text("<html></html>")
+    os.utime(run.report_path, (1, 1))
+    assert summarize(run)["stages"]["report"] == "stale"
+    os.utime(run.report_path)
+    os.utime(run.metrics_path, (1, 1))
+    assert summarize(run)["stages"]["report"] == "done"
