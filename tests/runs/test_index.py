@@ -64,7 +64,8 @@ def test_removed_or_damaged_folders_never_break_the_list(make_run, capsys):
     assert main(["runs", "list", str(make_run.runs_dir), "--format", "json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"child", "broken"}
-    assert rows["child"]["parent"] == "parent" and rows["broken"]["error"].startswith("unreadable: JSONDecodeError")
+    assert rows["child"]["parent"] == "parent" and rows["broken"]["error"].startswith("unreadable: ")
+    assert "metrics.json" in rows["broken"]["error"]
     assert main(["runs", "tree", str(make_run.runs_dir)]) == 0
     assert "child  (parent 'parent' not found)" in capsys.readouterr().out.splitlines()
     assert main(["list", str(make_run.runs_dir)]) == 0                          # the `list` alias

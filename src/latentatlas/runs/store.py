@@ -272,19 +272,3 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
-
-
-def compare_runs(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
-    """Rows of (key, value per run) for config keys that differ and every scalar metric."""
-    configs = [flatten(r.config_dict()) for r in runs]
-    metrics = [{k: v for k, v in flatten(r.read_metrics()).items() if isinstance(v, (int, float))} for r in runs]
-    rows: list[list[Any]] = []
-    for key in sorted(set().union(*configs)):
-        values = [c.get(key) for c in configs]
-        if key not in ("name",) and any(v != values[0] for v in values):
-            rows.append([f"config.{key}", *values])
-    for key in sorted(set().union(*metrics)):
-        if "protocol" in key:
-            continue
-        rows.append([key, *[m.get(key) for m in metrics]])
-    return ["key", *[r.name for r in runs]], rows
