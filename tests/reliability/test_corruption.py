@@ -97,6 +97,16 @@ def _assert_one_error_naming(err: str, file: Path, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+def _assert_stage_refuses(run: Path, cli, damaged: Path, kept: tuple[str, ...], *command: str) -> None:
+    """``latentatlas COMMAND RUN ...`` on a run with ``damaged`` exits 2 with one line naming that file and
+    leaves the files under ``kept`` as they were."""
+    before = _snapshot(run, kept)
+    code, _, err = cli(command[0], run, *command[1:])
+    assert code == 2
+    _assert_one_error_naming(err, damaged)
+    assert _snapshot(run, kept) == before
+
+
 TORCH_DAMAGE = [empty, truncated, text, flipped_torch_bytes, wrong_hash_torch]
 NPZ_DAMAGE = [empty, truncated, text, flipped_npz_bytes, wrong_hash_npz]
 
@@ -106,11 +116,7 @@ NPZ_DAMAGE = [empty, truncated, text, flipped_npz_bytes, wrong_hash_npz]
 def test_a_damaged_checkpoint_stops_encode(run_copy, cli, damage):
     best = run_copy / "checkpoints" / "best.pt"
     damage(best)
-    before = _snapshot(run_copy, ("latents.npz", "samples", "metrics.json"))
-    code, _, err = cli("encode", run_copy)
-    assert code == 2
-    _assert_one_error_naming(err, best)
-    assert _snapshot(run_copy, ("latents.npz", "samples", "metrics.json")) == before
+    _assert_stage_refuses(run_copy, cli, best, ("latents.npz", "samples", "metrics.json"), "encode")
 
 
 def test_a_checkpoint_with_non_finite_weights_stops_encode(run_copy, cli):
@@ -157,11 +163,8 @@ def test_a_damaged_sampler_is_refused_naming_the_file(run_copy, damage):
 def test_damaged_latents_stop_sample(run_copy, cli, damage):
     latents = run_copy / "latents.npz"
     damage(latents)
-    before = _snapshot(run_copy, ("checkpoints", "samples", "samplers"))
-    code, _, err = cli("sample", run_copy, "--sampler", "gaussian", "--n", "8")
-    assert code == 2
-    _assert_one_error_naming(err, latents)
-    assert _snapshot(run_copy, ("checkpoints", "samples", "samplers")) == before
+    _assert_stage_refuses(run_copy, cli, latents, ("checkpoints", "samples", "samplers"),
+                          "sample", "--sampler", "gaussian", "--n", "8")
 
 
 @pytest.mark.parametrize("problem", ["nan_codes", "no_codes"])
@@ -197,11 +200,7 @@ def float_images(path: Path) -> None:
 def test_damaged_samples_stop_evaluate(run_copy, cli, damage):
     samples = run_copy / "samples" / "prior.npz"
     damage(samples)
-    before = _snapshot(run_copy, ("checkpoints", "latents.npz", "samples"))
-    code, _, err = cli("evaluate", run_copy)
-    assert code == 2
-    _assert_one_error_naming(err, samples)
-    assert _snapshot(run_copy, ("checkpoints", "latents.npz", "samples")) == before
+    _assert_stage_refuses(run_copy, cli, samples, ("checkpoints", "latents.npz", "samples"), "evaluate")
 
 
 # -- metrics.json -> report, evaluate -------------------------------------------------------------------

@@ -11,7 +11,6 @@ implement ``build_network(d)``, ``training_loss(net, *batch, generator)`` and ``
 
 from __future__ import annotations
 
-import hashlib
 import math
 import logging
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.fileio import torch_load, torch_save
+from latentatlas.fileio import content_hash, torch_load, torch_save
 from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
 from latentatlas.validate import check_choice, check_number
@@ -28,13 +27,6 @@ from latentatlas.validate import check_choice, check_number
 log = logging.getLogger(__name__)
 
 LEARNED_DEFAULTS = dict(iters=3000, batch_size=256, lr=1e-3, lr_decay="cosine", ema=0.999, checkpoint_every=500)
-
-
-def codes_hash(z: torch.Tensor) -> str:
-    """Identity of a code matrix (shape and bytes): a resumed fit must be on the same codes."""
-    h = hashlib.sha256(f"{tuple(z.shape)}|{z.dtype}".encode())
-    h.update(z.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class LearnedSampler(LatentSampler):
@@ -82,7 +74,8 @@ class LearnedSampler(LatentSampler):
             net = self.build_network(x.shape[1]).to(x.device)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         average = make_ema(net)
-        key = {"codes": codes_hash(z), "params": self.get_params(), "name": self.name}
+        # a resumed fit must be on the same codes, with the same hyperparameters
+        key = {"codes": content_hash(z)[:16], "params": self.get_params(), "name": self.name}
         start, history = self._resume(checkpoint, key, net, average, opt, g)
         for it in range(start, self.iters):
             rows = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g).to(x.device)
