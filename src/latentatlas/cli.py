@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only; the explorer has no login)")
     p.add_argument("--max-points", type=int, default=5000, help="codes drawn on the map at most (default: 5000)")
+    p = sub.add_parser("study", help="answer a research question on runs: a table, plots and findings in "
+                       "RUN/studies/NAME/ (resumable)")
+    p.add_argument("name", help="the study: gmm-k, components, kde-bandwidth, regularisation, latent-dim, "
+                   "reprojection, interpolation, self-consuming")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); a one-model study runs once per run")
+    p.add_argument("--config", default=None, help="a study config (e.g. configs/studies/gmm-k.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a setting, e.g. --set seeds=1 or --set ks=[1,10,100] (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="recompute every cell instead of resuming")
     cli_runs.add_parsers(sub)
     sub.add_parser("env", help="versions, device and git revision, for bug reports (JSON)")
     return parser
@@ -209,6 +218,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from latentatlas.explore import serve
 
         serve(Run.open(args.run), host=args.host, port=args.port, max_points=args.max_points)
+    elif cmd == "study":
+        _study(args)
     elif cmd in ("runs", "derive", "list", "compare"):
         return cli_runs.dispatch(args)
     elif cmd == "env":
@@ -240,6 +251,24 @@ def _analysis(args: argparse.Namespace) -> None:
         result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)
     print(json.dumps(result, indent=2, default=str))
     print(f"report: {write_report(run)}", file=sys.stderr)
+
+
+def _study(args: argparse.Namespace) -> None:
+    """One study on the runs (once per run unless the study compares runs); prints findings and folders."""
+    from latentatlas.runs.report import write_report
+    from latentatlas.runs.session import as_session
+    from latentatlas.studies import STUDIES, StudyContext, load_settings, run_study
+
+    settings = load_settings(args.name, args.config, args.overrides)
+    sessions = [as_session(r) for r in args.runs]
+    contexts = [StudyContext.from_session(s, s.run.path, n_real=settings.n_real) for s in sessions]
+    groups = [contexts] if STUDIES.get(args.name).multi_run else [[c] for c in contexts]
+    for group in groups:
+        result = run_study(args.name, group, settings, fresh=args.fresh)
+        for line in result.findings:
+            print(f"- {line}")
+        print(result.folder / "summary.md")
+        print(f"report: {write_report(sessions[contexts.index(group[0])].run)}", file=sys.stderr)
 
 
 def _demo_analyses(run) -> None:

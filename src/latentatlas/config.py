@@ -112,7 +112,8 @@ class RunConfig:
             object.__setattr__(self, "sample", dataclasses.replace(self.sample, samplers=samplers))
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    """The dataclass ``cls`` built strictly from ``values`` (unknown keys and wrong types name ``where.key``)."""
     if not isinstance(values, dict):
         raise ValueError(f"{where or 'config'}: expected a mapping, got {type(values).__name__} {values!r}")
     hints = get_type_hints(cls)
@@ -127,7 +128,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         if hint is ModelConfig:
             kwargs[key] = model_config_from_dict(value or {}, path)
         elif is_dataclass(hint):
-            kwargs[key] = _build(hint, value or {}, path)
+            kwargs[key] = build_section(hint, value or {}, path)
         elif hint in (tuple, "tuple") or getattr(hint, "__origin__", None) is tuple:
             kwargs[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
         else:
@@ -188,7 +189,7 @@ def model_config_from_dict(values: dict[str, Any], where: str = "model") -> Mode
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown} for family {name!r}; expected some of {sorted(known)}")
-    return _build(family.config, {**values, "family": name}, where)
+    return build_section(family.config, {**values, "family": name}, where)
 
 
 def migrate_model_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def migrate_model_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_dict(values: dict[str, Any]) -> RunConfig:
-    return _build(RunConfig, values, "")
+    return build_section(RunConfig, values, "")
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from latentatlas.fileio import write_text
 from latentatlas.runs.figures import config_hash, save_health_figure, save_line_plot
 from latentatlas.runs.notes import run_tags
-from latentatlas.runs.report_analyses import analysis_sections
+from latentatlas.runs.report_analyses import analysis_sections, study_sections
 from latentatlas.runs.report_html import (columns_table, details, e, figure, page, protocol_table, quantity_table,
                                           table, transposed_table)
 from latentatlas.runs.report_overview import answer_section, lineage_section, notes_section
@@ -25,7 +25,7 @@ def write_report(run: Run) -> Path:
     captions = metrics.get("figures", {})
     parts = [_header(run), answer_section(run, metrics), lineage_section(run), notes_section(run), _what_was_run(run),
              _training(run, metrics), _samplers(run, metrics, captions), _evaluation(metrics),
-             *analysis_sections(run, metrics, captions)]
+             *analysis_sections(run, metrics, captions), *study_sections(run)]
     write_text(run.report_path, page(f"{run.name} — latentatlas", parts))
     return run.report_path
 

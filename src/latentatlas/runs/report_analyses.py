@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentatlas.runs.report_html import columns_table, details, e, figure, quantity_table
+from latentatlas.runs.report_html import table as html_table
 from latentatlas.runs.store import Run
 
 INTERPOLATION_COLUMNS = ("midpoint_fd", "step_cv", "cycle_error_mean", "realism_mean", "path_length")
@@ -82,3 +83,28 @@ def _generic(run: Run, section: str, values: dict, captions: dict[str, str]) -> 
     figures = "".join(figure(run.figures_dir, n, captions.get(n, "")) for n in names)
     return f"<h2>{e(section.replace('_', ' ').capitalize())}</h2>" + quantity_table(values) + figures
 
+
+
+def study_sections(run: Run) -> list[str]:
+    """One section per study in RUN/studies/: the question, the findings, the table and the plots."""
+    from latentatlas.studies.runner import read_study
+
+    out = []
+    for folder in sorted((run.path / "studies").glob("*/")) if (run.path / "studies").is_dir() else []:
+        if not (folder / "study.json").is_file():
+            continue
+        try:
+            study = read_study(folder)
+        except ValueError as exc:
+            out.append(f"<h2>Study {e(folder.name)}</h2><p>{e(exc)}</p>")
+            continue
+        t = study.get("table", {})
+        prefix = f"studies/{folder.name}/"
+        findings = "".join(f"<li>{e(line)}</li>" for line in study.get("findings", []))
+        figures = "".join(figure(folder, n, c, href_prefix=prefix) for n, c in study.get("figures", {}).items())
+        notes = "".join(f"<p class=note>{e(n)}</p>" for n in t.get("notes", []))
+        out.append(f"<h2>Study {e(study.get('study', folder.name))}</h2><p><b>{e(study.get('question', ''))}</b></p>"
+                   f"<ul>{findings}</ul>{figures}"
+                   + details(f"table ({len(t.get('rows', []))} rows, {study.get('seconds', 0):.0f} s of cells)",
+                             html_table(t.get("header", []), t.get("rows", [])) + notes, open_=True))
+    return out
