@@ -1,0 +1,65 @@
+"""gmm-k on a known 5-component mixture: held-out likelihood and BIC pick k = 5; findings agree with the
+table; settings are validated."""
+
+import re
+
+import pytest
+
+from latentatlas.studies import load_settings, run_study
+from latentatlas.studies.gmm_k import GmmK
+
+
+@pytest.fixture
+def result(mixture_context):
+    settings = load_settings("gmm-k", overrides=["ks=[1,2,3,5,8,12]", "seeds=2", "n_samples=800"])
+    return run_study("gmm-k", [mixture_context], settings)
+
+
+def test_heldout_likelihood_and_bic_pick_the_true_number_of_components(result):
+    picks = GmmK().picks(result.rows)
+    assert picks["held-out likelihood"]["k"] == 5
+    assert picks["BIC"]["k"] == 5
+    assert len(result.rows) == 12 and {r["k"] for r in result.rows} == {1, 2, 3, 5, 8, 12}
+
+
+def test_findings_name_the_k_the_table_marks(result):
+    header = result.table.header
+    picked = {row[0]: row[header.index("picked by")] for row in result.table.rows}
+    for line in result.findings[:3]:
+        name, k = re.match(r"(.+?) picks k=(\d+)", line).groups()
+        assert name in picked[int(k)]
+    by_bic = min(result.table.rows, key=lambda r: r[header.index("BIC")])[0]
+    assert "BIC" in picked[by_bic]
+
+
+def test_outputs_are_written(result):
+    for name in ("config.yaml", "cells.jsonl", "table.csv", "table.md", "study.json", "summary.md", "gmm-k.png"):
+        assert (result.folder / name).is_file(), name
+    lines = (result.folder / "table.csv").read_text().splitlines()
+    assert lines[0].startswith("k,Fréchet distance") and sum(line[:1].isdigit() for line in lines) == 6
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ks=[0,5]", "gmm-k.ks: expected an int >= 1, got 0"),
+    ("ks=[]", "gmm-k.ks: expected a non-empty list"),
+    ("seeds=0", "gmm-k.seeds: expected an int >= 1, got 0"),
+    ("covariance=round", "gmm-k.covariance: expected one of"),
+    ("bandwidth=3", "gmm-k: unknown key(s) ['bandwidth']"),
+])
+def test_bad_settings_are_one_clear_error(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_settings("gmm-k", overrides=[override])
+
+
+def test_a_config_file_of_another_study_is_refused(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text("study: kde-bandwidth\nsettings: {}\n")
+    with pytest.raises(ValueError, match="expected a config of study 'gmm-k'"):
+        load_settings("gmm-k", path)
+
+
+def test_the_shipped_config_loads():
+    from pathlib import Path
+
+    settings = load_settings("gmm-k", Path(__file__).parents[2] / "configs" / "studies" / "gmm-k.yaml")
+    assert settings.ks[-1] == 500 and settings.seeds == 3
