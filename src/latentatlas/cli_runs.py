@@ -10,7 +10,7 @@ OUTPUT_FORMATS = ("table", "md", "csv", "tex", "html")
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``runs ...``, ``derive`` and the aliases ``list`` and ``compare``."""
-    runs = sub.add_parser("runs", help="the runs of a folder: list, tree, diff, compare, note, tag")
+    runs = sub.add_parser("runs", help="the runs of a folder: list, tree, diff, compare, note, tag, studies")
     group = runs.add_subparsers(dest="runs_command", required=True)
     _list_args(group.add_parser("list", help="one row per run: stages, headline score, tags, date, parent"))
     p = group.add_parser("tree", help="the family tree of the runs (parent -> derived runs) and what each changed")
@@ -29,6 +29,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("tags", nargs="+", metavar="TAG")
     p.add_argument("--remove", action="store_true", help="remove the tags instead")
+
+    p = group.add_parser("studies", help="the studies of a folder of runs; --html writes a gallery page")
+    p.add_argument("runs_dir", nargs="?", default="runs", help="folder of run folders (default: runs)")
+    p.add_argument("--html", default=None, help="write one page with every study (plots inside)")
+    _output_args(p)
 
     p = sub.add_parser("derive", help="a new run from PARENT's config with changes; records the parent")
     p.add_argument("parent", help="the run folder to derive from")
@@ -69,7 +74,7 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the ``runs``/``derive``/``list``/``compare`` command parsed into ``args``."""
     command = args.runs_command if args.command == "runs" else args.command
     handler = {"list": _list, "tree": _tree, "diff": _diff, "compare": _compare, "note": _note, "tag": _tag,
-               "derive": _derive}[command]
+               "studies": _studies, "derive": _derive}[command]
     return handler(args) or 0
 
 
@@ -94,6 +99,17 @@ def _list(args: argparse.Namespace) -> None:
     table = list_table(rows, wide=args.out is not None or args.format != "table")
     if not rows:
         print(f"no runs in {args.runs_dir!r}" + (" match" if args.where or args.tag else ""), file=sys.stderr)
+    _emit(table, args)
+
+
+def _studies(args: argparse.Namespace) -> None:
+    from latentatlas.studies.gallery import studies_table, write_gallery
+
+    if args.html:
+        print(write_gallery(args.runs_dir, args.html))
+    table = studies_table(args.runs_dir)
+    if not table.rows:
+        print(f"no studies in {args.runs_dir!r}", file=sys.stderr)
     _emit(table, args)
 
 

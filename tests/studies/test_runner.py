@@ -95,3 +95,15 @@ def test_bad_input_is_one_line_and_exit_2(tiny_run, capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("latentatlas: error:") and message in err[-1]
+
+
+def test_the_gallery_lists_every_study_of_a_runs_folder(tiny_run, tmp_path, capsys):
+    assert main(["study", "gmm-k", str(tiny_run), "--set", "ks=[1,2]", "--set", "seeds=1",
+                 "--set", "n_samples=64"]) == 0
+    capsys.readouterr()
+    page = tmp_path / "gallery.html"
+    assert main(["runs", "studies", str(tiny_run.parent), "--html", str(page), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny,gmm-k,2," in out
+    html = page.read_text()
+    assert "Is the number of GMM components" in html and html.count("data:image/png;base64,") == 1
