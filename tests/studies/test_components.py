@@ -91,7 +91,7 @@ def test_settings_are_checked():
 TINY = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 400},
         "model": {"family": "vae", "latent_dim": 4, "width": 8},
         "train": {"epochs": 1, "batch_size": 64, "progress": False}, "sample": {"samplers": ["prior"], "n": 64},
-        "evaluate": {"metrics": ["frechet"], "n_real": 1000, "extractor": "pixels"}}
+        "evaluate": {"metrics": ["frechet"], "n_real": 1000}}
 
 
 def test_cli_on_a_trained_run(tmp_path, capsys):

@@ -28,18 +28,16 @@ def lattice_study(tmp_path_factory):
     return run_study("kde-bandwidth", [ctx], settings)
 
 
-def _copy_by_factor(rows):
-    return [sum(r["copy_fraction"] for r in rows if r["factor"] == f) / SEEDS for f in FACTORS]
-
-
 def test_copy_fraction_rises_as_the_bandwidth_falls(lattice_study):
-    copy = _copy_by_factor(lattice_study.rows)
+    factors = [0.0, *FACTORS]       # factor 0: the training points themselves, every one a copy
+    copy = [sum(r["copy_fraction"] for r in lattice_study.rows if r["factor"] == f) / SEEDS for f in factors]
+    assert copy[0] == 1.0
     # The kernel noise at 0.05 x Scott (0.04) is a third of the held-out 5 % nearest-neighbour distance
     # (~0.13 for unit density), so P(copy) = P(Rayleigh < 3) ~ 0.99.
-    assert copy[0] > 0.95
+    assert copy[1] > 0.95
     # Monotone up to sampling noise: each mean is over SEEDS * N Bernoulli draws, so allow 3 sd of the
     # difference of two such means (common random numbers across factors make the real noise smaller).
-    for f_small, f_big, c_small, c_big in zip(FACTORS, FACTORS[1:], copy, copy[1:]):
+    for f_small, f_big, c_small, c_big in zip(factors, factors[1:], copy, copy[1:]):
         p = max(c_small, c_big)
         tolerance = 3 * math.sqrt(2 * p * (1 - p) / (SEEDS * N))
         assert c_big <= c_small + tolerance, (f_small, c_small, f_big, c_big)
@@ -56,7 +54,7 @@ def test_findings_name_the_rows_the_table_marks(lattice_study):
     marks = [row[-1] for row in table.rows]
     factors, fd, copy = _column(table, "factor"), _column(table, "Fréchet distance"), _column(table, "copy fraction")
     best = next(i for i, m in enumerate(marks) if "best FD" in m)
-    assert fd[best] == min(fd)
+    assert fd[best] == min(fd[1:])      # among the KDE rows (factor > 0)
     assert findings[0].startswith(f"Fréchet distance is lowest at {fmt_number(factors[best])} x Scott's bandwidth")
     scott = factors.index(1.0)
     assert "Scott's rule" in marks[scott]
@@ -65,8 +63,11 @@ def test_findings_name_the_rows_the_table_marks(lattice_study):
     assert "copying onset" in marks[onset] and sum("copying onset" in m for m in marks) == 1
     assert f"the largest factor where it exceeds {fmt_number(threshold)}" in findings[1]
     assert f"is {fmt_number(factors[onset])} x" in findings[1]
-    mostly = max(i for i in range(len(factors)) if copy[i] > 0.5)
-    assert f"exceeds 0.5 up to {fmt_number(factors[mostly])} x" in findings[2]
+    assert factors[0] == 0 and "training codes (bandwidth 0)" in marks[0]
+    assert f"have copy fraction {fmt_number(copy[0])}; " in findings[2]
+    mostly = max(i for i in range(1, len(factors)) if copy[i] > 0.5 * copy[0])
+    assert "of bandwidth 0" in marks[mostly]
+    assert f"({fmt_number(0.5 * copy[0])}) up to {fmt_number(factors[mostly])} x" in findings[2]
     inside = factors[best] <= factors[onset]
     assert ("inside the copying regime" if inside else "outside the copying regime") in findings[3]
 
@@ -80,7 +81,7 @@ def test_settings_are_checked():
 TINY = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 400},
         "model": {"family": "vae", "latent_dim": 4, "width": 8},
         "train": {"epochs": 1, "batch_size": 64, "progress": False}, "sample": {"samplers": ["prior"], "n": 64},
-        "evaluate": {"metrics": ["frechet"], "n_real": 1000, "extractor": "pixels"}}
+        "evaluate": {"metrics": ["frechet"], "n_real": 1000}}
 
 
 def test_cli_on_a_trained_run(tmp_path, capsys):
@@ -96,4 +97,4 @@ def test_cli_on_a_trained_run(tmp_path, capsys):
     for name in ("study.json", "table.csv", "table.md", "summary.md", "kde-bandwidth.png", "cells.jsonl"):
         assert (folder / name).is_file(), name
     assert "- Fréchet distance is lowest at" in out and "- Copy fraction is" in out
-    assert len((folder / "cells.jsonl").read_text().splitlines()) == 2
+    assert len((folder / "cells.jsonl").read_text().splitlines()) == 3      # factors 0, 0.05 and 1
