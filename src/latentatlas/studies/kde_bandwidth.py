@@ -143,7 +143,8 @@ class KdeBandwidth(Study):
         panel_plot(folder / "kde-bandwidth.png", a["kde"], "factor", [p for p in panels if p[1]],
                    xlabel="bandwidth / Scott's rule", logx=True, marks=marks)
         zero = a["zero"]
-        reference = ", ".join(f"{k.replace('_', ' ')} {fmt_number(zero[k])}" for k in ("frechet", *memo))
+        names = {"frechet": "Fréchet distance", "copy_fraction": "copy fraction", "nn_train_ratio": "nn-train ratio"}
+        reference = ", ".join(f"{names[k]} {fmt_number(zero[k])}" for k in ("frechet", *memo))
         return {"kde-bandwidth.png": "Fréchet distance, precision and recall, copy fraction and nearest-training "
                                      "distance ratio of decoded KDE samples, and held-out log-likelihood against "
                                      "the bandwidth factor (mean ± sd over seeds); dashed: the best-FD factor and "
