@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-import yaml
 
 from latentatlas.cli import main
 from latentatlas.runs.tables import fmt_number
@@ -88,18 +87,8 @@ def test_settings_are_checked():
             load_settings("components", overrides=[bad])
 
 
-TINY = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 400},
-        "model": {"family": "vae", "latent_dim": 4, "width": 8},
-        "train": {"epochs": 1, "batch_size": 64, "progress": False}, "sample": {"samplers": ["prior"], "n": 64},
-        "evaluate": {"metrics": ["frechet"], "n_real": 1000}}
-
-
-def test_cli_on_a_trained_run(tmp_path, capsys):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp_path)}))
-    assert main(["run", str(path)]) == 0
-    capsys.readouterr()
-    run = tmp_path / "tiny"
+def test_cli_on_a_trained_run(tiny_run, capsys):
+    run = tiny_run
     assert main(["study", "components", str(run), "--set", "k=3", "--set", "n_per=16", "--set", "n_real=200"]) == 0
     out = capsys.readouterr().out
     folder = run / "studies" / "components"
