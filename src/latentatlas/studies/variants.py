@@ -73,6 +73,10 @@ def variant_config(parent: RunConfig, *, name: str, runs_dir: Path, parent_path:
     known = {f.name for f in fields(MODELS.get(family).config)}
     values["model"] = {k: v for k, v in {**values["model"], **model, "family": family}.items() if k in known}
     values["train"].update(epochs=int(epochs), max_steps=None, max_minutes=None)
+    if values["model"].get("kl_weight") and values["model"].get("kl_warmup_epochs", 0) >= epochs:
+        log.warning("variant %s: its KL warm-up (%s epochs) lasts the whole budget of %d epoch(s), so the KL "
+                    "weight never reaches %s", name, values["model"]["kl_warmup_epochs"], epochs,
+                    values["model"]["kl_weight"])
     if limit is not None:
         values["data"]["limit"] = min(limit, parent.data.limit or limit)
     values.update(name=name, runs_dir=str(runs_dir), parent=str(parent_path), track=None)
@@ -201,6 +205,8 @@ def trend_text(rows: list[dict[str, Any]], x: str, y: str, *, label: str, x_labe
     from latentatlas.runs.tables import fmt_number
 
     t = trend(rows, x, y)
+    if t["first"] is t["last"]:
+        return f"{label}: {fmt_number(t['first'][y])} at {x_label}={fmt_number(t['first'][x])} (one point: no trend)"
     rho = f"Spearman ρ = {t['rho']:+.2f}; " if t["rho"] == t["rho"] else ""
     return (f"{label} {t['word']} with {x_label} ({rho}{x_label}={fmt_number(t['first'][x])}: "
             f"{fmt_number(t['first'][y])} -> {x_label}={fmt_number(t['last'][x])}: {fmt_number(t['last'][y])})")
