@@ -5,6 +5,7 @@ from latentatlas.studies import components  # noqa: F401
 from latentatlas.studies import gmm_k  # noqa: F401  (registers the study)
 from latentatlas.studies import kde_bandwidth  # noqa: F401
 from latentatlas.studies import self_consuming  # noqa: F401  (registers the study)
+from latentatlas.studies import latent_dim, regularisation  # noqa: F401  (register the studies)
 from latentatlas.studies.base import STUDIES, Study, StudyContext, StudySettings
 from latentatlas.studies.judge import Judge
 from latentatlas.studies.runner import load_settings, run_study
