@@ -2,6 +2,7 @@
 findings computed from the table into ``RUN/studies/NAME/`` (see :mod:`~latentatlas.studies.base`)."""
 
 from latentatlas.studies import gmm_k  # noqa: F401  (registers the study)
+from latentatlas.studies import interpolation, reprojection  # noqa: F401  (register the studies)
 from latentatlas.studies.base import STUDIES, Study, StudyContext, StudySettings
 from latentatlas.studies.judge import Judge
 from latentatlas.studies.runner import load_settings, run_study
