@@ -4,6 +4,7 @@ trained runs through the CLI giving one table in the first run's folder."""
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,6 +84,8 @@ def test_the_midpoint_is_the_middle_frame(tmp_path):
 
 
 def test_settings_are_checked():
+    config = Path(__file__).resolve().parents[2] / "configs" / "studies" / "interpolation.yaml"
+    assert load_settings("interpolation", config) == STUDIES.get("interpolation").Settings()     # the config holds the defaults
     with pytest.raises(ValueError, match="interpolation.steps"):
         load_settings("interpolation", overrides=["steps=8"])
     with pytest.raises(ValueError, match="interpolation.methods"):

@@ -2,6 +2,7 @@
 measures no finished step again, and a tiny trained run through the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,8 @@ def test_more_steps_resume_without_measuring_finished_steps_again(tmp_path):
 
 
 def test_settings_are_checked():
+    config = Path(__file__).resolve().parents[2] / "configs" / "studies" / "reprojection.yaml"
+    assert load_settings("reprojection", config) == STUDIES.get("reprojection").Settings()     # the config holds the defaults
     with pytest.raises(ValueError, match="reprojection.steps"):
         load_settings("reprojection", overrides=["steps=0"])
     with pytest.raises(ValueError, match="reprojection.tol"):

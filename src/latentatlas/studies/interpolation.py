@@ -24,7 +24,7 @@ from latentatlas.latent import geodesic
 from latentatlas.latent import interpolate as interp
 from latentatlas.metrics import interpolation as quality
 from latentatlas.metrics.features import features_to_stats
-from latentatlas.metrics.frechet import frechet
+from latentatlas.metrics.frechet import FrechetReference, frechet
 from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, best, register
 from latentatlas.studies.plots import panel_plot
@@ -121,8 +121,12 @@ class Interpolation(Study):
         feats = ctx.judge.embed(frames.flatten(0, 1))[0].reshape(b, n, -1)
         inside = (ctx.judge.realism(feats.flatten(0, 1)) >= 1).reshape(b, n).double()
 
+        if (self.name, "real") not in ctx.cache:                   # the real covariance, factored once per run
+            ctx.cache[self.name, "real"] = FrechetReference(ctx.judge.real_stats)
+        real = ctx.cache[self.name, "real"]
+
         def fd(f: torch.Tensor) -> float:
-            return float(frechet(ctx.judge.real_stats, features_to_stats(f)))
+            return float(frechet(real, features_to_stats(f)))
 
         return {"midpoint_fd": fd(feats[:, n // 2]), "endpoint_fd": fd(feats[:, 0]), "inside": float(inside.mean()),
                 "inside_mid": float(inside[:, n // 2].mean()), "inside_curve": inside.mean(0).tolist()}
