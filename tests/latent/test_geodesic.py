@@ -35,6 +35,21 @@ def _off_great_circle(curve: torch.Tensor) -> tuple[float, float]:
     return worst_plane, worst_len
 
 
+def test_geodesic_paths_batch_pairs_independently():
+    one_batch = geo.optimise_geodesic(sphere, Z0, Z1, n_points=8, iters=40, lr=2e-2)
+    torch.testing.assert_close(geo.geodesic_paths(sphere, Z0, Z1, n_points=8, iters=40, lr=2e-2, batch_pairs=1),
+                               one_batch)
+
+
+def test_learned_paths_keep_the_endpoints():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.rand(64, 2, generator=g, dtype=torch.float64) + 0.5
+    curves = geo.learned_paths(sphere, codes, Z0, Z1, steps(6, dtype=torch.float64), iters=5, generator=g)
+    assert curves.shape == (2, 6, 2) and not curves.requires_grad
+    torch.testing.assert_close(curves[:, 0], Z0)
+    torch.testing.assert_close(curves[:, -1], Z1)
+
+
 def test_straight_line_is_off_the_great_circle():
     plane, length = _off_great_circle(lerp(Z0, Z1, steps(16, dtype=torch.float64)))
     assert plane > 0.1 and length > 0.02

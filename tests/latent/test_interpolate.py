@@ -116,6 +116,22 @@ def test_interpolate_paths_and_one_vs_many():
     torch.testing.assert_close(many[:, 0], a[0, 0].expand(5, 3))
 
 
+@pytest.mark.parametrize("method", ["lerp", "slerp"])
+def test_iterated_paths_run_through_the_grid_diagonal(method):
+    g = torch.Generator().manual_seed(0)
+    z0, z1, via0, via1 = torch.randn(4, 3, 2, generator=g, dtype=torch.float64)
+    t = it.steps(5, dtype=torch.float64)
+    path = it.iterated_paths(z0, z1, via0, via1, t, method=method)
+    assert path.shape == (3, 5, 2)
+    torch.testing.assert_close(path[:, 0], z0)
+    torch.testing.assert_close(path[:, -1], z1)
+    for b in range(3):      # the diagonal of the grid with corners z0, via0 (top), via1, z1 (bottom)
+        grid = it.interpolate_grid(torch.stack([z0[b], via0[b], via1[b], z1[b]]), 5, method=method)
+        torch.testing.assert_close(path[b], grid[torch.arange(5), torch.arange(5)])
+    if method == "lerp":    # the midpoint between the edge midpoints is the mean of the four codes
+        torch.testing.assert_close(path[:, 2], (z0 + z1 + via0 + via1) / 4)
+
+
 def test_validation_errors():
     with pytest.raises(ValueError, match="z1"):
         it.lerp(torch.zeros(2, 3), torch.zeros(2, 4), it.steps(3))

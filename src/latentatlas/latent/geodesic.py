@@ -7,7 +7,9 @@ E >= L^2 with equality for constant speed, so minimising E gives short, evenly p
 - :func:`optimise_geodesic` optimises the interior points of a curve with Adam, starting from lerp;
 - :class:`InterpolationNet` maps (z0, z1, t) to a point of a curve with the endpoints built in, trained by
   :func:`train_interpolation_net` on many pairs with a shortest-path (length) loss and a constant-speed
-  loss (after Geng et al. 2020, "Uniform interpolation constrained geodesic learning on data manifold").
+  loss (after Geng et al. 2020, "Uniform interpolation constrained geodesic learning on data manifold");
+- :func:`geodesic_paths` and :func:`learned_paths` give either kind of curve for many pairs at once (what the
+  interpolate stage and the interpolation study use).
 """
 
 from __future__ import annotations
@@ -152,3 +154,25 @@ def train_interpolation_net(decode: Decoder, codes: torch.Tensor, *, n_points: i
         if it % 50 == 0:
             log.debug("interpolation net %d: length %.4f speed %.4g", it, losses["length"], losses["speed"])
     return net.eval()
+
+
+def geodesic_paths(decode: Decoder, z0: torch.Tensor, z1: torch.Tensor, *, n_points: int = 9, iters: int = 200,
+                   lr: float = 5e-2, batch_pairs: int = 64) -> torch.Tensor:
+    """:func:`optimise_geodesic` for many pairs z0, z1 (B, d), ``batch_pairs`` pairs at a time (the pairs are
+    independent, so batching only bounds memory). -> curves (B, n_points, d), detached, on z0's device."""
+    if batch_pairs < 1:
+        raise ValueError(f"batch_pairs: expected >= 1, got {batch_pairs!r}")
+    if z0.shape != z1.shape or z0.ndim != 2:
+        raise ValueError(f"z1: expected the (B, d) shape of z0 {tuple(z0.shape)}, got {tuple(z1.shape)}")
+    return torch.cat([optimise_geodesic(decode, z0[s:s + batch_pairs], z1[s:s + batch_pairs], n_points=n_points,
+                                        iters=iters, lr=lr) for s in range(0, z0.shape[0], batch_pairs)])
+
+
+def learned_paths(decode: Decoder, train_codes: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, *,
+                  iters: int = 200, generator: torch.Generator | None = None, **train) -> torch.Tensor:
+    """Train an :class:`InterpolationNet` on pairs of ``train_codes`` (N, d) with ``len(t)`` points per curve
+    (:func:`train_interpolation_net`, keyword ``train`` passed on) and run it on the pairs z0, z1 (B, d) at
+    positions t (T,). -> curves (B, T, d), detached."""
+    net = train_interpolation_net(decode, train_codes, n_points=t.shape[0], iters=iters, generator=generator, **train)
+    with torch.no_grad():
+        return net(z0, z1, t.to(z0.device, z0.dtype))

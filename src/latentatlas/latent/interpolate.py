@@ -3,7 +3,7 @@
 Every interpolator is a pure function ``(z0 (B, d), z1 (B, d), t (T,)) -> (B, T, d)`` registered in
 :data:`INTERPOLATORS` by name ('lerp', 'slerp', 'norm').  The helpers build on them: convex combinations
 of n codes (random Dirichlet weights, or a triangle grid of the 2-simplex), iterated interpolation (a grid
-made by interpolating between interpolations) and one code against many.
+made by interpolating between interpolations, and a path through such a grid) and one code against many.
 """
 
 from __future__ import annotations
@@ -146,6 +146,19 @@ def interpolate_paths(path_a: torch.Tensor, path_b: torch.Tensor, s: torch.Tenso
     b, n, d = path_a.shape
     mixed = interpolate(method, path_a.reshape(b * n, d), path_b.reshape(b * n, d), s)  # (B*T, S, d)
     return mixed.reshape(b, n, -1, d).transpose(1, 2)
+
+
+def iterated_paths(z0: torch.Tensor, z1: torch.Tensor, via0: torch.Tensor, via1: torch.Tensor, t: torch.Tensor, *,
+                   method: str = "slerp") -> torch.Tensor:
+    """Paths from z0 to z1 (B, d) made by interpolating between interpolations: the diagonal of the grid with
+    corners z0 (top-left), via0 (top-right), via1 (bottom-left), z1 (bottom-right), i.e. frame i is
+    ``method(path z0 -> via0 at t_i, path via1 -> z1 at t_i, t_i)``; its midpoint is the midpoint between the
+    midpoints of the two edge paths (for lerp: (z0 + via0 + via1 + z1) / 4). -> (B, T, d)."""
+    t = _check(z0, z1, t)
+    top, bottom = interpolate(method, z0, via0, t), interpolate(method, via1, z1, t)   # (B, T, d) each
+    grid = interpolate_paths(top, bottom, t, method=method)                           # (B, S=T, T, d)
+    i = torch.arange(t.shape[0], device=t.device)
+    return grid[:, i, i]
 
 
 def one_vs_many(z: torch.Tensor, others: torch.Tensor, t: torch.Tensor, *,

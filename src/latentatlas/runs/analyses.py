@@ -176,17 +176,15 @@ def _geodesics(ctx, z0, z1, n_geo, steps, features, real_f, iters, learned_iters
 
     t, dev = interp.steps(steps), ctx.device
     curves = {"straight": interp.lerp(z0[:n_geo], z1[:n_geo], t),
-              "geodesic": geodesic.optimise_geodesic(ctx.decode_grad, z0[:n_geo].to(dev), z1[:n_geo].to(dev),
-                                                     n_points=steps, iters=iters, lr=5e-2).cpu()}
+              "geodesic": geodesic.geodesic_paths(ctx.decode_grad, z0[:n_geo].to(dev), z1[:n_geo].to(dev),
+                                                  n_points=steps, iters=iters, lr=5e-2).cpu()}
     out: dict = {}
     if learned_iters > 0:
         start = time.perf_counter()
         train = ctx.z[torch.as_tensor(ctx.rows("train"))].to(dev)
-        net = geodesic.train_interpolation_net(ctx.decode_grad, train, n_points=steps, iters=learned_iters,
-                                               generator=g)
+        learned = geodesic.learned_paths(ctx.decode_grad, train, z0.to(dev), z1.to(dev), t.to(dev),
+                                         iters=learned_iters, generator=g).cpu()
         out["learned_train_seconds"] = time.perf_counter() - start
-        with torch.no_grad():
-            learned = net(z0.to(dev), z1.to(dev), t.to(dev)).cpu()
         ratio = _lengths(ctx, learned, steps) / _lengths(ctx, interp.lerp(z0, z1, t), steps)
         out["learned_vs_straight_all_pairs"] = float(ratio.mean())
         curves["learned"] = learned[:n_geo]

@@ -1,11 +1,8 @@
 """Studies: research questions about latent spaces, each one command that writes a table, a plot and
 findings computed from the table into ``RUN/studies/NAME/`` (see :mod:`~latentatlas.studies.base`)."""
 
-from latentatlas.studies import components  # noqa: F401
-from latentatlas.studies import gmm_k  # noqa: F401  (registers the study)
-from latentatlas.studies import kde_bandwidth  # noqa: F401
-from latentatlas.studies import self_consuming  # noqa: F401  (registers the study)
-from latentatlas.studies import latent_dim, regularisation  # noqa: F401  (register the studies)
+from latentatlas.studies import (components, gmm_k, interpolation, kde_bandwidth, latent_dim,  # noqa: F401
+                                 regularisation, reprojection, self_consuming)  # (each registers its study)
 from latentatlas.studies.base import STUDIES, Study, StudyContext, StudySettings
 from latentatlas.studies.judge import Judge
 from latentatlas.studies.runner import load_settings, run_study
