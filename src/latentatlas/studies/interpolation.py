@@ -38,11 +38,11 @@ VALUES = ("midpoint_fd", "endpoint_fd", "inside", "inside_mid", "step_cv", "path
 class InterpolationSettings(StudySettings):
     grid = ("methods",)
     methods: tuple = ("lerp", "slerp", "norm", "geodesic", "learned", "iterated")
-    n_pairs: int = field(default=256, metadata=rule(low=2))       # pairs of test codes per run
+    n_pairs: int = field(default=128, metadata=rule(low=2))       # pairs of test codes per run
     steps: int = field(default=9, metadata=rule(low=3))           # frames per path, odd: the middle one is t=0.5
     geodesic_iters: int = field(default=100, metadata=rule(low=0))
     geodesic_lr: float = field(default=5e-2, metadata=rule(low=0, strict=True))
-    learned_iters: int = field(default=1000, metadata=rule(low=0))
+    learned_iters: int = field(default=500, metadata=rule(low=0))
     iterated_base: str = field(default="slerp", metadata=rule(choices=("lerp", "slerp", "norm")))
 
     def check(self) -> None:

@@ -37,8 +37,8 @@ VALUES = ("drift", "step_size", "pixel_change", "confidence", "flipped", "accura
 class ReprojectionSettings(StudySettings):
     grid = ("seeds", "steps")
     seeds: int = field(default=2, metadata=rule(low=1))        # random subsets of test codes (error bars)
-    steps: int = field(default=40, metadata=rule(low=1))       # decode-encode steps T per chain
-    n_codes: int = field(default=3000, metadata=rule(low=2))   # test codes per chain (all when fewer)
+    steps: int = field(default=30, metadata=rule(low=1))       # decode-encode steps T per chain
+    n_codes: int = field(default=2000, metadata=rule(low=2))   # test codes per chain (all when fewer)
     tol: float = field(default=0.01, metadata=rule(low=0, strict=True))  # converged: step < tol * code scale
 
 
