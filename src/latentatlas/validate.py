@@ -20,10 +20,13 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def rule(*, low: float | None = None, high: float | None = None, strict: bool = False,
-         choices: tuple | None = None, folder_name: bool = False) -> dict[str, Any]:
+         choices: tuple | None = None, folder_name: bool = False, nonempty: bool = False) -> dict[str, Any]:
     """Field metadata for :func:`check_fields`: numeric bounds (``low`` exclusive when ``strict``), the
-    allowed ``choices`` of a string field, or a ``folder_name`` (see :func:`check_folder_name`)."""
-    return {"rule": {"low": low, "high": high, "strict": strict, "choices": choices, "folder_name": folder_name}}
+    allowed ``choices`` of a string field, or a ``folder_name`` (see :func:`check_folder_name`).  On a
+    ``tuple[int, ...]``, ``tuple[float, ...]`` or ``tuple[str, ...]`` field the rule applies to every item,
+    and ``nonempty`` refuses an empty list."""
+    return {"rule": {"low": low, "high": high, "strict": strict, "choices": choices, "folder_name": folder_name,
+                     "nonempty": nonempty}}
 
 
 def _describe(integer: bool, low: float | None, high: float | None, strict: bool, optional: bool) -> str:
@@ -92,6 +95,30 @@ def _options(hint: Any) -> tuple:
     return (hint,)
 
 
+def _tuple_items(hint: Any) -> tuple | None:
+    """The item types of a ``tuple[X, ...]`` annotation (X may be a union), else None."""
+    if typing.get_origin(hint) is not tuple:
+        return None
+    args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    return _options(args[0]) if len(args) == 1 else None
+
+
+def _check_items(name: str, value: Any, types: tuple, spec: dict) -> None:
+    """Every item of the list setting ``value`` against ``types`` and the field's rule."""
+    if not isinstance(value, tuple):
+        raise ValueError(f"{name}: expected a list, got {value!r}")
+    if spec.get("nonempty") and not value:
+        raise ValueError(f"{name}: expected a non-empty list, got []")
+    for item in value:
+        if int in types or float in types:
+            check_number(name, item, low=spec.get("low"), high=spec.get("high"), strict=spec.get("strict", False),
+                         integer=float not in types)
+        elif str in types and not isinstance(item, str):
+            raise ValueError(f"{name}: expected a list of strings, got the item {item!r}")
+        if spec.get("choices") is not None:
+            check_choice(name, item, spec["choices"])
+
+
 def check_fields(cfg: Any, prefix: str) -> None:
     """Check every field of the dataclass ``cfg`` against its type (int, float, bool, str, tuple, or any of
     these ``| None``) and its :func:`rule`; the error names ``prefix.field``."""
@@ -103,6 +130,10 @@ def check_fields(cfg: Any, prefix: str) -> None:
         if optional and value is None:
             continue
         spec = f.metadata.get("rule", {})
+        items = _tuple_items(hints[f.name])
+        if items is not None:
+            _check_items(name, value, items, spec)
+            continue
         if int in options or float in options:
             check_number(name, value, low=spec.get("low"), high=spec.get("high"), strict=spec.get("strict", False),
                          integer=float not in options, optional=optional)

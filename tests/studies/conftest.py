@@ -39,13 +39,25 @@ def mixture_context(tmp_path) -> StudyContext:
     return array_context(tmp_path / "toy", codes)
 
 
+def train_run(runs_dir: Path, config: dict | None = None, **top) -> Path:
+    """The run folder that `latentatlas run` makes in ``runs_dir`` from ``config`` (default TINY_RUN) with the
+    top-level keys ``top`` replaced (e.g. name=, seed=)."""
+    from latentatlas.cli import main
+
+    config = {**(config or TINY_RUN), **top}
+    path = runs_dir / f"{config['name']}.yaml"
+    path.write_text(yaml.safe_dump({**config, "runs_dir": str(runs_dir)}))
+    assert main(["run", str(path)]) == 0
+    return runs_dir / config["name"]
+
+
+@pytest.fixture(scope="session")
+def run_maker():
+    """train_run(runs_dir, config=None, **top): a trained tiny run for tests that need their own."""
+    return train_run
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A 2-epoch VAE on 600 embedded digits, trained, encoded, sampled and evaluated by `latentatlas run`."""
-    from latentatlas.cli import main
-
-    runs_dir = tmp_path_factory.mktemp("study-runs")
-    path = runs_dir / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY_RUN, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    return runs_dir / "tiny"
+    return train_run(tmp_path_factory.mktemp("study-runs"))

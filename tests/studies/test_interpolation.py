@@ -4,11 +4,9 @@ trained runs through the CLI giving one table in the first run's folder."""
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from latentatlas.cli import main
 from latentatlas.latent.interpolate import lerp, steps
@@ -84,26 +82,14 @@ def test_the_midpoint_is_the_middle_frame(tmp_path):
 
 
 def test_settings_are_checked():
-    config = Path(__file__).resolve().parents[2] / "configs" / "studies" / "interpolation.yaml"
-    assert load_settings("interpolation", config) == STUDIES.get("interpolation").Settings()     # the config holds the defaults
     with pytest.raises(ValueError, match="interpolation.steps"):
         load_settings("interpolation", overrides=["steps=8"])
     with pytest.raises(ValueError, match="interpolation.methods"):
         load_settings("interpolation", overrides=["methods=[lerp,bezier]"])
 
 
-def _tiny(runs, name: str, seed: int):
-    config = {"name": name, "seed": seed, "data": {"name": "mnist", "limit": 400},
-              "model": {"family": "vae", "latent_dim": 4, "width": 8},
-              "train": {"epochs": 1, "batch_size": 64, "progress": False}, "sample": {"samplers": ["prior"], "n": 64},
-              "evaluate": {"metrics": ["frechet"], "n_real": 1000}, "runs_dir": str(runs)}
-    (runs / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    assert main(["run", str(runs / f"{name}.yaml")]) == 0
-    return runs / name
-
-
-def test_two_tiny_runs_through_the_cli(tmp_path):
-    first, second = _tiny(tmp_path, "tiny-a", 0), _tiny(tmp_path, "tiny-b", 1)
+def test_two_tiny_runs_through_the_cli(tmp_path, run_maker):
+    first, second = run_maker(tmp_path, name="tiny-a"), run_maker(tmp_path, name="tiny-b", seed=1)
     assert main(["study", "interpolation", str(first), str(second), "--set", "n_pairs=12", "--set", "steps=5",
                  "--set", "geodesic_iters=5", "--set", "learned_iters=5", "--set", "n_real=200"]) == 0
     folder = first / "studies" / "interpolation"

@@ -5,9 +5,7 @@ of other settings trained again, finished variants reused, and findings that agr
 import csv
 
 import pytest
-import yaml
 
-from latentatlas.cli import main
 from latentatlas.config import diff
 from latentatlas.metrics.scores import reconstruction_errors
 from latentatlas.runs.session import as_session
@@ -23,12 +21,8 @@ SETTINGS = ["latent_dims=[2, 8]", "epochs=1", "k=2", "n_samples=200", "n_real=20
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("runs")
-    path = runs_dir / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    return runs_dir / "tiny"
+def tiny_run(tmp_path_factory, run_maker):
+    return run_maker(tmp_path_factory.mktemp("runs"), TINY)
 
 
 def study(run, *overrides, fresh=False, ctx=None):

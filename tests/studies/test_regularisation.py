@@ -8,10 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-import yaml
 from scipy.stats import multivariate_normal, spearmanr
 
-from latentatlas.cli import main
 from latentatlas.runs.session import as_session
 from latentatlas.runs.store import Run
 from latentatlas.runs.tables import fmt_number
@@ -26,12 +24,8 @@ SETTINGS = ["betas=[0, 0.1, 4]", "epochs=2", "ks=[1, 2]", "n_samples=200", "n_re
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("runs")
-    path = runs_dir / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    return runs_dir / "tiny"
+def tiny_run(tmp_path_factory, run_maker):
+    return run_maker(tmp_path_factory.mktemp("runs"), TINY)
 
 
 class Spy:

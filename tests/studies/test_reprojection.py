@@ -2,12 +2,10 @@
 measures no finished step again, and a tiny trained run through the CLI."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from latentatlas.cli import main
 from latentatlas.runs.tables import fmt_number
@@ -83,24 +81,10 @@ def test_more_steps_resume_without_measuring_finished_steps_again(tmp_path):
 
 
 def test_settings_are_checked():
-    config = Path(__file__).resolve().parents[2] / "configs" / "studies" / "reprojection.yaml"
-    assert load_settings("reprojection", config) == STUDIES.get("reprojection").Settings()     # the config holds the defaults
     with pytest.raises(ValueError, match="reprojection.steps"):
         load_settings("reprojection", overrides=["steps=0"])
     with pytest.raises(ValueError, match="reprojection.tol"):
         load_settings("reprojection", overrides=["tol=0"])
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    config = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 400},
-              "model": {"family": "vae", "latent_dim": 4, "width": 8},
-              "train": {"epochs": 1, "batch_size": 64, "progress": False}, "sample": {"samplers": ["prior"], "n": 64},
-              "evaluate": {"metrics": ["frechet"], "n_real": 1000}, "runs_dir": str(runs)}
-    (runs / "tiny.yaml").write_text(yaml.safe_dump(config))
-    assert main(["run", str(runs / "tiny.yaml")]) == 0
-    return runs / "tiny"
 
 
 def test_tiny_run_through_the_cli(tiny_run, capsys):

@@ -12,7 +12,6 @@ import re
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.studies import load_settings
@@ -151,13 +150,6 @@ def test_bad_settings_are_one_clear_error(override, message):
         load_settings("self-consuming", overrides=[override])
 
 
-def test_the_shipped_config_loads():
-    from pathlib import Path
-
-    settings = load_settings("self-consuming", Path(__file__).parents[2] / "configs" / "studies" / "self-consuming.yaml")
-    assert settings.n_images == 10000 and settings.generations == 5
-
-
 def test_an_image_generation_checkpoint_restores_the_same_model(tmp_path):
     """What a resumed image loop continues from: the autoencoder weights and the GMM of a generation."""
     from latentatlas.config import TrainConfig, model_config_from_dict
@@ -221,15 +213,11 @@ STUDY = ["loops=[fully-synthetic,fresh-data,interpolation]", "lambdas=[0.5]", "g
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, run_maker):
     """A 6-epoch AE on 600 digits made by `latentatlas run`, then the study through `latentatlas study`."""
     from latentatlas.cli import main
 
-    runs_dir = tmp_path_factory.mktemp("runs")
-    path = runs_dir / "tiny-ae.yaml"
-    path.write_text(yaml.safe_dump({**TINY_AE, "runs_dir": str(runs_dir)}))
-    assert main(["run", str(path)]) == 0
-    run = runs_dir / "tiny-ae"
+    run = run_maker(tmp_path_factory.mktemp("runs"), TINY_AE)
     before = {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     main(["study", "self-consuming", str(run)] + [a for s in STUDY for a in ("--set", s)])
     return run, run / "studies" / "self-consuming", before

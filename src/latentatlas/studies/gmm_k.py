@@ -16,7 +16,8 @@ from latentatlas.latent.samplers.gmm import GMM
 from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, best, mean_sd, register, summarise
 from latentatlas.studies.plots import panel_plot
-from latentatlas.validate import check_choice, check_number, rule
+from latentatlas.latent.samplers.gmm_em import COVARIANCE_TYPES
+from latentatlas.validate import rule
 
 SCORES = ("frechet", "precision", "recall", "density", "coverage", "copy_fraction")
 FIT = ("heldout_loglik", "train_loglik", "bic", "aic", "fit_seconds")
@@ -25,18 +26,11 @@ FIT = ("heldout_loglik", "train_loglik", "bic", "aic", "fit_seconds")
 @dataclass(frozen=True)
 class GmmKSettings(StudySettings):
     grid = ("ks", "seeds")
-    ks: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+    ks: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 50, 100, 200, 500), metadata=rule(low=1, nonempty=True))
     seeds: int = field(default=3, metadata=rule(low=1))
     n_samples: int = field(default=10000, metadata=rule(low=2))
-    covariance: str = field(default="full", metadata=rule(choices=("full", "diag", "tied", "spherical")))
+    covariance: str = field(default="full", metadata=rule(choices=COVARIANCE_TYPES))
     max_iter: int = field(default=100, metadata=rule(low=1))
-
-    def check(self) -> None:
-        if not self.ks:
-            raise ValueError("gmm-k.ks: expected a non-empty list of component counts, got []")
-        for k in self.ks:
-            check_number("gmm-k.ks", k, low=1, integer=True)
-        check_choice("gmm-k.covariance", self.covariance, ("full", "diag", "tied", "spherical"))
 
 
 @register

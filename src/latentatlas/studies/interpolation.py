@@ -28,7 +28,7 @@ from latentatlas.metrics.frechet import FrechetReference, frechet
 from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, best, register
 from latentatlas.studies.plots import panel_plot
-from latentatlas.validate import check_choice, check_number, rule
+from latentatlas.validate import rule
 
 PATHS = ("geodesic", "learned", "iterated")        # methods beyond the registered interpolators
 VALUES = ("midpoint_fd", "endpoint_fd", "inside", "inside_mid", "step_cv", "path_length", "length_vs_lerp", "seconds")
@@ -37,25 +37,19 @@ VALUES = ("midpoint_fd", "endpoint_fd", "inside", "inside_mid", "step_cv", "path
 @dataclass(frozen=True)
 class InterpolationSettings(StudySettings):
     grid = ("methods",)
-    methods: tuple = ("lerp", "slerp", "norm", "geodesic", "learned", "iterated")
+    methods: tuple[str, ...] = field(default=("lerp", "slerp", "norm", "geodesic", "learned", "iterated"),
+                                     metadata=rule(choices=(*interp.INTERPOLATORS.names(), *PATHS), nonempty=True))
     n_pairs: int = field(default=128, metadata=rule(low=2))       # pairs of test codes per run
     steps: int = field(default=9, metadata=rule(low=3))           # frames per path, odd: the middle one is t=0.5
     geodesic_iters: int = field(default=100, metadata=rule(low=0))
     geodesic_lr: float = field(default=5e-2, metadata=rule(low=0, strict=True))
     learned_iters: int = field(default=500, metadata=rule(low=0))
-    iterated_base: str = field(default="slerp", metadata=rule(choices=("lerp", "slerp", "norm")))
+    iterated_base: str = field(default="slerp", metadata=rule(choices=tuple(interp.INTERPOLATORS.names())))
 
     def check(self) -> None:
-        choices = (*interp.INTERPOLATORS.names(), *PATHS)
-        if not self.methods:
-            raise ValueError(f"interpolation.methods: expected a non-empty list of {', '.join(choices)}, got []")
-        for m in self.methods:
-            check_choice("interpolation.methods", m, choices)
-        check_number("interpolation.steps", self.steps, low=3, integer=True)
         if self.steps % 2 == 0:
             raise ValueError(f"interpolation.steps: expected an odd number (the middle frame is the midpoint), "
                              f"got {self.steps}")
-        check_choice("interpolation.iterated_base", self.iterated_base, interp.INTERPOLATORS.names())
 
 
 @register

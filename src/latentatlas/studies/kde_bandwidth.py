@@ -25,7 +25,7 @@ from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, best, mean_sd, register, spearman, summarise
 from latentatlas.studies.judge import COPY_QUANTILE
 from latentatlas.studies.plots import panel_plot
-from latentatlas.validate import check_number, rule
+from latentatlas.validate import rule
 
 SCORES = ("frechet", "precision", "recall", "coverage", "copy_fraction", "nn_train_ratio")
 FIT = ("bandwidth", "heldout_loglik")
@@ -34,17 +34,12 @@ FIT = ("bandwidth", "heldout_loglik")
 @dataclass(frozen=True)
 class KdeBandwidthSettings(StudySettings):
     grid = ("factors", "seeds")
-    factors: tuple = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)   # multiples of Scott's bandwidth
-    seeds: int = field(default=3, metadata=rule(low=1))
+    factors: tuple[float, ...] = field(default=(0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0),   # x Scott's rule
+                                       metadata=rule(low=0, strict=True, nonempty=True))
+    seeds: int = field(default=2, metadata=rule(low=1))
     n_samples: int = field(default=10000, metadata=rule(low=2))
     copy_ratio: float = field(default=2.0, metadata=rule(low=1, strict=True))   # onset: ratio x copying at Scott
     ceiling_share: float = field(default=0.5, metadata=rule(low=0, high=1, strict=True))   # of bandwidth 0's
-
-    def check(self) -> None:
-        if not self.factors:
-            raise ValueError("kde-bandwidth.factors: expected a non-empty list of bandwidth factors, got []")
-        for f in self.factors:
-            check_number("kde-bandwidth.factors", f, low=0, strict=True)
 
 
 @register

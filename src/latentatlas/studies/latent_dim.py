@@ -18,28 +18,22 @@ from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies import variants
 from latentatlas.studies.base import Study, StudySettings, best, register
 from latentatlas.studies.plots import panel_plot
-from latentatlas.validate import check_choice, check_number, rule
+from latentatlas.latent.samplers.gmm_em import COVARIANCE_TYPES
+from latentatlas.validate import rule
 
 
 @dataclass(frozen=True)
 class LatentDimSettings(StudySettings):
     grid = ("latent_dims",)
-    latent_dims: tuple = (2, 8, 16, 64, 128)
-    epochs: int = field(default=3, metadata=rule(low=1))   # training budget of every variant
+    latent_dims: tuple[int, ...] = field(default=(2, 8, 16, 64, 128), metadata=rule(low=1, nonempty=True))
+    epochs: int = field(default=2, metadata=rule(low=1))   # training budget of every variant
     limit: int | None = field(default=None, metadata=rule(low=1))   # images kept (all splits); None: the run's
     k: int = field(default=20, metadata=rule(low=1))       # mixture components
-    covariance: str = field(default="full", metadata=rule(choices=("full", "diag", "tied", "spherical")))
+    covariance: str = field(default="full", metadata=rule(choices=COVARIANCE_TYPES))
     max_iter: int = field(default=100, metadata=rule(low=1))
-    fit_codes: int | None = field(default=20000, metadata=rule(low=2))   # training codes the mixture sees
+    fit_codes: int | None = field(default=10000, metadata=rule(low=2))   # training codes the mixture sees
     n_samples: int = field(default=10000, metadata=rule(low=2))          # decoded samples per sampler
     fd_tolerance: float = field(default=0.1, metadata=rule(low=0))      # "near the best": FD <= (1 + tol) best
-
-    def check(self) -> None:
-        if not self.latent_dims:
-            raise ValueError("latent-dim.latent_dims: expected a non-empty list of code sizes, got []")
-        for d in self.latent_dims:
-            check_number("latent-dim.latent_dims", d, low=1, integer=True)
-        check_choice("latent-dim.covariance", self.covariance, ("full", "diag", "tied", "spherical"))
 
 
 @register

@@ -19,31 +19,22 @@ from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies import variants
 from latentatlas.studies.base import Study, StudySettings, register
 from latentatlas.studies.plots import panel_plot
-from latentatlas.validate import check_choice, check_number, rule
+from latentatlas.latent.samplers.gmm_em import COVARIANCE_TYPES
+from latentatlas.validate import rule
 
 
 @dataclass(frozen=True)
 class RegularisationSettings(StudySettings):
     grid = ("betas",)
-    betas: tuple = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0)     # KL weights; 0 trains a plain autoencoder (family ae)
-    epochs: int = field(default=3, metadata=rule(low=1))   # training budget of every variant
+    betas: tuple[float, ...] = field(default=(0.0, 0.1, 0.5, 1.0, 2.0, 4.0),   # KL weights; 0: an AE (family ae)
+                                     metadata=rule(low=0, nonempty=True))
+    epochs: int = field(default=2, metadata=rule(low=1))   # training budget of every variant
     limit: int | None = field(default=None, metadata=rule(low=1))   # images kept (all splits); None: the run's
-    ks: tuple = (1, 2, 5, 10, 20, 50)                  # the grid BIC chooses k from
-    covariance: str = field(default="full", metadata=rule(choices=("full", "diag", "tied", "spherical")))
+    ks: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 50), metadata=rule(low=1, nonempty=True))   # BIC's grid
+    covariance: str = field(default="full", metadata=rule(choices=COVARIANCE_TYPES))
     max_iter: int = field(default=100, metadata=rule(low=1))
     fit_codes: int | None = field(default=None, metadata=rule(low=2))   # training codes the mixtures see
     n_samples: int = field(default=10000, metadata=rule(low=2))         # decoded samples per sampler
-
-    def check(self) -> None:
-        if not self.betas:
-            raise ValueError("regularisation.betas: expected a non-empty list of KL weights, got []")
-        for beta in self.betas:
-            check_number("regularisation.betas", beta, low=0)
-        if not self.ks:
-            raise ValueError("regularisation.ks: expected a non-empty list of component counts, got []")
-        for k in self.ks:
-            check_number("regularisation.ks", k, low=1, integer=True)
-        check_choice("regularisation.covariance", self.covariance, ("full", "diag", "tied", "spherical"))
 
 
 def variant_name(beta: float) -> str:

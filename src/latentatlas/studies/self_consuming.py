@@ -34,7 +34,8 @@ from latentatlas.studies.base import Study, StudySettings, mean_sd, register, su
 from latentatlas.studies.plots import panel_plot
 from latentatlas.studies.self_consuming_loop import (LOOPS, GenerationStore, LatentPipeline, LoopSpec, RealData,
                                                      Recipe, model_realism, run_loop)
-from latentatlas.validate import check_choice, check_number, rule
+from latentatlas.latent.samplers.gmm_em import COVARIANCE_TYPES
+from latentatlas.validate import rule
 
 SCORES = ("frechet", "precision", "recall", "coverage", "classes_covered")
 SHOW = 12    # samples per generation in a cell's figure
@@ -43,18 +44,19 @@ SHOW = 12    # samples per generation in a cell's figure
 @dataclass(frozen=True)
 class SelfConsumingSettings(StudySettings):
     grid = ("loops", "lambdas", "seeds")
-    loops: tuple = LOOPS
-    lambdas: tuple = (1.0, 0.5)           # sampling bias (interpolation loop: share its filter keeps)
+    loops: tuple[str, ...] = field(default=LOOPS, metadata=rule(choices=LOOPS, nonempty=True))
+    lambdas: tuple[float, ...] = field(default=(1.0, 0.5),   # sampling bias (interpolation loop: share kept)
+                                       metadata=rule(low=0, high=1, strict=True, nonempty=True))
     seeds: int = field(default=1, metadata=rule(low=1))
-    generations: int = field(default=5, metadata=rule(low=1))        # G, after generation 0
-    n_images: int = field(default=10000, metadata=rule(low=2))       # training images per generation
+    generations: int = field(default=3, metadata=rule(low=1))        # G, after generation 0
+    n_images: int = field(default=3000, metadata=rule(low=2))       # training images per generation
     real_fraction: float = field(default=0.5, metadata=rule(low=0, high=1, strict=True))  # mixed loops
     epochs: int = field(default=2, metadata=rule(low=1))             # fine-tuning epochs per generation
     lr: float | None = field(default=None, metadata=rule(low=0, strict=True))   # None: the run's
     batch_size: int | None = field(default=None, metadata=rule(low=1))          # None: the run's
     gmm_k: int = field(default=20, metadata=rule(low=1))
-    covariance: str = field(default="full", metadata=rule(choices=("full", "diag", "tied", "spherical")))
-    n_eval: int = field(default=5000, metadata=rule(low=2))          # samples scored per generation
+    covariance: str = field(default="full", metadata=rule(choices=COVARIANCE_TYPES))
+    n_eval: int = field(default=3000, metadata=rule(low=2))          # samples scored per generation
     bias: str = field(default="density", metadata=rule(choices=("density", "judge")))
     interpolation: str = field(default="midpoint", metadata=rule(choices=("midpoint", "uniform")))
     interpolation_filter: str = field(default="judge", metadata=rule(choices=("judge", "density")))
@@ -62,14 +64,6 @@ class SelfConsumingSettings(StudySettings):
     threshold: float = field(default=0.05, metadata=rule(low=0))     # relative change that counts (findings)
 
     def check(self) -> None:
-        if not self.loops:
-            raise ValueError("self-consuming.loops: expected a non-empty list of loops, got []")
-        for loop in self.loops:
-            check_choice("self-consuming.loops", loop, LOOPS)
-        if not self.lambdas:
-            raise ValueError("self-consuming.lambdas: expected a non-empty list of sampling biases, got []")
-        for lam in self.lambdas:
-            check_number("self-consuming.lambdas", lam, low=0, high=1, strict=True)
         if self.real_fraction >= 1:
             raise ValueError(f"self-consuming.real_fraction: expected a share in (0, 1), got {self.real_fraction!r}")
 
