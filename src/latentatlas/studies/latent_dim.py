@@ -25,7 +25,7 @@ from latentatlas.validate import rule
 @dataclass(frozen=True)
 class LatentDimSettings(StudySettings):
     grid = ("latent_dims",)
-    latent_dims: tuple[int, ...] = field(default=(2, 8, 16, 64, 128), metadata=rule(low=1, nonempty=True))
+    latent_dims: tuple[int, ...] = field(default=(2, 16, 64), metadata=rule(low=1, nonempty=True))
     epochs: int = field(default=2, metadata=rule(low=1))   # training budget of every variant
     limit: int | None = field(default=None, metadata=rule(low=1))   # images kept (all splits); None: the run's
     k: int = field(default=20, metadata=rule(low=1))       # mixture components
