@@ -101,6 +101,8 @@ def test_the_gallery_lists_every_study_of_a_runs_folder(tiny_run, tmp_path, caps
     assert main(["study", "gmm-k", str(tiny_run), "--set", "ks=[1,2]", "--set", "seeds=1",
                  "--set", "n_samples=64"]) == 0
     capsys.readouterr()
+    study = json.loads((tiny_run / "studies" / "gmm-k" / "study.json").read_text())
+    assert study["protocol"]["extractor"] == "classifier"      # also when every cell was resumed
     page = tmp_path / "gallery.html"
     assert main(["runs", "studies", str(tiny_run.parent), "--html", str(page), "--format", "csv"]) == 0
     out = capsys.readouterr().out

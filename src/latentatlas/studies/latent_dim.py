@@ -77,9 +77,7 @@ class LatentDim(Study):
                 for r in rows]
         s = self.settings
         fit = "all training codes" if s.fit_codes is None else f"at most {s.fit_codes} training codes"
-        notes = [f"One training per size of {s.epochs} epoch(s) from the run's config and seed (same split and "
-                 f"batch order){'' if s.limit is None else f', {s.limit} images'}; one training per size, so "
-                 "differences include training noise that is not measured here",
+        notes = [variants.training_note(s, "size"),
                  f"GMM: k={s.k} {s.covariance} covariances fitted on {fit} (posterior means); prior: the model's "
                  f"own prior; {s.n_samples} decoded samples per sampler judged by the parent run's Judge "
                  "(its extractor and real evaluation images); classes: classes covered by the samples as the "

@@ -88,9 +88,7 @@ class Regularisation(Study):
                  f"{fmt_number(r['gmm_precision'])} / {fmt_number(r['gmm_recall'])}"] for r in self.ordered(rows)]
         s = self.settings
         fit = "all training codes" if s.fit_codes is None else f"{s.fit_codes} training codes"
-        notes = [f"One training per β of {s.epochs} epoch(s) from the run's config and seed (same split, "
-                 f"initial draws and batch order){'' if s.limit is None else f', {s.limit} images'}; one training "
-                 "per β, so differences between β include training noise that is not measured here",
+        notes = [variants.training_note(s, "β"),
                  f"BIC over k in {list(s.ks)} ({s.covariance} covariances, fitted on {fit} (posterior means), "
                  "BIC on an 80 % split, the chosen k refitted); log-likelihood gain: mean held-out log-likelihood "
                  "per code of that mixture minus that of one full-covariance Gaussian, on the validation codes",

@@ -111,7 +111,7 @@ def _write_outputs(study: Study, contexts: Sequence[StudyContext], folder: Path,
     table = study.table(rows)
     findings = study.findings(rows)
     figures = study.plots(rows, folder)
-    protocol = next((c._judge.protocol for c in contexts if c._judge is not None), {})
+    protocol = contexts[0].judge.protocol     # built from the disk caches when every cell was resumed
     write_text(folder / "table.csv", render(table, "csv"))
     write_text(folder / "table.md", render(table, "md"))
     write_json(folder / "study.json", {

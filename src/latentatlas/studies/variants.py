@@ -210,3 +210,12 @@ def trend_text(rows: list[dict[str, Any]], x: str, y: str, *, label: str, x_labe
     rho = f"Spearman ρ = {t['rho']:+.2f}; " if t["rho"] == t["rho"] else ""
     return (f"{label} {t['word']} with {x_label} ({rho}{x_label}={fmt_number(t['first'][x])}: "
             f"{fmt_number(t['first'][y])} -> {x_label}={fmt_number(t['last'][x])}: {fmt_number(t['last'][y])})")
+
+
+def training_note(settings, per: str) -> str:
+    """The table note every training study carries: one training ``per`` cell (e.g. "β"), its budget, and
+    that the differences between cells include training noise."""
+    images = "" if settings.limit is None else f", {settings.limit} images"
+    return (f"One training per {per} of {settings.epochs} epoch(s) from the run's config and seed (same split, "
+            f"initial draws and batch order){images}; one training per {per}, so differences between cells "
+            "include training noise that is not measured here")
