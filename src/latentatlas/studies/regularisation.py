@@ -26,7 +26,7 @@ from latentatlas.validate import rule
 @dataclass(frozen=True)
 class RegularisationSettings(StudySettings):
     grid = ("betas",)
-    betas: tuple[float, ...] = field(default=(0.0, 0.1, 1.0, 4.0),   # KL weights; 0: an AE (family ae)
+    betas: tuple[float, ...] = field(default=(0.0, 0.1, 0.5, 1.0, 2.0, 4.0),   # KL weights; 0: an AE (family ae)
                                      metadata=rule(low=0, nonempty=True))
     epochs: int = field(default=2, metadata=rule(low=1))   # training budget of every variant
     limit: int | None = field(default=None, metadata=rule(low=1))   # images kept (all splits); None: the run's
