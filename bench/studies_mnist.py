@@ -36,7 +36,7 @@ def main() -> None:
     for name in args.only or [n for n in PLAN if n in STUDIES]:
         settings = load_settings(name, root / "configs" / "studies" / f"{name}.yaml")
         sessions = [as_session(args.runs / r) for r in PLAN[name]]
-        contexts = [StudyContext.from_session(s, s.run.path, n_real=settings.n_real) for s in sessions]
+        contexts = [StudyContext.from_session(s, n_real=settings.n_real) for s in sessions]
         started = time.perf_counter()
         result = run_study(name, contexts, settings)
         wall = time.perf_counter() - started

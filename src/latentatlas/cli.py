@@ -261,7 +261,7 @@ def _study(args: argparse.Namespace) -> None:
 
     settings = load_settings(args.name, args.config, args.overrides)
     sessions = [as_session(r) for r in args.runs]
-    contexts = [StudyContext.from_session(s, s.run.path, n_real=settings.n_real) for s in sessions]
+    contexts = [StudyContext.from_session(s, n_real=settings.n_real) for s in sessions]
     groups = [contexts] if STUDIES.get(args.name).multi_run else [[c] for c in contexts]
     for group in groups:
         result = run_study(args.name, group, settings, fresh=args.fresh)

@@ -38,6 +38,8 @@ def test_copies_of_training_points_are_memorised_and_fresh_draws_are_not(gaussia
     copies = judge.train[:500]
     assert judge.score(copies)["copy_fraction"] == 1.0
     assert judge.score(copies)["nn_train_ratio"] == 0.0
+    without = judge.score(copies, memorisation=False)
+    assert "copy_fraction" not in without and without["frechet"] == judge.score(copies)["frechet"]
     fresh = judge.score(torch.randn(4000, 3, generator=g))
     assert fresh["copy_fraction"] == pytest.approx(COPY_QUANTILE, abs=0.02)   # as new as held-out data
     assert fresh["nn_train_ratio"] == pytest.approx(1.0, abs=0.1)

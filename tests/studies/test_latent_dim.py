@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory, run_maker):
 def study(run, *overrides, fresh=False, ctx=None):
     """Run the study (on a new context of ``run``, or on ``ctx`` with its Judge already built)."""
     settings = load_settings("latent-dim", overrides=[*SETTINGS, *overrides])
-    ctx = ctx or StudyContext.from_session(as_session(run), run, n_real=settings.n_real)
+    ctx = ctx or StudyContext.from_session(as_session(run), n_real=settings.n_real)
     return run_study("latent-dim", [ctx], settings, fresh=fresh), ctx
 
 

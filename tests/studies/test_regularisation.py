@@ -44,7 +44,7 @@ class Spy:
 def study(run, *overrides, fresh=False, ctx=None):
     """Run the study (on a new context of ``run``, or on ``ctx`` with its Judge already built)."""
     settings = load_settings("regularisation", overrides=[*SETTINGS, *overrides])
-    ctx = ctx or StudyContext.from_session(as_session(run), run, n_real=settings.n_real)
+    ctx = ctx or StudyContext.from_session(as_session(run), n_real=settings.n_real)
     return run_study("regularisation", [ctx], settings, fresh=fresh), ctx
 
 

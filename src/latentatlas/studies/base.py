@@ -89,8 +89,10 @@ class StudyContext:
         self.cache: dict[str, Any] = {}      # what several cells of one study share (fitted once)
 
     @classmethod
-    def from_session(cls, session, folder: Path, *, n_real: int = 10000) -> "StudyContext":
-        return cls(name=session.run.name, seed=session.config.seed, folder=folder, session=session, n_real=n_real)
+    def from_session(cls, session, *, n_real: int = 10000) -> "StudyContext":
+        """The context of a run's session; the study folders go inside its run folder."""
+        return cls(name=session.run.name, seed=session.config.seed, folder=session.run.path, session=session,
+                   n_real=n_real)
 
     def generator(self, *names: str | int) -> torch.Generator:
         return make_generator(derive_seed(self.seed, "study", *names))

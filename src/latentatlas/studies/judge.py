@@ -82,18 +82,20 @@ class Judge:
         feats, logits = out if isinstance(out, tuple) else (out, None)
         return feats.double(), logits
 
-    def score(self, x: torch.Tensor) -> dict[str, float]:
+    def score(self, x: torch.Tensor, *, memorisation: bool = True) -> dict[str, float]:
         """Every score of images ``x`` (n, ...): see :meth:`score_features`."""
-        return self.score_features(*self.embed(x))
+        return self.score_features(*self.embed(x), memorisation=memorisation)
 
-    def score_features(self, f: torch.Tensor, logits: torch.Tensor | None = None) -> dict[str, float]:
+    def score_features(self, f: torch.Tensor, logits: torch.Tensor | None = None, *,
+                       memorisation: bool = True) -> dict[str, float]:
         """``frechet``, ``precision``, ``recall``, ``density``, ``coverage``; with training features
         ``copy_fraction`` (share of samples nearer a training image than the ``COPY_QUANTILE`` quantile of
         held-out images are; about 0.05 when samples are as new as held-out images) and ``nn_train_ratio``
-        (median distance to the nearest training image, samples over held-out); with logits
+        (median distance to the nearest training image, samples over held-out), unless ``memorisation`` is
+        False (the search over every training image is the slowest part of a score); with logits
         ``classes_covered`` and ``confidence`` (mean top class probability)."""
         out = {"frechet": frechet(self.real_stats, features_to_stats(f)), **self.reference.score(f.float())}
-        if self.train is not None:
+        if memorisation and self.train is not None:
             out.update(self.memorisation(f))
         if logits is not None:
             out["confidence"] = float(logits.softmax(1).max(1).values.mean())

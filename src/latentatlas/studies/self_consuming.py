@@ -90,10 +90,8 @@ class SelfConsuming(Study):
         spec = LoopSpec(loop, lam, s.generations, s.n_images, s.real_fraction, s.n_eval)
         filter_by = s.interpolation_filter if loop == "interpolation" else s.bias
         realism = self._judge_realism(ctx) if filter_by == "judge" else model_realism
-        scorer = self._scorer(ctx)
-
-        def measure(model, x: torch.Tensor) -> dict[str, float]:
-            return {k: v for k, v in scorer.score(x).items() if k in SCORES}
+        def measure(model, x: torch.Tensor) -> dict[str, float]:    # without the memorisation search
+            return {k: v for k, v in ctx.judge.score(x, memorisation=False).items() if k in SCORES}
 
         def generator(t: int, what: str) -> torch.Generator:
             return ctx.generator(self.name, loop, str(lam), seed, t, what)
@@ -136,14 +134,6 @@ class SelfConsuming(Study):
         first = LatentPipeline.on_images(session.model, fixed, recipe, ctx.generator(self.name, seed, "gmm"))
         cache[seed] = first, RealData(fixed, fresh)
         return cache[seed]
-
-    def _scorer(self, ctx):
-        """The run's Judge without its training features: the scores the study reports, without the
-        memorisation search over every training image (several seconds per generation on full MNIST)."""
-        cache = ctx.cache.setdefault(self.name, {})
-        if "scorer" not in cache:
-            cache["scorer"] = dataclasses.replace(ctx.judge, train=None)
-        return cache["scorer"]
 
     def _judge_realism(self, ctx):
         """Realism (Kynkäänniemi et al.) of images against ``n_realism_reference`` training images in the
