@@ -12,7 +12,7 @@ import torch
 
 from latentatlas.config import DataConfig
 from latentatlas.data.base import ImageDataset
-from latentatlas.data.celeba import load_celeba
+from latentatlas.data.celeba import celeba_options, load_celeba
 from latentatlas.data.common import DATASETS, take_options, to_labels, to_nchw
 from latentatlas.fileio import default_cache_dir
 
@@ -82,7 +82,7 @@ def tv_cifar10(cfg: DataConfig) -> ImageDataset:
 def tv_celeba(cfg: DataConfig) -> ImageDataset:
     """CelebA fetched by torchvision (<root>/celeba/...), then read like ``celeba`` (same options);
     rows of the official test partition are marked 'test'."""
-    opts = take_options(cfg, crop="center", attributes=None)
+    opts = celeba_options(cfg)
     tvd = import_torchvision()
     open_set(tvd.CelebA, cfg, split="all", target_type="attr")
     base = torchvision_root(cfg) / "celeba"
