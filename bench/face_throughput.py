@@ -1,0 +1,115 @@
+"""Training throughput on 64x64 CelebA faces (issue 13): latentatlas's trainer beside a plain PyTorch loop
+over the same network, loss and optimizer, so the difference is what the framework costs (batching,
+phases, health checks, progress, the epoch-end checkpoint).
+
+Both train the beta-VAE of configs/celeba64-betavae.yaml (or ``--config``) on the 8,000 training faces of the
+CelebA 10k folder, batch 64, Adam at the config's learning rate, for ``--steps`` batches; the trainer's whole
+``train()`` call is timed (set-up and checkpoint included; the data have no validation part, so neither loop
+validates).  They alternate ``--repeats`` times; medians with min and max are printed.  Run it with the
+machine to itself.  Usage:
+    python bench/face_throughput.py [--steps 60] [--repeats 5] [--celeba ../shared/data/celeba_10k/...tar]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
+
+
+def build(config: Path, seed: int = 0):
+    """(model, config) of the run config, its weights drawn with ``seed``."""
+    from latentatlas import config as config_mod
+    from latentatlas.models import build_model
+
+    cfg = config_mod.load(config)
+    torch.manual_seed(seed)
+    return build_model(cfg.model, (3, 64, 64), None), cfg
+
+
+def ours(config: Path, data, steps: int, batch: int) -> float:
+    """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
+    from latentatlas.config import TrainConfig
+    from latentatlas.training import train
+
+    model, cfg = build(config)
+    train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=cfg.train.lr, max_steps=steps, progress=False,
+                            patience=None, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(model, data, train_cfg, tmp, seed=0)
+        return steps * batch / (time.perf_counter() - start)
+
+
+def plain(config: Path, images: torch.Tensor, steps: int, batch: int) -> float:
+    """images/s of a hand-written loop: the model's encoder and decoder, the reparameterised sample, the
+    squared-error (gaussian) or BCE (bernoulli) reconstruction summed per image plus beta times the KL,
+    Adam over all parameters."""
+    import torch.nn.functional as F
+
+    model, cfg = build(config)
+    c = model.config
+    beta = getattr(c, "kl_weight", 0.0) if model.variational else 0.0
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    start = time.perf_counter()
+    order = torch.randperm(images.shape[0], generator=g)
+    for step in range(steps):
+        x = images[order[step * batch:(step + 1) * batch]].float().div_(255)
+        h = model.encoder(x)
+        if model.variational:
+            mean, logvar = h.chunk(2, dim=1)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+            kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        else:
+            z, kl = h, torch.zeros(())
+        logits = model.decoder(z)
+        if c.likelihood == "gaussian":
+            recon = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+        else:
+            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        loss = (recon + beta * kl).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--celeba", default=str(TAR))
+    parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from latentatlas.config import DataConfig
+    from latentatlas.data import load_dataset
+
+    full = load_dataset(DataConfig(name="celeba", root=args.celeba), seed=0)
+    data = full.part("train")
+    data.split = torch.zeros(len(data), dtype=torch.int8)       # train only: neither loop validates
+    config = Path(args.config)
+    print(f"{config.name}: 64x64 faces, batch {args.batch}, {args.steps} steps per run, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
+    for r in range(args.repeats):
+        results["latentatlas trainer"].append(ours(config, data, args.steps, args.batch))
+        results["plain PyTorch loop"].append(plain(config, data.images, args.steps, args.batch))
+        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for k, v in results.items():
+        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
+    print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
+
+
+if __name__ == "__main__":
+    main()
