@@ -212,3 +212,15 @@ def test_celeba_errors(tmp_path):
     (tmp_path / "b" / "img").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"list_attr_celeba"):
         build("celeba", tmp_path / "b" / "img")
+
+
+def test_celeba_crop_preview_is_what_the_loader_keeps(tmp_path):
+    from latentatlas.data.celeba import crop_preview
+
+    root = write_celeba(tmp_path, n=3, as_tar=True)
+    cfg = DataConfig(name="celeba", root=str(root), image_size=89)
+    originals, boxes = crop_preview(cfg, n=2)
+    assert boxes == [(10, 99, 0, 89)] * 2 and originals[0].shape == (109, 89, 3)
+    kept = DATASETS.get("celeba")(cfg).images
+    for original, box, image in zip(originals, boxes, kept):
+        np.testing.assert_array_equal(original[box[0]:box[1], box[2]:box[3]], image.permute(1, 2, 0).numpy())

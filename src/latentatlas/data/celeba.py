@@ -157,6 +157,18 @@ def load_celeba(root: Path, cfg: DataConfig, opts: dict[str, Any], name: str = "
     return ImageDataset(name, images, attributes=torch.from_numpy(values), attribute_names=names, split=split)
 
 
+def crop_preview(cfg: DataConfig, n: int = 4) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
+    """The first ``n`` source images of a ``celeba`` data config as decoded (H, W, 3) uint8 arrays, with
+    the crop box (top, bottom, left, right) applied to each (None without a crop): what the loader keeps."""
+    opts = celeba_options(cfg)
+    root = require_root(cfg, "a folder or .tar of CelebA JPEGs")
+    files = read_attributes(find_attribute_file(root, opts["attributes"]))[0][:n]
+    source = image_source(root)
+    read = read_from_tar if source.is_file() else read_from_folder
+    originals = read(source, files, lambda src, where: decode(src, where, False))
+    return originals, [crop_box(opts["crop"], a.shape[0], a.shape[1], "data.options.crop") for a in originals]
+
+
 @DATASETS.register("celeba")
 def celeba(cfg: DataConfig) -> ImageDataset:
     """CelebA: ``data.root`` is a folder or .tar of aligned JPEGs with list_attr_celeba*.txt beside it.

@@ -22,7 +22,7 @@ from latentatlas.fileio import atomic_path
 RUN_KEY, STAGE_KEY, HASH_KEY = "latentatlas:run", "latentatlas:stage", "latentatlas:config_hash"
 NOT_HASHED = ("name", "runs_dir", "parent", "track")
 # figure-name prefix -> the stage that draws it (the first match wins)
-FIGURE_STAGES = (("training_", "train"), ("codebook_", "train"), ("reconstructions", "encode"),
+FIGURE_STAGES = (("training_", "train"), ("data_", "train"), ("codebook_", "train"), ("reconstructions", "encode"),
                  ("samples_", "sample"), ("fit_", "sample"), ("selection_", "sample"), ("components_", "sample"),
                  ("interp_", "interpolate"), ("attr_", "attributes"), ("geom_", "geometry"))
 
@@ -211,6 +211,31 @@ def save_distance_figure(path: str | Path, stats: dict) -> Path:
     b.set_title(f"same nearest neighbour: {100 * stats['nn_agreement']:.0f}%")
     b.legend()
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_crop_figure(path: str | Path, originals: Sequence[np.ndarray], boxes: Sequence[tuple | None],
+                     results: np.ndarray, *, title: str) -> Path:
+    """Source images (H, W, C) uint8 with their crop box drawn (top row) above what the loader keeps,
+    uint8 (N, h, w, C) (bottom row), each at its own pixel size."""
+    from matplotlib.patches import Rectangle
+
+    plt = pyplot()
+    n = len(originals)
+    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 4.2), squeeze=False)
+    for i, (image, box) in enumerate(zip(originals, boxes)):
+        axes[0, i].imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+        if box is not None:
+            top, bottom, left, right = box
+            axes[0, i].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                                           edgecolor="red", linewidth=1.5))
+        axes[0, i].set_title(f"source {image.shape[1]}x{image.shape[0]}", fontsize=8)
+        axes[1, i].imshow(results[i].squeeze(), cmap="gray" if results.shape[-1] == 1 else None)
+        axes[1, i].set_title(f"kept {results.shape[2]}x{results.shape[1]}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
 
 

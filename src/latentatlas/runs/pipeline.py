@@ -21,7 +21,7 @@ from latentatlas.config import RunConfig
 from latentatlas.data.base import SPLITS, ImageDataset, to_float, to_uint8_nhwc
 from latentatlas.rng import derive_seed, make_generator, seed_everything
 from latentatlas.runs import tracking
-from latentatlas.runs.figures import save_image_grid, save_line_plot
+from latentatlas.runs.figures import save_crop_figure, save_image_grid, save_line_plot
 from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data, model_checkpoint
 from latentatlas.runs.store import Run, default_run_name
 from latentatlas.validate import check_finite, check_number
@@ -89,6 +89,7 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
         run = Run(Path(config.runs_dir) / (config.name or default_run_name(config)))
     elif run is None:
         run = Run.create(config)
+    _data_figure(run, config, data)
     result = train(model, data, config.train, run.path, seed=config.seed, resume=resume,
                    callbacks=_training_callbacks(config, data, model))
     if not is_main_process():
@@ -104,6 +105,19 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
     })
     tracking.sync(run)
     return session
+
+
+def _data_figure(run: Run, config: RunConfig, data: ImageDataset) -> None:
+    """For CelebA, ``figures/data_crop.png``: a few source faces with the crop box and what training sees."""
+    if config.data.name != "celeba" or run.figure_path("data_crop.png").is_file():
+        return
+    from latentatlas.data.celeba import crop_preview
+
+    originals, boxes = crop_preview(config.data, n=4)
+    kept = data.images[:len(originals)].permute(0, 2, 3, 1).numpy()
+    save_crop_figure(run.figure_path("data_crop.png"), originals, boxes, kept,
+                     title=f"data.options.crop={dict(config.data.options or {}).get('crop', 'center')!r}, "
+                           f"resized to {kept.shape[2]}x{kept.shape[1]} (antialiased)")
 
 
 def _update_config(run: Run, config: RunConfig) -> None:

@@ -73,6 +73,8 @@ def _training_curves(run: Run) -> None:
 def _training(run: Run, metrics: dict) -> str:
     folder = run.figures_dir
     out = "<h2>Training</h2>"
+    out += figure(folder, "data_crop.png", "the data: source images with the crop box (red) above the images "
+                  "training sees (cropped, then resized with antialiasing)")
     out += figure(folder, "training_curves.png", "training and validation loss per epoch")
     out += figure(folder, "training_health.png", "sample monitor: Fréchet distance, precision / recall and class "
                   "coverage of decoded prior draws per epoch (red: epochs flagged as mode collapse)")
