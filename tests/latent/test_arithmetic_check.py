@@ -76,13 +76,13 @@ def sigmoid_judge(codes: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(8 * codes[:, :3].double()).numpy()
 
 
-def _evaluate(seed=0, n_triples=200):
+def _evaluate(seed=0, n_triples=200, step_scale=1.0):
     z, table = correlated_codes()
     names = ["Smiling", "Male", "Eyeglasses"]
     return ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(2000),
                             test_rows=np.arange(2000, 2600), judge_codes=sigmoid_judge, judge_names=names,
                             generator=make_generator(seed), balance_on=("Eyeglasses",), n_triples=n_triples,
-                            scales=(0, 1, 2), n_sweep=50, seed=0)
+                            scales=(0, 1, 2), n_sweep=50, step_scale=step_scale, seed=0)
 
 
 def test_balanced_vector_beats_the_plain_one_when_the_pair_is_correlated():
@@ -116,6 +116,10 @@ def test_triples_come_from_their_groups_and_are_deterministic():
     assert (t >= 2000).all()                                                 # test rows only
     assert (table[t[:, 0], :2] == [1, 1]).all() and (table[t[:, 1], :2] == [0, 1]).all()
     assert (table[t[:, 2], :2] == [0, 0]).all()
+    doubled = _evaluate(seed=3, step_scale=2.0)
+    for name in ac.VECTOR_VARIANTS:                                          # steps scale, sweeps do not
+        np.testing.assert_allclose(doubled.steps[name], 2 * first.steps[name])
+    assert doubled.metrics["sweep"] == first.metrics["sweep"] and doubled.metrics["step_scale"] == 2.0
     with pytest.raises(ValueError, match="group"):
         ac.draw_triples({"a": np.arange(3), "b": np.array([], dtype=int), "c": np.arange(2)}, 5, make_generator(0))
 
@@ -132,6 +136,8 @@ def test_bad_input_names_the_parameter():
     assert parse_pairs(None, ["label_0", "label_1"], "labels") == []
     with pytest.raises(ValueError, match="n_triples"):
         _evaluate(n_triples=0)
+    with pytest.raises(ValueError, match="step_scale"):
+        _evaluate(step_scale=0.0)
     z, table = correlated_codes(n=200)
     with pytest.raises(ValueError, match="judge"):
         ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(100), test_rows=np.arange(100, 200),

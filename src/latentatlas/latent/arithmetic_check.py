@@ -148,14 +148,15 @@ def evaluate_pair(z: torch.Tensor, table: np.ndarray, names: list[str], pair: tu
                   train_rows: np.ndarray, test_rows: np.ndarray, judge_codes: JudgeCodes, judge_names: list[str],
                   generator: torch.Generator, balance_on: tuple[str, ...] = (), n_triples: int = 300,
                   max_flips: int = 1, scales: tuple[float, ...] = (-1, 0, 0.5, 1, 1.5, 2, 3), n_sweep: int = 64,
-                  seed: int = 0) -> PairCheck:
+                  step_scale: float = 1.0, seed: int = 0) -> PairCheck:
     """The checked arithmetic of ``pair`` on codes z (N, d) with 0/1 attributes ``table`` (N, len(names)):
     vectors on ``train_rows``, triples drawn from ``test_rows``, 'balanced' balanced on B and then
-    ``balance_on`` (at most three attributes), rates per variant and judged sweeps on the first ``n_sweep``
-    triples."""
+    ``balance_on`` (at most three attributes), vector steps ``step_scale`` times the group-mean gap, rates per
+    variant and judged sweeps (scales in units of the gap, or of a - b) on the first ``n_sweep`` triples."""
     check_number("n_triples", n_triples, low=1, integer=True)
     check_number("max_flips", max_flips, low=0, integer=True)
     check_number("n_sweep", n_sweep, low=1, integer=True)
+    check_number("step_scale", step_scale, low=0, strict=True)
     a, b = pair
     missing = [n for n in (a, b) if n not in judge_names]
     if missing:
@@ -164,16 +165,18 @@ def evaluate_pair(z: torch.Tensor, table: np.ndarray, names: list[str], pair: tu
     balance = [n for n in dict.fromkeys((b, *balance_on)) if n in names and n != a][:3]
     zn = z.double().numpy()
     nuisance = table[train_rows][:, [names.index(n) for n in balance]]
-    steps = vector_steps(zn[train_rows], table[train_rows, col_a], nuisance, seed=seed)
+    gap_steps = vector_steps(zn[train_rows], table[train_rows, col_a], nuisance, seed=seed)
+    steps = {k: step_scale * v for k, v in gap_steps.items()}
     groups = triple_groups(table[:, col_a], table[:, col_b], test_rows)
     triples = draw_triples(groups, n_triples, generator)
     za, zb, zc = (z[torch.as_tensor(triples[:, i], dtype=torch.long)] for i in range(3))
     identity = [n for n in identity_attributes(names, a, b) if n in judge_names]
     metrics = {"pair": [a, b], "n_triples": n_triples, "groups": {k: int(len(v)) for k, v in groups.items()},
-               "balanced_on": balance, "identity_attributes": identity, "max_identity_flips": max_flips}
+               "balanced_on": balance, "identity_attributes": identity, "max_identity_flips": max_flips,
+               "step_scale": step_scale}
     metrics.update(check_triples(judge_codes, judge_names, za, zb, zc, steps, pair, identity, max_flips))
     k = min(n_sweep, n_triples)
     metrics["sweep"] = {"scales": list(scales),
-                        **sweeps(judge_codes, judge_names, za[:k], zb[:k], zc[:k], steps, pair, scales)}
+                        **sweeps(judge_codes, judge_names, za[:k], zb[:k], zc[:k], gap_steps, pair, scales)}
     metrics["step_norms"] = {name: float(np.linalg.norm(v)) for name, v in steps.items()}
     return PairCheck(metrics, triples, steps)

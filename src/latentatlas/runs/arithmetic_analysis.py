@@ -84,7 +84,7 @@ def judge_codes(ctx: Context, judge, chunk: int = 512) -> Callable[[torch.Tensor
 
 def checked_pairs(ctx: Context, table: np.ndarray, names: list[str], pairs: list[tuple[str, str]], judge, *,
                   generator: torch.Generator, balance_on: list[str], n_triples: int, max_flips: int,
-                  scales: tuple[float, ...], n_show: int, seed: int) -> tuple[dict, dict]:
+                  scales: tuple[float, ...], step_scale: float, n_show: int, seed: int) -> tuple[dict, dict]:
     """Metrics per pair 'A/B' (rates per variant, sweeps) and the captions of its figures."""
     train, test = ctx.rows("train"), ctx.rows("test")
     out, captions = {}, {}
@@ -102,15 +102,15 @@ def checked_pairs(ctx: Context, table: np.ndarray, names: list[str], pairs: list
         check = ac.evaluate_pair(ctx.z, table, names, (a, b), train_rows=train, test_rows=test,
                                  judge_codes=judge_codes(ctx, judge), judge_names=list(judge.attribute_names),
                                  generator=generator, balance_on=tuple(balance_on), n_triples=n_triples,
-                                 max_flips=max_flips, scales=scales, seed=seed)
+                                 max_flips=max_flips, scales=scales, step_scale=step_scale, seed=seed)
         out[key] = check.metrics
         stem = f"attr_pair_{safe_name(a)}_{safe_name(b)}"
         _save_grid(ctx, f"{stem}.png", check, n_show)
         captions[f"{stem}.png"] = (f"{key}, one triple per row: a ({a} and {b}), b ({b} only), c (neither), "
                                    f"a - b + c, and c plus the balanced {a} vector")
         _save_sweep(ctx.run.figure_path(f"{stem}_sweep.png"), check.metrics["sweep"], (a, b))
-        captions[f"{stem}_sweep.png"] = (f"mean P({a}) and P({b}) the judge gives to decoded c + s u, u = a - b "
-                                         f"or s times the {a} vector's step")
+        captions[f"{stem}_sweep.png"] = (f"mean P({a}) and P({b}) the judge gives to decoded c + s u, with u = "
+                                         f"a - b (triple) or the {a} vector times its group-mean gap")
     return out, captions
 
 

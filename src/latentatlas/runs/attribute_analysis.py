@@ -49,7 +49,7 @@ def _pick(names: list[str], wanted: list[str] | None, max_attributes: int) -> li
 def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: str = "balanced",
                      balance_on: list[str] | None = None, pairs: list | None = None, judge="auto",
                      max_attributes: int = 4, scales: tuple[float, ...] = (-2, -1, -0.5, 0, 0.5, 1, 2),
-                     n_triples: int = 300, max_identity_flips: int = 1,
+                     n_triples: int = 300, max_identity_flips: int = 1, step_scale: float = 1.0,
                      pair_scales: tuple[float, ...] = (-1, 0, 0.5, 1, 1.5, 2, 3),
                      n_show: int = 6, n_judge: int = 128, seed: int = 0, device: torch.device | str = "cpu",
                      model: torch.nn.Module | None = None, dataset: ImageDataset | None = None) -> dict:
@@ -60,8 +60,9 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     the group means along v.  'balanced' balances each attribute on ``balance_on`` (default: the other chosen
     attributes, e.g. Smiling on Male), so that correlated attributes do not leak into its vector.
     ``pairs`` ('A/B', default: Smiling/Male, Eyeglasses/Male, Blond_Hair/Young where present) get the
-    checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples; data with
-    class labels gets the drawn arithmetic of two labels instead."""
+    checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples (vector steps
+    ``step_scale`` x the group-mean gap; sweeps over ``pair_scales``); data with class labels gets the drawn
+    arithmetic of two labels instead."""
     if method not in VARIANTS:
         raise ValueError(f"method: expected one of {VARIANTS}, got {method!r}")
     ctx = load_context(run, device=device, model=model, dataset=dataset)
@@ -124,8 +125,8 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     if checked and judge is not None:
         out["pairs"], more = aa.checked_pairs(ctx, table, names, checked, judge, generator=g,
                                               balance_on=balance_names, n_triples=n_triples,
-                                              max_flips=max_identity_flips, scales=pair_scales, n_show=n_show,
-                                              seed=seed)
+                                              max_flips=max_identity_flips, scales=pair_scales,
+                                              step_scale=step_scale, n_show=n_show, seed=seed)
         captions.update(more)
     elif len(vectors) >= 2:
         out["arithmetic"], more = _arithmetic(ctx, table, names, list(vectors)[:2], judge, n_show)

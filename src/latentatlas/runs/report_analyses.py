@@ -101,7 +101,8 @@ def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
                              pm(r, "identity_kept"), r["n"]])
         notes.append(f"{key}: identity attributes {', '.join(res.get('identity_attributes', [])) or 'none'} "
                      f"(at most {res.get('max_identity_flips', '?')} may flip); balanced on "
-                     f"{', '.join(res.get('balanced_on', []))}")
+                     f"{', '.join(res.get('balanced_on', []))}; vector steps {res.get('step_scale', 1)} x the "
+                     "group-mean gap")
     text = ("<h3>Checked arithmetic</h3><p>Triples of test codes per pair A/B: a has A and B, b has B only, c has "
             "neither. Each variant gives c the attribute A: <i>triple</i> a - b + c, <i>plain</i> / "
             "<i>balanced</i> / <i>probe</i> c plus the A vector (mean difference, mean difference balanced on "
