@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute", action="append", default=None, metavar="NAME",
                    help="attribute (CelebA) or class label to analyse (repeatable; default: a few)")
     p.add_argument("--method", default="balanced", help="mean, balanced, refined or probe")
+    p.add_argument("--pair", action="append", default=None, metavar="A/B",
+                   help="attribute pair for the checked arithmetic, e.g. Smiling/Male (repeatable; default: "
+                   "Smiling/Male, Eyeglasses/Male, Blond_Hair/Young where the run has them)")
     p = sub.add_parser("geometry", help="hull membership, distances, axis walks, drift, maps")
     _run_arg(p)
     p.add_argument("--maps", default="pca,tsne,isomap", help="comma-separated 2-D map methods")
@@ -244,8 +247,8 @@ def _analysis(args: argparse.Namespace) -> None:
         result = analyses.interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
                                             learned_iters=args.learned_iters, seed=seed, device=device)
     elif args.command == "attributes":
-        result = analyses.attributes_stage(run, attributes=args.attribute, method=args.method, seed=seed,
-                                           device=device)
+        result = analyses.attributes_stage(run, attributes=args.attribute, method=args.method, pairs=args.pair,
+                                           seed=seed, device=device)
     else:
         methods = tuple(m.strip() for m in args.maps.split(",") if m.strip())
         result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)

@@ -97,3 +97,27 @@ def test_validation():
         at.mean_difference(np.zeros((4, 2)), np.array([0, 1, 2, 1]))
     with pytest.raises(ValueError, match="y: expected 4"):
         at.mean_difference(np.zeros((4, 2)), np.array([0, 1]))
+
+
+def test_pixel_judge_has_the_attribute_network_interface():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(300, 1, 8, 8, generator=g) * 0.5
+    table = (torch.rand(300, 2, generator=g) < 0.5).long().numpy()
+    x[table[:, 0] == 1, :, :4] += 0.5                          # attribute "top": a bright top half
+    x[table[:, 1] == 1, :, :, :4] += 0.5                       # attribute "left": a bright left half
+    table = np.concatenate([table, np.ones((300, 1), dtype=int)], axis=1)   # "always": one value only
+    judge = at.PixelJudge(x, table, ["top", "left", "always"], seed=0)
+    assert judge.attribute_names == ["top", "left"]            # a constant column cannot be learned
+    probs = at.judge_probabilities(judge, x, batch_size=64)
+    assert probs.shape == (300, 2) and probs.dtype == torch.float64
+    torch.testing.assert_close(probs, judge.attribute_probs(x).double())
+    assert roc_auc_score(table[:, 0], probs[:, 0]) > 0.95 and roc_auc_score(table[:, 1], probs[:, 1]) > 0.95
+
+    class Wrong:
+        attribute_names = ["a", "b", "c"]
+
+        def attribute_probs(self, images):
+            return torch.zeros(len(images), 2)
+
+    with pytest.raises(ValueError, match="judge"):
+        at.judge_probabilities(Wrong(), x)

@@ -168,7 +168,8 @@ def test_stage_loads_checkpoint_and_dataset(tmp_path):
 def test_attributes_stage_on_celeba(shared_data, tmp_path):
     cfg = DataConfig(name="celeba", root=str(shared_data / "celeba_10k"), limit=1500, image_size=32)
     run, model, ds = _make_run(tmp_path, cfg, 32)
-    out = analyses.attributes_stage(run, attributes=["Smiling", "Male"], n_judge=32, model=model, dataset=ds)
+    out = analyses.attributes_stage(run, attributes=["Smiling", "Male"], n_judge=32, judge="pixel", n_triples=100,
+                                    model=model, dataset=ds)
     assert out["source"] == "attributes"
     for name in ("Smiling", "Male"):
         res = out[name]
@@ -176,4 +177,10 @@ def test_attributes_stage_on_celeba(shared_data, tmp_path):
         assert res["judged"][-1] > res["judged"][0] + 0.2     # the classifier sees the attribute grow
         assert -1 <= res["cos_mean_balanced"] <= 1
     assert out["Male"]["auc_refined"] > 0.75 and out["balanced_on"] == ["Smiling", "Male"]
-    assert set(out["arithmetic"]) >= {"expression", "p_Smiling", "p_Male"}
+    assert list(out["pairs"]) == ["Smiling/Male", "Eyeglasses/Male", "Blond_Hair/Young"]
+    smile = out["pairs"]["Smiling/Male"]
+    assert out["judge"] == "pixel logistic regression" and smile["n_triples"] == 100
+    assert "Male" not in smile["identity_attributes"] and "Young" in smile["identity_attributes"]
+    # the balanced Smiling vector makes the judge see a smile more often than on the unchanged faces c
+    assert smile["balanced"]["a_present"] > smile["unchanged"]["a_present"] + 0.1
+    assert smile["unchanged"]["identity_kept"] == 1.0

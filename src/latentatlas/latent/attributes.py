@@ -77,6 +77,18 @@ def mean_difference(z, y, *, balance_on=None, unit: bool = True) -> np.ndarray:
     return _unit(v) if unit else v
 
 
+def balanced_difference(z, y, balance_on=None) -> np.ndarray:
+    """:func:`mean_difference` balanced on ``balance_on``, or the plain one (with a warning) when no cell of
+    the nuisance attributes holds both groups. -> unit vector (d,)."""
+    try:
+        return mean_difference(z, y, balance_on=balance_on)
+    except ValueError as err:
+        if balance_on is None:
+            raise
+        log.warning("balancing failed (%s); using the plain mean difference", err)
+        return mean_difference(z, y)
+
+
 def refined_direction(z, y, *, tol: float = 1e-6, max_iter: int = 500, ridge: float = 1e-3,
                       balance_on=None) -> tuple[np.ndarray, int]:
     """Iterative refinement of the mean difference towards the Fisher direction (S_w + ridge I)^-1 delta:
@@ -181,3 +193,41 @@ def pixel_attribute_classifier(images: torch.Tensor, y, *, c: float = 0.1, max_r
     feats, yb = _prepare(features(images[:max_rows]), np.asarray(y)[:max_rows])
     clf = LogisticRegression(C=c, max_iter=200, random_state=seed).fit(feats, yb)
     return lambda x: torch.from_numpy(clf.predict_proba(features(x))[:, 1])
+
+
+class PixelJudge:
+    """Pixel classifiers (:func:`pixel_attribute_classifier`), one per attribute, behind the interface of the
+    celeba-attributes network: ``attribute_names`` and ``attribute_probs(x (B, C, H, W) in [0, 1]) -> (B, A)``.
+    ``table`` (N, A0) holds the 0/1 values of ``names`` for ``images`` (N, C, H, W); a column with one value
+    only is left out (with a warning)."""
+
+    name = "pixel logistic regression"
+
+    def __init__(self, images: torch.Tensor, table, names: list[str], *, seed: int = 0) -> None:
+        table = np.asarray(table)
+        self.attribute_names: list[str] = []
+        self._classifiers: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        for j, name in enumerate(names):
+            if table[:, j].min() == table[:, j].max():
+                log.warning("pixel judge: %s has one value only in its training images; left out", name)
+                continue
+            self._classifiers.append(pixel_attribute_classifier(images, table[:, j], max_rows=len(images), seed=seed))
+            self.attribute_names.append(name)
+
+    def attribute_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([clf(x).float() for clf in self._classifiers], dim=1)
+
+
+@torch.no_grad()
+def judge_probabilities(judge, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """``judge.attribute_probs`` on float images (n, C, H, W) in [0, 1], batched on the judge's device.
+    -> float64 (n, A) on the CPU, columns in the order of ``judge.attribute_names``."""
+    params = judge.parameters() if isinstance(judge, torch.nn.Module) else iter(())
+    device = next(params, torch.empty(0)).device
+    out = [judge.attribute_probs(images[s:s + batch_size].to(device)).double().cpu()
+           for s in range(0, images.shape[0], batch_size)]
+    probs = torch.cat(out) if out else torch.empty(0, len(judge.attribute_names), dtype=torch.float64)
+    if probs.shape != (images.shape[0], len(judge.attribute_names)):
+        raise ValueError(f"judge: expected attribute probabilities ({images.shape[0]}, "
+                         f"{len(judge.attribute_names)}), got {tuple(probs.shape)}")
+    return probs

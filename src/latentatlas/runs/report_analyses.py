@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentatlas.latent import arithmetic_check as ac
 from latentatlas.runs.report_html import columns_table, details, e, figure, quantity_table
 from latentatlas.runs.report_html import table as html_table
-from latentatlas.runs.store import Run
+from latentatlas.runs.store import Run, safe_name
 
 INTERPOLATION_COLUMNS = ("midpoint_fd", "step_cv", "cycle_error_mean", "realism_mean", "path_length")
 GEOMETRY_SUMMARY = ("active_units", "kl_total", "hull_fraction_test", "hull_fraction_train", "pearson", "spearman",
@@ -73,8 +74,43 @@ def _attributes(run: Run, section: str, values: dict, captions: dict[str, str]) 
     out += figure(run.figures_dir, shown[0], captions.get(shown[0], ""))
     if isinstance(values.get("arithmetic"), dict):
         out += "<p>Code arithmetic: " + e(values["arithmetic"].get("expression", "")) + "</p>"
+    if isinstance(values.get("pairs"), dict) and values["pairs"]:
+        out += _checked_arithmetic(values["pairs"], values.get("judge"))
+        first = [f"attr_pair_{safe_name(a)}_{safe_name(b)}{tail}.png" for a, b in
+                 [key.split("/") for key in values["pairs"]][:1] for tail in ("", "_sweep")]
+        shown += tuple(first)
+        out += "".join(figure(run.figures_dir, n, captions.get(n, "")) for n in first)
     out += details("all attribute numbers", quantity_table(values, fold_after=10_000))
     return out + _more_figures(run, "attr_", captions, shown)
+
+
+def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
+    """Pair x variant -> success rate and its three parts (percent +- binomial standard error)."""
+    def pm(r: dict, key: str) -> str:
+        return f"{100 * r[key]:.1f} ± {100 * r[key + '_se']:.1f}"
+
+    rows, notes = [], []
+    for key, res in pairs.items():
+        if "skipped" in res:
+            rows.append([key, "skipped: " + str(res["skipped"]), "", "", "", "", ""])
+            continue
+        for variant in (ac.BASELINE, *ac.VARIANTS):
+            if isinstance(res.get(variant), dict):
+                r = res[variant]
+                rows.append([key, variant, pm(r, "success"), pm(r, "a_present"), pm(r, "b_absent"),
+                             pm(r, "identity_kept"), r["n"]])
+        notes.append(f"{key}: identity attributes {', '.join(res.get('identity_attributes', [])) or 'none'} "
+                     f"(at most {res.get('max_identity_flips', '?')} may flip); balanced on "
+                     f"{', '.join(res.get('balanced_on', []))}; vector steps {res.get('step_scale', 1)} x the "
+                     "group-mean gap")
+    text = ("<h3>Checked arithmetic</h3><p>Triples of test codes per pair A/B: a has A and B, b has B only, c has "
+            "neither. Each variant gives c the attribute A: <i>triple</i> a - b + c, <i>plain</i> / "
+            "<i>balanced</i> / <i>probe</i> c plus the A vector (mean difference, mean difference balanced on "
+            f"B, logistic probe). The judge ({e(judge or '?')}) must see A (p > 0.5), not see B, and keep c's "
+            "identity attributes; <i>unchanged</i> is c itself, the baseline. Percent ± standard error.</p>")
+    return (text + html_table(["pair A/B", "variant", "success %", "A present %", "B absent %", "identity kept %",
+                               "triples"], rows)
+            + "".join(f"<p class=note>{e(n)}</p>" for n in notes))
 
 
 def _generic(run: Run, section: str, values: dict, captions: dict[str, str]) -> str:
