@@ -4,7 +4,7 @@ by its samplers (prior; Gaussian mixtures, a diffusion model and a second-stage 
 10,000 samples each scored against the 1,000 test faces in the ``celeba-attributes`` features (Fréchet
 distance, precision, recall, attribute coverage), with the test reconstruction error and fitting times.
 Usage:
-    python bench/faces_celeba.py [--epochs 10] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
+    python bench/faces_celeba.py [--epochs 8] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
                                  [--train-only] [--json out.json]
 """
 
@@ -36,7 +36,7 @@ def config_for(name: str, args):
     return config_mod.from_dict({
         "name": name, "runs_dir": args.runs_dir, "seed": 0, "data": {"name": "celeba", "root": args.celeba},
         "model": model, "train": {"epochs": args.epochs, "batch_size": 64, "patience": None, "progress": False},
-        "codes": {"method": "encoder"} if name != "dcgan" else {},
+        "codes": {"method": "encoder"} if name != "dcgan" else {"encoder_steps": 800, "refine_steps": 10},
         "sample": {"samplers": samplers, "n": 10000},
         "evaluate": {"metrics": METRICS, "extractor": "celeba-attributes", "n_real": 1000}})
 
@@ -46,8 +46,8 @@ def run_model(name: str, args) -> list[dict]:
     from latentatlas.runs.report import write_report
 
     cfg = config_for(name, args)
-    done = (Path(args.runs_dir) / name / "metrics.json").is_file()   # trained before: resume (no more training)
-    session = pipeline.train_session(cfg, resume=done)
+    started = (Path(args.runs_dir) / name / "checkpoints" / "last.pt").is_file()   # resume up to the epochs
+    session = pipeline.train_session(cfg, resume=started)
     if args.train_only:
         return []
     pipeline.encode_stage(session)
@@ -66,7 +66,7 @@ def run_model(name: str, args) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--celeba", default=str(TAR))
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--only", default="vae,ae,dcgan")
     parser.add_argument("--runs-dir", default="/tmp/latentatlas-faces")
     parser.add_argument("--train-only", action="store_true", help="only train (or resume) the models")
