@@ -10,7 +10,7 @@ def coverage(samples: list[float], gap: float, missing: int) -> dict:
     names = [f"Attr_{i}" for i in range(10)]
     real = [0.1 * (i + 1) / 2 for i in range(10)]
     protocol = {"extractor": "celeba-attributes", "weights_hash": "w", "real_dataset": "celeba", "real_split": "test",
-                "n_real": 100, "n_fake": 100, "seed": 0, "attribute_threshold": 0.5}
+                "n_real": 100, "n_fake": 100, "seed": 0, "attribute_rate": "mean probability"}
     return {"frechet": 12.0, "attribute_gap": gap, "attributes_missing": missing, "n_attributes": 10,
             "attribute_rates": {"names": names, "real": real, "samples": samples, "labelled": [0.5] * 10},
             "protocol": protocol}

@@ -23,8 +23,7 @@ from latentatlas.metrics.features import (Reference, build_extractor, extract_fe
 from latentatlas.metrics.frechet import frechet
 from latentatlas.metrics.kid import kid
 from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
-from latentatlas.metrics.modes import (ATTRIBUTE_THRESHOLD, MIN_SHARE, MISSING_RATIO, attribute_coverage,
-                                       class_coverage)
+from latentatlas.metrics.modes import MIN_SHARE, MISSING_RATIO, attribute_coverage, class_coverage
 from latentatlas.metrics.prdc import prdc
 from latentatlas.metrics.scores import inception_score
 from latentatlas.registry import Registry
@@ -121,8 +120,9 @@ def _classes(ctx: EvalContext) -> dict:
 
 @METRICS.register("attributes")
 def _attributes(ctx: EvalContext) -> dict:
-    """Attribute coverage: per-attribute rates of samples and real images as the extractor's attribute head
-    judges them (from the features, nothing recomputed), and the real images' labelled rates when known."""
+    """Attribute coverage: per-attribute rates (mean probabilities) of samples and real images as the
+    extractor's attribute head judges them (from the features, nothing recomputed), and the real images'
+    labelled rates when known."""
     names = getattr(ctx.extractor, "attribute_names", None)
     if not names or not isinstance(getattr(ctx.extractor, "head", None), nn.Module):
         raise MetricUnavailable(f"attributes needs an extractor with an attribute head (celeba-attributes), "
@@ -135,7 +135,7 @@ def _attributes(ctx: EvalContext) -> dict:
     known = ctx.real.attribute_names
     if ctx.real.attributes is not None and set(names) <= set(known):
         labelled = ctx.real.attributes[:, [known.index(n) for n in names]].double().mean(0)
-    ctx.protocol.update(attribute_threshold=ATTRIBUTE_THRESHOLD, attribute_missing_ratio=MISSING_RATIO)
+    ctx.protocol.update(attribute_rate="mean probability", attribute_missing_ratio=MISSING_RATIO)
     return attribute_coverage(real_p, fake_p, names, labelled=labelled)
 
 

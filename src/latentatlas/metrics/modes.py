@@ -21,7 +21,6 @@ from latentatlas.validate import check_number
 
 MIN_SHARE = 0.1          # a class is covered when it gets at least this fraction of its real share
 SMOOTHING = 0.5          # pseudo-count added to every generated class count in the KL
-ATTRIBUTE_THRESHOLD = 0.5  # an image has an attribute when the attribute net's probability exceeds this
 MISSING_RATIO = 0.5      # an attribute is missing when its sample rate is under this fraction of its real rate
 
 
@@ -50,32 +49,34 @@ def class_coverage(fake_classes: torch.Tensor, real_probs: torch.Tensor, *, min_
 
 
 def attribute_coverage(real_probs: torch.Tensor, fake_probs: torch.Tensor, names: list[str], *,
-                       labelled: torch.Tensor | None = None, threshold: float = ATTRIBUTE_THRESHOLD,
-                       missing_ratio: float = MISSING_RATIO) -> dict:
-    """Attribute coverage, the face analogue of :func:`class_coverage`: the share of real images (N, A) and
-    of samples (M, A) whose attribute probability (by the same attribute net) exceeds ``threshold``.
+                       labelled: torch.Tensor | None = None, missing_ratio: float = MISSING_RATIO) -> dict:
+    """Attribute coverage, the face analogue of :func:`class_coverage`, from the attribute probabilities that
+    one attribute net gives real images (N, A) and samples (M, A).
 
-    ``attribute_gap``: mean over attributes of |sample rate - real rate|; ``attributes_missing``:
-    attributes whose sample rate is under ``missing_ratio`` times a non-zero real rate;
-    ``attribute_rates``: names, real and sample rates per attribute, and ``labelled``, the real images'
-    labelled rates (A,) when given."""
+    The rate of an attribute is its mean probability: the net's expected share of images that have it (its
+    BCE training calibrates it; the share of probabilities above 0.5 undercounts rare, hard attributes).
+    ``attribute_gap``: mean over attributes of |sample rate - real rate|; ``attributes_missing``: attributes
+    whose sample rate is under ``missing_ratio`` times their real rate; ``attribute_rates``: names, real
+    and sample rates per attribute, and ``labelled``, the real images' labelled rates (A,) when given."""
     real = torch.as_tensor(real_probs, dtype=torch.float64)
     fake = torch.as_tensor(fake_probs, dtype=torch.float64)
     for param, probs in (("real_probs", real), ("fake_probs", fake)):
         if probs.ndim != 2 or probs.shape[0] < 1 or probs.shape[1] != len(names):
             raise ValueError(f"{param}: expected probabilities (N >= 1, {len(names)}) for the {len(names)} "
                              f"attribute names, got shape {tuple(probs.shape)}")
-    check_number("threshold", threshold, low=0, high=1)
-    real_rate, fake_rate = (real > threshold).double().mean(0), (fake > threshold).double().mean(0)
-    missing = (fake_rate < missing_ratio * real_rate) & (real_rate > 0)
+        if not bool(((probs >= 0) & (probs <= 1)).all()):
+            raise ValueError(f"{param}: expected probabilities in [0, 1]")
+    check_number("missing_ratio", missing_ratio, low=0, high=1)
+    real_rate, fake_rate = real.mean(0), fake.mean(0)
     rates = {"names": list(names), "real": _rounded(real_rate), "samples": _rounded(fake_rate)}
     if labelled is not None:
         labelled = torch.as_tensor(labelled, dtype=torch.float64).flatten()
         if labelled.numel() != len(names):
             raise ValueError(f"labelled: expected {len(names)} rates, got {labelled.numel()}")
         rates["labelled"] = _rounded(labelled)
-    return {"attribute_gap": float((fake_rate - real_rate).abs().mean()), "attributes_missing": int(missing.sum()),
-            "n_attributes": len(names), "attribute_rates": rates}
+    return {"attribute_gap": float((fake_rate - real_rate).abs().mean()),
+            "attributes_missing": int((fake_rate < missing_ratio * real_rate).sum()), "n_attributes": len(names),
+            "attribute_rates": rates}
 
 
 def attribute_lines(rates: dict) -> list[str]:

@@ -147,10 +147,9 @@ def _attribute_coverage(by_spec: dict[str, dict]) -> str:
         rows.append((gap, [name, *(100 * v for v in shares)]))
     rows = [row for _, row in sorted(rows, key=lambda r: -r[0])]
     header = ["attribute", *(["labelled real (%)"] if labelled else []), "real faces (%)", *(f"{n} (%)" for n in rated)]
-    threshold = by_spec[next(iter(rated))].get("protocol", {}).get("attribute_threshold", 0.5)
-    return (f"<h3>Attribute coverage</h3><p class='note'>Share of images the attribute net judges to have each "
-            f"attribute (probability above {e(threshold)}), for the real faces and each sampler's samples"
-            f"{' (and the labelled share of the real faces)' if labelled else ''}: the {ATTRIBUTE_ROWS} attributes "
-            "with the largest gaps. An attribute is counted missing when its sample share is under half the real "
-            "share.</p>" + table(header, rows[:ATTRIBUTE_ROWS])
+    return ("<h3>Attribute coverage</h3><p class='note'>How often each attribute occurs among the real faces and "
+            "each sampler's samples, as the attribute net judges them (its mean probability: the expected share of "
+            f"images with the attribute){'; and the labelled share of the real faces' if labelled else ''}: the "
+            f"{ATTRIBUTE_ROWS} attributes with the largest gaps. An attribute is counted missing when its sample "
+            "share is under half the real share.</p>" + table(header, rows[:ATTRIBUTE_ROWS])
             + details(f"all {len(rows)} attributes", table(header, rows)))

@@ -47,7 +47,7 @@ PROTOCOL_LABELS = {"extractor": "feature extractor", "weights_hash": "extractor 
                    "n_fake": "generated images", "seed": "seed", "k_precision_recall": "k (precision, recall)",
                    "k_density_coverage": "k (density, coverage)", "kid_subset_size": "KID subset size",
                    "classes_min_share": "least class share counted", "n_train": "training images",
-                   "attribute_threshold": "attribute probability threshold",
+                   "attribute_rate": "attribute rate",
                    "attribute_missing_ratio": "attribute missing below this share of its real rate"}
 
 
