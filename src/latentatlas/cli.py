@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="reference for a samples file: DATASET:SPLIT (e.g. mnist:test) or stats .npz")
     p.add_argument("--ref-root", default=None, help="where the reference dataset's files are (its data.root), "
                    "e.g. ../shared/data/mnist for the full MNIST")
-    p.add_argument("--extractor", default=None, help="feature extractor (default: the run's, or classifier)")
+    p.add_argument("--extractor", default=None, help="feature extractor: classifier, celeba-attributes, inception, "
+                   "pixels, ... (default: the run's, or auto: classifier for labelled data, else inception when its "
+                   "weights are on disk, else celeba-attributes for faces)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p = sub.add_parser("report", help="write report.html")
     _run_arg(p)
@@ -315,7 +317,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
         from latentatlas.metrics.evaluate import evaluate_file
 
-        results = evaluate_file(target, args.ref, root=args.ref_root, extractor=args.extractor or "classifier")
+        results = evaluate_file(target, args.ref, root=args.ref_root, extractor=args.extractor or "auto")
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:
@@ -327,12 +329,26 @@ def _print_results(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from latentatlas.metrics.modes import attribute_lines
     from latentatlas.runs.store import flatten
 
     table = Table("quantity", "value")
     for key, value in flatten(results).items():
-        table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
+        if "attribute_rates." not in key:   # per-attribute lists: as lines below
+            table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
     Console().print(table)
+    for where, rates in _attribute_rates(results):
+        print(f"attribute coverage{where} (largest gaps first):")
+        print("\n".join(f"  {line}" for line in attribute_lines(rates)))
+
+
+def _attribute_rates(results: dict, where: str = ""):
+    """(' of SAMPLER', attribute_rates) for every result holding attribute rates."""
+    if isinstance(results.get("attribute_rates"), dict):
+        yield where, results["attribute_rates"]
+    for key, value in results.items():
+        if isinstance(value, dict) and key != "attribute_rates":
+            yield from _attribute_rates(value, f" of {key}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,8 +81,9 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    metrics: tuple = ("frechet", "prdc", "kid", "classes")  # names in latentatlas.metrics.evaluate.METRICS
-    extractor: str = "classifier"
+    metrics: tuple = ("frechet", "prdc", "kid", "classes", "attributes")  # names in metrics.evaluate.METRICS
+    extractor: str = "auto"             # auto: classifier (labels), else inception (weights on disk), else
+    #                                   celeba-attributes (attributes), else pixels (metrics.features.default_extractor)
     n_real: int = 1000                  # real test images for reference statistics
     split: str = "test"
 

@@ -7,8 +7,6 @@ IS-style score.  Trained on the dataset's labels with a fixed seed; cached under
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, to_float
-from latentatlas.fileio import read_json, torch_load, torch_save, write_json
+from latentatlas.metrics.cached_net import cache_path, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
@@ -57,14 +55,6 @@ class SmallCNN(nn.Module):
         return f, self.head(f)
 
 
-def _init_weights(model: nn.Module, generator: torch.Generator) -> None:
-    """Kaiming-uniform weights drawn from ``generator``, zero biases (no global RNG)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu", generator=generator)
-            nn.init.zeros_(m.bias)
-
-
 def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, device: str) -> float:
     model.eval()
     correct = 0
@@ -81,7 +71,8 @@ def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64,
     train and held-out accuracy (a seeded ``heldout_fraction`` of the rows is held out)."""
     if ds.labels is None:
         raise ValueError(f"extractor='classifier' needs a labelled dataset, but {ds.name!r} has no labels; "
-                         "pick another extractor, e.g. extractor='pixels' (or 'inception' with its weights)")
+                         "pick another extractor, e.g. extractor='pixels', 'celeba-attributes' (images with "
+                         "attributes) or 'inception' (with its weights)")
     c, h, w = ds.image_shape
     if min(h, w) < 8:
         raise ValueError(f"extractor='classifier': images must be at least 8x8, got {h}x{w}")
@@ -91,7 +82,7 @@ def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64,
     n_held = int(round(heldout_fraction * len(ds)))
     held, train = order[:n_held], order[n_held:]
     model = SmallCNN(c, int(labels.max()) + 1)
-    _init_weights(model, g)
+    init_weights(model, g)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for epoch in range(epochs):
@@ -112,24 +103,13 @@ def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64,
     return model.eval(), protocol
 
 
-def _state_hash(model: nn.Module) -> str:
-    from latentatlas.metrics.features import module_hash
-
-    return module_hash(model)
-
-
 def load_classifier(path: str | Path, *, device: str = "cpu") -> SmallCNN:
     """Load a cached classifier (state dict file + ``.json`` protocol beside it), ``weights_only=True``."""
-    path = Path(path)
-    meta_path = path.with_suffix(".json")
-    if not path.is_file() or not meta_path.is_file():
-        raise FileNotFoundError(f"weights: expected a classifier state dict {path} and its protocol {meta_path}")
-    meta = read_json(meta_path, "classifier protocol")
-    model = SmallCNN(meta["in_channels"], meta["n_classes"], meta["width"], meta["feature_dim"])
-    model.load_state_dict(torch_load(path, "classifier"))
-    model.weights_hash = _state_hash(model)
-    model.protocol = meta
-    return model.to(device).eval()
+    return load_cached_net(path, _build, "classifier", device=device)
+
+
+def _build(meta: dict) -> SmallCNN:
+    return SmallCNN(meta["in_channels"], meta["n_classes"], meta["width"], meta["feature_dim"])
 
 
 def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device: str = "cpu", seed: int = 0,
@@ -143,21 +123,13 @@ def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device
     from latentatlas.metrics.features import dataset_fingerprint, labels_hash
 
     fp = dataset_fingerprint(ds)
-    key_src = json.dumps({"fingerprint": fp, "labels": labels_hash(ds), "seed": seed, "epochs": epochs,
-                          "version": CLASSIFIER_VERSION})
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    path = Path(cache_dir) / "classifiers" / f"{ds.name}-{key}.pt"
-    if path.is_file() and path.with_suffix(".json").is_file():
-        log.info("classifier from cache %s", path)
-        try:
-            return load_classifier(path, device=device)
-        except (ValueError, KeyError, RuntimeError) as exc:   # a damaged cache entry: train it again
-            log.warning("cached classifier %s cannot be used (%s); training it again", path, exc)
-    log.info("training the feature classifier for %s (%d images, %d epochs)", ds.name, len(ds), epochs)
-    model, protocol = train_classifier(ds, epochs=epochs, seed=seed, device=device)
-    model.to("cpu")
-    torch_save(model.state_dict(), path)
-    write_json(path.with_suffix(".json"), {**protocol, "dataset": ds.name, "fingerprint": fp,
-                                           "version": CLASSIFIER_VERSION})
-    log.info("classifier cached at %s (held-out accuracy %s)", path, protocol["heldout_accuracy"])
-    return load_classifier(path, device=device)
+    path = cache_path(cache_dir, "classifiers", ds.name, {"fingerprint": fp, "labels": labels_hash(ds), "seed": seed,
+                                                          "epochs": epochs, "version": CLASSIFIER_VERSION})
+
+    def train() -> tuple[SmallCNN, dict]:
+        log.info("training the feature classifier for %s (%d images, %d epochs)", ds.name, len(ds), epochs)
+        model, protocol = train_classifier(ds, epochs=epochs, seed=seed, device=device)
+        log.info("classifier held-out accuracy %s", protocol["heldout_accuracy"])
+        return model, {**protocol, "dataset": ds.name, "fingerprint": fp, "version": CLASSIFIER_VERSION}
+
+    return load_or_train_net(path, what="classifier", build=_build, train=train, device=device)

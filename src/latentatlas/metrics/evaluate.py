@@ -23,7 +23,7 @@ from latentatlas.metrics.features import (Reference, build_extractor, extract_fe
 from latentatlas.metrics.frechet import frechet
 from latentatlas.metrics.kid import kid
 from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
-from latentatlas.metrics.modes import MIN_SHARE, class_coverage
+from latentatlas.metrics.modes import MIN_SHARE, MISSING_RATIO, attribute_coverage, class_coverage
 from latentatlas.metrics.prdc import prdc
 from latentatlas.metrics.scores import inception_score
 from latentatlas.registry import Registry
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 K_PRECISION_RECALL = 3
 K_DENSITY_COVERAGE = 5
-DEFAULT_METRICS = ("frechet", "kid", "prdc", "is", "classes", "memorization")
+DEFAULT_METRICS = ("frechet", "kid", "prdc", "is", "classes", "attributes", "memorization")
 
 
 @dataclass
@@ -118,6 +118,27 @@ def _classes(ctx: EvalContext) -> dict:
     return out
 
 
+@METRICS.register("attributes")
+def _attributes(ctx: EvalContext) -> dict:
+    """Attribute coverage: per-attribute rates (mean probabilities) of samples and real images as the
+    extractor's attribute head judges them (from the features, nothing recomputed), and the real images'
+    labelled rates when known."""
+    names = getattr(ctx.extractor, "attribute_names", None)
+    if not names or not isinstance(getattr(ctx.extractor, "head", None), nn.Module):
+        raise MetricUnavailable(f"attributes needs an extractor with an attribute head (celeba-attributes), "
+                                f"not {ctx.extractor.name!r}")
+    real = ctx.real_features("attributes")
+    with torch.no_grad():
+        real_p, fake_p = (torch.sigmoid(ctx.extractor.head(f.to(ctx.device, torch.float32))).cpu()
+                          for f in (real, ctx.fake_features))
+    labelled = None
+    known = ctx.real.attribute_names
+    if ctx.real.attributes is not None and set(names) <= set(known):
+        labelled = ctx.real.attributes[:, [known.index(n) for n in names]].double().mean(0)
+    ctx.protocol.update(attribute_rate="mean probability", attribute_missing_ratio=MISSING_RATIO)
+    return attribute_coverage(real_p, fake_p, names, labelled=labelled)
+
+
 @METRICS.register("memorization")
 def _memorization(ctx: EvalContext) -> dict:
     train = ctx.train_features("memorization")
@@ -168,9 +189,9 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
     if isinstance(real, ImageDataset) and real.image_shape != tuple(fake.shape[1:]):
         raise ValueError(f"fake: image shape {tuple(fake.shape[1:])} differs from the reference's {real.image_shape}")
     fit_on = train if train is not None else (real if isinstance(real, ImageDataset) else None)
-    if isinstance(extractor, str) and extractor == "classifier" and train is None and fit_on is not None:
-        log.warning("no train= given: the classifier extractor is trained on the reference split itself")
     ext = build_extractor(extractor, dataset=fit_on, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
+    if train is None and fit_on is not None and weights is None and hasattr(ext, "protocol"):   # a trained net
+        log.warning("no train= given: the %s extractor is trained on the reference split itself", ext.name)
     ref = _reference(real, ext, real_split=real_split, n_real=n_real, batch_size=batch_size, device=device,
                      cache_dir=cache_dir)
     want_logits = bool({"is", "classes"} & set(metrics)) and hasattr(ext, "features_and_logits")

@@ -89,6 +89,35 @@ def _classifier(*, dataset: ImageDataset | None, cache_dir: Path, device: str, s
     return load_or_train_classifier(dataset, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
 
 
+@EXTRACTORS.register("celeba-attributes")
+def _celeba_attributes(*, dataset: ImageDataset | None, cache_dir: Path, device: str, seed: int,
+                       weights: str | None = None, **_: Any) -> nn.Module:
+    from latentatlas.metrics.attribute_net import load_or_train_attribute_net
+
+    return load_or_train_attribute_net(dataset, cache_dir=cache_dir, device=device, seed=seed, weights=weights)
+
+
+def default_extractor(dataset: ImageDataset | None) -> str:
+    """The extractor ``auto`` stands for: ``classifier`` for labelled images; otherwise ``inception`` when
+    its weights are on disk, else ``celeba-attributes`` for images with attributes (faces), else ``pixels``."""
+    from latentatlas.metrics.inception import find_weights
+
+    if dataset is not None and dataset.labels is not None:
+        return "classifier"
+    try:
+        find_weights(None)
+        return "inception"
+    except FileNotFoundError:
+        return "celeba-attributes" if dataset is not None and dataset.attributes is not None else "pixels"
+
+
+@EXTRACTORS.register("auto")
+def _auto(*, dataset: ImageDataset | None = None, **kwargs: Any) -> nn.Module:
+    name = default_extractor(dataset)
+    log.info("extractor 'auto': %s", name)
+    return EXTRACTORS.get(name)(dataset=dataset, **kwargs)
+
+
 @EXTRACTORS.register("ring")
 def _ring(*, dataset: ImageDataset | None = None, **_: Any) -> nn.Module:
     from latentatlas.metrics.modes import RingExtractor
@@ -105,10 +134,12 @@ def _inception(*, weights: str | None = None, **_: Any) -> nn.Module:
 
 def build_extractor(name: str | nn.Module, *, dataset: ImageDataset | None = None, cache_dir: Path | None = None,
                     device: str | torch.device = "cpu", seed: int = 0, weights: str | None = None) -> nn.Module:
-    """An extractor by name (``pixels``, ``classifier``, ``inception``) or wrapping a user module.
+    """An extractor by name (``pixels``, ``classifier``, ``celeba-attributes``, ``inception``, ``auto``: see
+    :func:`default_extractor`) or wrapping a user module.
 
-    ``dataset`` (labelled training images) is needed by ``classifier``; ``weights`` is a weights file
-    (``inception``, or a classifier state dict).  Returned in eval mode on ``device``.
+    ``dataset`` (training images) is needed by ``classifier`` (labelled) and ``celeba-attributes`` (with
+    attributes); ``weights`` is a weights file (``inception``, or a cached classifier / attribute net state
+    dict).  Returned in eval mode on ``device``.
     """
     if isinstance(name, nn.Module):
         ext = name if hasattr(name, "weights_hash") and hasattr(name, "name") else ModuleExtractor(name)
@@ -224,13 +255,16 @@ def load_reference_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 # ------------------------------------------------------------------------------------- reference cache
 @dataclass
 class Reference:
-    """Reference statistics and (optionally) features of real images, with the protocol that made them."""
+    """Reference statistics and (optionally) features of real images, with the protocol that made them,
+    and the images' labelled attributes (int8 (N, A) of 0/1, named by ``attribute_names``) when known."""
 
     mu: torch.Tensor
     sigma: torch.Tensor
     features: torch.Tensor | None = None
     protocol: dict = field(default_factory=dict)
     prdc_radii: dict = field(default_factory=dict, repr=False)   # (k, k_dc) -> (N, 2) float32, in memory
+    attributes: torch.Tensor | None = field(default=None, repr=False)
+    attribute_names: list[str] = field(default_factory=list, repr=False)
 
     @property
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,18 +294,19 @@ def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, 
                 "transform": transform, "extractor": extractor.name, "weights_hash": extractor.weights_hash,
                 "count": len(ds), "version": STATS_VERSION}
     path = cache_root(cache_dir) / "stats" / f"{stats_key(protocol)}.npz"
+    labelled = {"attributes": ds.attributes, "attribute_names": list(ds.attribute_names)}
     data = read_cached(path, ("mu", "sigma", "features")) if use_cache else None
     if data is not None:
         log.info("reference statistics from cache %s", path)
         return Reference(torch.from_numpy(data["mu"]), torch.from_numpy(data["sigma"]),
-                         torch.from_numpy(data["features"]).double(), protocol)
+                         torch.from_numpy(data["features"]).double(), protocol, **labelled)
     feats = extract_features(extractor, ds.images, batch_size=batch_size, device=device)
     mu, sigma = features_to_stats(feats)
     if use_cache:
         save_npz(path, mu=mu.numpy(), sigma=sigma.numpy(), features=feats.float().numpy(),
                  protocol=np.array(json.dumps(protocol)))
         log.info("reference statistics written to %s", path)
-    return Reference(mu, sigma, feats, protocol)
+    return Reference(mu, sigma, feats, protocol, **labelled)
 
 
 def read_cached(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:

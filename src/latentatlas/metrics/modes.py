@@ -3,6 +3,7 @@
 - :func:`class_coverage`: how generated samples spread over the classes of the data (classes predicted by
   the dataset classifier for images; the nearest mode for the ring of Gaussians), against the real class
   distribution: classes covered and KL(real || generated);
+- :func:`attribute_coverage`: the same for face attributes (rates judged by the attribute net);
 - :func:`ring_modes`: the standard 2-D mode-collapse benchmark (a ring of Gaussians): modes covered and
   the fraction of high-quality samples (within 3 standard deviations of a mode);
 - :class:`CollapseDetector`: during training, names the symptom when samples drop classes or recall falls.
@@ -20,6 +21,7 @@ from latentatlas.validate import check_number
 
 MIN_SHARE = 0.1          # a class is covered when it gets at least this fraction of its real share
 SMOOTHING = 0.5          # pseudo-count added to every generated class count in the KL
+MISSING_RATIO = 0.5      # an attribute is missing when its sample rate is under this fraction of its real rate
 
 
 def class_coverage(fake_classes: torch.Tensor, real_probs: torch.Tensor, *, min_share: float = MIN_SHARE) -> dict:
@@ -44,6 +46,50 @@ def class_coverage(fake_classes: torch.Tensor, real_probs: torch.Tensor, *, min_
     covered = int(((share >= min_share * real) & present).sum())
     return {"classes_covered": covered, "n_classes": int(present.sum()), "class_kl": kl,
             "class_shares": [round(float(s), 5) for s in share]}
+
+
+def attribute_coverage(real_probs: torch.Tensor, fake_probs: torch.Tensor, names: list[str], *,
+                       labelled: torch.Tensor | None = None, missing_ratio: float = MISSING_RATIO) -> dict:
+    """Attribute coverage, the face analogue of :func:`class_coverage`, from the attribute probabilities that
+    one attribute net gives real images (N, A) and samples (M, A).
+
+    The rate of an attribute is its mean probability: the net's expected share of images that have it (its
+    BCE training calibrates it; the share of probabilities above 0.5 undercounts rare, hard attributes).
+    ``attribute_gap``: mean over attributes of |sample rate - real rate|; ``attributes_missing``: attributes
+    whose sample rate is under ``missing_ratio`` times their real rate; ``attribute_rates``: names, real
+    and sample rates per attribute, and ``labelled``, the real images' labelled rates (A,) when given."""
+    real = torch.as_tensor(real_probs, dtype=torch.float64)
+    fake = torch.as_tensor(fake_probs, dtype=torch.float64)
+    for param, probs in (("real_probs", real), ("fake_probs", fake)):
+        if probs.ndim != 2 or probs.shape[0] < 1 or probs.shape[1] != len(names):
+            raise ValueError(f"{param}: expected probabilities (N >= 1, {len(names)}) for the {len(names)} "
+                             f"attribute names, got shape {tuple(probs.shape)}")
+        if not bool(((probs >= 0) & (probs <= 1)).all()):
+            raise ValueError(f"{param}: expected probabilities in [0, 1]")
+    check_number("missing_ratio", missing_ratio, low=0, high=1)
+    real_rate, fake_rate = real.mean(0), fake.mean(0)
+    rates = {"names": list(names), "real": _rounded(real_rate), "samples": _rounded(fake_rate)}
+    if labelled is not None:
+        labelled = torch.as_tensor(labelled, dtype=torch.float64).flatten()
+        if labelled.numel() != len(names):
+            raise ValueError(f"labelled: expected {len(names)} rates, got {labelled.numel()}")
+        rates["labelled"] = _rounded(labelled)
+    return {"attribute_gap": float((fake_rate - real_rate).abs().mean()),
+            "attributes_missing": int((fake_rate < missing_ratio * real_rate).sum()), "n_attributes": len(names),
+            "attribute_rates": rates}
+
+
+def attribute_lines(rates: dict) -> list[str]:
+    """'Eyeglasses: 6.4 % of real faces, 1.1 % of samples (labelled 6.6 %)' per attribute of the
+    ``attribute_rates`` of :func:`attribute_coverage`, the largest gap first."""
+    labelled = rates.get("labelled") or [None] * len(rates["names"])
+    rows = sorted(zip(rates["names"], rates["real"], rates["samples"], labelled), key=lambda r: -abs(r[2] - r[1]))
+    return [f"{name}: {100 * real:.1f} % of real faces, {100 * fake:.1f} % of samples"
+            + (f" (labelled {100 * lab:.1f} %)" if lab is not None else "") for name, real, fake, lab in rows]
+
+
+def _rounded(values: torch.Tensor) -> list[float]:
+    return [round(float(v), 5) for v in values]
 
 
 def ring_centres(modes: int = 8, radius: float = 2.0) -> torch.Tensor:

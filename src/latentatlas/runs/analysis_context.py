@@ -94,9 +94,9 @@ def feature_function(run: Run, dataset: ImageDataset | None, device: torch.devic
     from latentatlas.metrics.features import build_extractor, extract_features
 
     extractor = extractor if extractor is not None else run.config.evaluate.extractor
-    name = extractor if isinstance(extractor, str) else getattr(extractor, "name", type(extractor).__name__)
     train = dataset.part("train") if dataset is not None and dataset.split is not None else dataset
     ext = build_extractor(extractor, dataset=train, device=device, seed=seed)
+    name = ext.name
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return extract_features(ext, to_uint8(x), device=device)

@@ -15,7 +15,9 @@ from latentatlas.runs.report_html import (columns_table, details, e, figure, pag
 from latentatlas.runs.report_overview import answer_section, lineage_section, notes_section
 from latentatlas.runs.store import Run, flatten
 
-QUALITY_COLUMNS = ("frechet", "precision", "recall", "density", "coverage", "kid", "classes_covered")
+QUALITY_COLUMNS = ("frechet", "precision", "recall", "density", "coverage", "kid", "classes_covered",
+                   "attribute_gap", "attributes_missing")
+ATTRIBUTE_ROWS = 8   # attributes with the largest rate gaps shown in the report's attribute coverage table
 
 
 def write_report(run: Run) -> Path:
@@ -122,6 +124,7 @@ def _evaluation(metrics: dict) -> str:
     protocol = next((r["protocol"] for r in by_spec.values() if "protocol" in r), {})
     features = protocol.get("extractor")
     out = "<h2>Sample quality</h2>" + columns_table(by_spec, list(QUALITY_COLUMNS), first="samples", features=features)
+    out += _attribute_coverage(by_spec)
     out += details("every score per sampler", transposed_table(by_spec, features=features,
                                                                skip=("protocol", "skipped")))
     skipped = {n: r["skipped"] for n, r in by_spec.items() if r.get("skipped")}
@@ -130,3 +133,25 @@ def _evaluation(metrics: dict) -> str:
             [n, m, why] for n, reasons in skipped.items() for m, why in reasons.items()]))
     return out + details("Protocol (what these numbers depend on)", protocol_table(protocol))
 
+
+def _attribute_coverage(by_spec: dict[str, dict]) -> str:
+    """The face analogue of class coverage: per attribute, the share of real faces and of each sampler's
+    samples that the attribute net judges to have it; the attributes with the largest gaps first."""
+    rated = {n: r["attribute_rates"] for n, r in by_spec.items() if isinstance(r.get("attribute_rates"), dict)}
+    if not rated:
+        return ""
+    first = next(iter(rated.values()))
+    labelled = first.get("labelled")
+    rows = []
+    for i, name in enumerate(first["names"]):
+        gap = max(abs(r["samples"][i] - r["real"][i]) for r in rated.values())
+        shares = [*([labelled[i]] if labelled else []), first["real"][i], *(r["samples"][i] for r in rated.values())]
+        rows.append((gap, [name, *(100 * v for v in shares)]))
+    rows = [row for _, row in sorted(rows, key=lambda r: -r[0])]
+    header = ["attribute", *(["labelled real (%)"] if labelled else []), "real faces (%)", *(f"{n} (%)" for n in rated)]
+    return ("<h3>Attribute coverage</h3><p class='note'>How often each attribute occurs among the real faces and "
+            "each sampler's samples, as the attribute net judges them (its mean probability: the expected share of "
+            f"images with the attribute){'; and the labelled share of the real faces' if labelled else ''}: the "
+            f"{ATTRIBUTE_ROWS} attributes with the largest gaps. An attribute is counted missing when its sample "
+            "share is under half the real share.</p>" + table(header, rows[:ATTRIBUTE_ROWS])
+            + details(f"all {len(rows)} attributes", table(header, rows)))

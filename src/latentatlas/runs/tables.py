@@ -23,6 +23,7 @@ METRIC_LABELS = {
     "kid": "kernel inception distance", "kid_std": "KID std",
     "is": "classifier score (IS)", "is_std": "IS std",
     "classes_covered": "classes covered", "n_classes": "classes", "class_kl": "KL to the class shares",
+    "attribute_gap": "attribute rate gap", "attributes_missing": "attributes missing", "n_attributes": "attributes",
     "nn_train_mean": "distance to nearest training image", "nn_train_median": "median distance to training",
     "nn_train_min": "smallest distance to training", "nn_train_ratio": "nearest-training / nearest-test ratio",
     "data_copying_z": "data-copying Z", "data_copying_cells": "cells tested", "data_copying_n_cells": "cells",
@@ -45,7 +46,9 @@ PROTOCOL_LABELS = {"extractor": "feature extractor", "weights_hash": "extractor 
                    "reference data set", "real_split": "reference split", "n_real": "real images",
                    "n_fake": "generated images", "seed": "seed", "k_precision_recall": "k (precision, recall)",
                    "k_density_coverage": "k (density, coverage)", "kid_subset_size": "KID subset size",
-                   "classes_min_share": "least class share counted", "n_train": "training images"}
+                   "classes_min_share": "least class share counted", "n_train": "training images",
+                   "attribute_rate": "attribute rate",
+                   "attribute_missing_ratio": "attribute missing below this share of its real rate"}
 
 
 def metric_label(key: str, features: str | None = None) -> str:

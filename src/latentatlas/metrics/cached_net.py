@@ -1,0 +1,73 @@
+"""Feature networks trained once and cached: the state dict ``<cache>/<folder>/<name>-<key>.pt`` beside
+``<name>-<key>.json``, its protocol (constructor arguments, training settings, held-out scores).
+
+The key is a hash of everything that determines the weights (data fingerprint, targets, seed, epochs,
+version).  Loading is ``weights_only`` (:func:`latentatlas.fileio.torch_load`, content hash verified);
+a damaged cache entry is trained again.  Used by the ``classifier`` and ``celeba-attributes`` extractors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from latentatlas.fileio import read_json, torch_load, torch_save, write_json
+from latentatlas.metrics.features import module_hash
+
+log = logging.getLogger(__name__)
+
+
+def init_weights(model: nn.Module, generator: torch.Generator) -> None:
+    """Kaiming-uniform weights drawn from ``generator``, zero biases (no global RNG)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu", generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def cache_path(cache_dir: str | Path, folder: str, name: str, key_fields: dict) -> Path:
+    """``<cache_dir>/<folder>/<name>-<key>.pt``, the key the first 16 hex digits of the sha256 of
+    ``key_fields`` as JSON (in the given order)."""
+    key = hashlib.sha256(json.dumps(key_fields).encode()).hexdigest()[:16]
+    return Path(cache_dir) / folder / f"{name}-{key}.pt"
+
+
+def load_cached_net(path: str | Path, build: Callable[[dict], nn.Module], what: str, *,
+                    device: str = "cpu") -> nn.Module:
+    """The network ``build(protocol)`` with the state dict at ``path`` (``weights_only``) and its protocol
+    (the ``.json`` beside it) as ``.protocol``; ``.weights_hash`` the hash of the loaded state."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"weights: expected a {what} state dict {path} and its protocol {meta_path}")
+    meta = read_json(meta_path, f"{what} protocol")
+    model = build(meta)
+    model.load_state_dict(torch_load(path, what))
+    model.weights_hash = module_hash(model)
+    model.protocol = meta
+    return model.to(device).eval()
+
+
+def load_or_train_net(path: Path, *, what: str, build: Callable[[dict], nn.Module],
+                      train: Callable[[], tuple[nn.Module, dict]], device: str = "cpu") -> nn.Module:
+    """The cached network at ``path``, or (absent or damaged) ``train()``'s network, saved there with its
+    protocol first and then loaded back like any cached one."""
+    if path.is_file() and path.with_suffix(".json").is_file():
+        log.info("%s from cache %s", what, path)
+        try:
+            return load_cached_net(path, build, what, device=device)
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:   # a damaged cache entry: train again
+            log.warning("cached %s %s cannot be used (%s); training it again", what, path, exc)
+    model, protocol = train()
+    model.to("cpu")
+    torch_save(model.state_dict(), path)
+    write_json(path.with_suffix(".json"), protocol)
+    log.info("%s cached at %s", what, path)
+    return load_cached_net(path, build, what, device=device)
