@@ -57,7 +57,7 @@ def run_model(name: str, args) -> list[dict]:
     m = session.run.read_metrics()
     return [{"model": name, "sampler": s["spec"], "frechet": results[stem]["frechet"],
              "precision": results[stem]["precision"], "recall": results[stem]["recall"],
-             "attr_gap": results[stem].get("attribute_rate_gap"),
+             "attr_gap": results[stem].get("attribute_gap"), "missing": results[stem].get("attributes_missing"),
              "recon_mse": m.get("reconstruction", {}).get("mse"), "fit_seconds": s.get("fit_seconds"),
              "train_seconds": m["train"].get("train_seconds"), "protocol": results[stem]["protocol"]}
             for stem, s in m["samplers"].items()]
@@ -84,7 +84,7 @@ def report(rows: list[dict], args) -> None:
     print(f"\nCelebA 10k at 64x64, {args.epochs} epochs of training each; 10,000 samples vs the 1,000 test faces "
           f"(protocol: {json.dumps(rows[0]['protocol'])})")
     print_table(rows, [("model", "model", "<7"), ("sampler", "sampler", "<26"), *SCORE_COLUMNS[:3],
-                       ("attr gap", "attr_gap", ">9.4f"), ("recon", "recon_mse", ">9.5f"),
+                       ("attr gap", "attr_gap", ">9.4f"), ("missing", "missing", ">8"), ("recon", "recon_mse", ">9.5f"),
                        ("fit s", "fit_seconds", ">8.1f"), ("train s", "train_seconds", ">8.0f")])
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2, default=str))
