@@ -119,9 +119,29 @@ def test_triples_come_from_their_groups_and_are_deterministic():
     doubled = _evaluate(seed=3, step_scale=2.0)
     for name in ac.VECTOR_VARIANTS:                                          # steps scale, sweeps do not
         np.testing.assert_allclose(doubled.steps[name], 2 * first.steps[name])
-    assert doubled.metrics["sweep"] == first.metrics["sweep"] and doubled.metrics["step_scale"] == 2.0
+    assert doubled.metrics["sweep"] == first.metrics["sweep"]
+    assert doubled.metrics["step_scale"] == dict.fromkeys(ac.VECTOR_VARIANTS, 2.0)
     with pytest.raises(ValueError, match="group"):
         ac.draw_triples({"a": np.arange(3), "b": np.array([], dtype=int), "c": np.arange(2)}, 5, make_generator(0))
+
+
+def test_fitted_step_scale_is_chosen_on_training_triples():
+    """A judge that sees Smiling only beyond 3 (c sits at -1.5, one gap of 3 reaches 1.5): one gap fails,
+    a scale fitted on training triples (2 or 3: -1.5 + 6 = 4.5) succeeds on the test triples."""
+    z, table = correlated_codes()
+    names = ["Smiling", "Male", "Eyeglasses"]
+
+    def late_judge(codes: torch.Tensor) -> np.ndarray:
+        return torch.sigmoid(8 * (codes[:, :3].double() - torch.tensor([3.0, 0.0, 0.0]))).numpy()
+
+    def check(step_scale):
+        return ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(2000),
+                                test_rows=np.arange(2000, 2600), judge_codes=late_judge, judge_names=names,
+                                generator=make_generator(0), n_triples=200, step_scale=step_scale).metrics
+    one, fitted = check(1.0), check(None)
+    assert fitted["step_scale_fitted"] and fitted["step_scale"]["balanced"] >= 2.0
+    assert one["balanced"]["success"] < 0.1 < 0.9 < fitted["balanced"]["success"]
+    assert not one["step_scale_fitted"] and one["step_scale"]["balanced"] == 1.0
 
 
 def test_bad_input_names_the_parameter():

@@ -36,6 +36,7 @@ HAIR = ("Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 VECTOR_VARIANTS = ("plain", "balanced", "probe")
 VARIANTS = ("triple", *VECTOR_VARIANTS)
 BASELINE = "unchanged"
+FIT_SCALES = (1.0, 1.5, 2.0, 3.0)   # step scales (x the group-mean gap) tried on training triples
 CHECKS = ("success", "a_present", "b_absent", "identity_kept")
 
 JudgeCodes = Callable[[torch.Tensor], np.ndarray]   # codes (n, d) -> probabilities (n, K) of the judge's names
@@ -134,6 +135,17 @@ def sweeps(judge_codes: JudgeCodes, judge_names: list[str], za: torch.Tensor, zb
     return out
 
 
+def fit_step_scales(judge_codes: JudgeCodes, judge_names: list[str], z: torch.Tensor, triples: np.ndarray,
+                    gap_steps: dict[str, np.ndarray], pair: tuple[str, str], identity: list[str], max_flips: int,
+                    scales: tuple[float, ...]) -> dict[str, float]:
+    """Per vector variant, the scale of ``scales`` whose steps give the highest success on ``triples``
+    (n, 3) of rows of z (N, d) (the smallest such scale on ties)."""
+    za, zb, zc = (z[torch.as_tensor(triples[:, i], dtype=torch.long)] for i in range(3))
+    success = {s: check_triples(judge_codes, judge_names, za, zb, zc, {k: s * v for k, v in gap_steps.items()},
+                                pair, identity, max_flips) for s in sorted(scales)}
+    return {k: max(sorted(scales), key=lambda s: (success[s][k]["success"], -s)) for k in gap_steps}
+
+
 @dataclass
 class PairCheck:
     """What :func:`evaluate_pair` found: ``metrics`` (JSON-ready), the drawn ``triples`` (n, 3) of rows and
@@ -148,15 +160,21 @@ def evaluate_pair(z: torch.Tensor, table: np.ndarray, names: list[str], pair: tu
                   train_rows: np.ndarray, test_rows: np.ndarray, judge_codes: JudgeCodes, judge_names: list[str],
                   generator: torch.Generator, balance_on: tuple[str, ...] = (), n_triples: int = 300,
                   max_flips: int = 1, scales: tuple[float, ...] = (-1, 0, 0.5, 1, 1.5, 2, 3), n_sweep: int = 64,
-                  step_scale: float = 1.0, seed: int = 0) -> PairCheck:
+                  step_scale: float | None = None, fit_scales: tuple[float, ...] = FIT_SCALES,
+                  seed: int = 0) -> PairCheck:
     """The checked arithmetic of ``pair`` on codes z (N, d) with 0/1 attributes ``table`` (N, len(names)):
     vectors on ``train_rows``, triples drawn from ``test_rows``, 'balanced' balanced on B and then
     ``balance_on`` (at most three attributes), vector steps ``step_scale`` times the group-mean gap, rates per
-    variant and judged sweeps (scales in units of the gap, or of a - b) on the first ``n_sweep`` triples."""
+    variant and judged sweeps (scales in units of the gap, or of a - b) on the first ``n_sweep`` triples.
+    ``step_scale=None`` fits each vector's scale: the one of ``fit_scales`` with the highest success on
+    ``n_triples`` triples of training rows (the test triples stay unseen)."""
     check_number("n_triples", n_triples, low=1, integer=True)
     check_number("max_flips", max_flips, low=0, integer=True)
     check_number("n_sweep", n_sweep, low=1, integer=True)
-    check_number("step_scale", step_scale, low=0, strict=True)
+    if step_scale is not None:
+        check_number("step_scale", step_scale, low=0, strict=True)
+    for value in fit_scales:
+        check_number("fit_scales", value, low=0, strict=True)
     a, b = pair
     missing = [n for n in (a, b) if n not in judge_names]
     if missing:
@@ -166,14 +184,20 @@ def evaluate_pair(z: torch.Tensor, table: np.ndarray, names: list[str], pair: tu
     zn = z.double().numpy()
     nuisance = table[train_rows][:, [names.index(n) for n in balance]]
     gap_steps = vector_steps(zn[train_rows], table[train_rows, col_a], nuisance, seed=seed)
-    steps = {k: step_scale * v for k, v in gap_steps.items()}
+    identity = [n for n in identity_attributes(names, a, b) if n in judge_names]
+    if step_scale is None:
+        fit_triples = draw_triples(triple_groups(table[:, col_a], table[:, col_b], train_rows), n_triples, generator)
+        fitted = fit_step_scales(judge_codes, judge_names, z, fit_triples, gap_steps, pair, identity, max_flips,
+                                 fit_scales)
+    else:
+        fitted = dict.fromkeys(gap_steps, float(step_scale))
+    steps = {k: fitted[k] * v for k, v in gap_steps.items()}
     groups = triple_groups(table[:, col_a], table[:, col_b], test_rows)
     triples = draw_triples(groups, n_triples, generator)
     za, zb, zc = (z[torch.as_tensor(triples[:, i], dtype=torch.long)] for i in range(3))
-    identity = [n for n in identity_attributes(names, a, b) if n in judge_names]
     metrics = {"pair": [a, b], "n_triples": n_triples, "groups": {k: int(len(v)) for k, v in groups.items()},
                "balanced_on": balance, "identity_attributes": identity, "max_identity_flips": max_flips,
-               "step_scale": step_scale}
+               "step_scale": fitted, "step_scale_fitted": step_scale is None}
     metrics.update(check_triples(judge_codes, judge_names, za, zb, zc, steps, pair, identity, max_flips))
     k = min(n_sweep, n_triples)
     metrics["sweep"] = {"scales": list(scales),

@@ -84,7 +84,7 @@ def judge_codes(ctx: Context, judge, chunk: int = 512) -> Callable[[torch.Tensor
 
 def checked_pairs(ctx: Context, table: np.ndarray, names: list[str], pairs: list[tuple[str, str]], judge, *,
                   generator: torch.Generator, balance_on: list[str], n_triples: int, max_flips: int,
-                  scales: tuple[float, ...], step_scale: float, n_show: int, seed: int) -> tuple[dict, dict]:
+                  scales: tuple[float, ...], step_scale: float | None, n_show: int, seed: int) -> tuple[dict, dict]:
     """Metrics per pair 'A/B' (rates per variant, sweeps) and the captions of its figures."""
     train, test = ctx.rows("train"), ctx.rows("test")
     out, captions = {}, {}

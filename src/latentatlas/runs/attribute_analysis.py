@@ -49,7 +49,7 @@ def _pick(names: list[str], wanted: list[str] | None, max_attributes: int) -> li
 def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: str = "balanced",
                      balance_on: list[str] | None = None, pairs: list | None = None, judge="auto",
                      max_attributes: int = 4, scales: tuple[float, ...] = (-2, -1, -0.5, 0, 0.5, 1, 2),
-                     n_triples: int = 300, max_identity_flips: int = 1, step_scale: float = 1.0,
+                     n_triples: int = 300, max_identity_flips: int = 1, step_scale: float | None = None,
                      pair_scales: tuple[float, ...] = (-1, 0, 0.5, 1, 1.5, 2, 3),
                      n_show: int = 6, n_judge: int = 128, seed: int = 0, device: torch.device | str = "cpu",
                      model: torch.nn.Module | None = None, dataset: ImageDataset | None = None) -> dict:
@@ -61,7 +61,7 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     attributes, e.g. Smiling on Male), so that correlated attributes do not leak into its vector.
     ``pairs`` ('A/B', default: Smiling/Male, Eyeglasses/Male, Blond_Hair/Young where present) get the
     checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples (vector steps
-    ``step_scale`` x the group-mean gap; sweeps over ``pair_scales``); data with class labels gets the drawn
+    ``step_scale`` x the group-mean gap, or fitted on training triples when None; sweeps over ``pair_scales``); data with class labels gets the drawn
     arithmetic of two labels instead."""
     if method not in VARIANTS:
         raise ValueError(f"method: expected one of {VARIANTS}, got {method!r}")

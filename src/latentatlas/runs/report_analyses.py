@@ -84,6 +84,15 @@ def _attributes(run: Run, section: str, values: dict, captions: dict[str, str]) 
     return out + _more_figures(run, "attr_", captions, shown)
 
 
+def _scales(res: dict) -> str:
+    """The vector step scales of a checked pair, e.g. 'plain 2, balanced 2, probe 3 (fitted on training triples)'."""
+    scale = res.get("step_scale", 1)
+    if not isinstance(scale, dict):
+        return f"{scale:g}"
+    text = ", ".join(f"{k} {v:g}" for k, v in scale.items())
+    return f"{text} (fitted on training triples)" if res.get("step_scale_fitted") else text
+
+
 def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
     """Pair x variant -> success rate and its three parts (percent +- binomial standard error)."""
     def pm(r: dict, key: str) -> str:
@@ -101,8 +110,7 @@ def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
                              pm(r, "identity_kept"), r["n"]])
         notes.append(f"{key}: identity attributes {', '.join(res.get('identity_attributes', [])) or 'none'} "
                      f"(at most {res.get('max_identity_flips', '?')} may flip); balanced on "
-                     f"{', '.join(res.get('balanced_on', []))}; vector steps {res.get('step_scale', 1)} x the "
-                     "group-mean gap")
+                     f"{', '.join(res.get('balanced_on', []))}; vector steps {_scales(res)} x the group-mean gap")
     text = ("<h3>Checked arithmetic</h3><p>Triples of test codes per pair A/B: a has A and B, b has B only, c has "
             "neither. Each variant gives c the attribute A: <i>triple</i> a - b + c, <i>plain</i> / "
             "<i>balanced</i> / <i>probe</i> c plus the A vector (mean difference, mean difference balanced on "
