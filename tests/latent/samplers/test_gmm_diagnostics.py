@@ -4,6 +4,7 @@ per-component sampling checked by the fitted mixture's own responsibilities."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,10 +58,15 @@ def test_diagnostics_equal_hand_computation(reg_covar, caplog):
     assert info["n_starved"] == 1 and info["starved_below"] == D
     assert info["n_k_min"] == pytest.approx(3.0, abs=1e-6) and info["n_k_median"] == pytest.approx(40.0, abs=1e-6)
     assert info["starved_reg_share_mean"] == pytest.approx(share, rel=1e-6)
+    assert info["starved_unspanned_mean"] == pytest.approx(D - 2, abs=1e-6)   # 3 codes span 2 of 8 directions
+    if reg_covar:   # ... and in the other 6 the variance is reg_covar alone
+        eigen = torch.linalg.eigvalsh(m.covariances_[small])
+        assert int(torch.isclose(eigen, torch.tensor(reg_covar, dtype=eigen.dtype), rtol=1e-6).sum()) == D - 2
     assert info["n_starved_jittered"] == (reg_covar == 0) and info["starved_jitter_max"] == jitter
     expected = (f"1 of 3 components hold fewer codes than the {D} latent dimensions (smallest 3.0); their "
-                f"covariances are set by the regularisation (reg_covar={reg_covar:g}, on average "
-                f"{100 * share:.1f} % of the trace")
+                f"covariances are set by the regularisation (reg_covar={reg_covar:g}: on average "
+                f"{100 * share:.1f} % of the trace, and all of the variance in the 6 of {D} directions their "
+                "codes do not span")
     expected += f"; 1 of them needed extra jitter up to {jitter:.3g})" if reg_covar == 0 else ")"
     assert info["warnings"] == [expected]
     assert any(expected in r.getMessage() for r in caplog.records)
@@ -104,3 +110,35 @@ def test_extreme_components_are_the_most_then_the_least_populated():
     assert extreme_components(counts, 3) == [1, 4, 3, 0, 5, 2]
     with pytest.raises(ValueError, match="per_end"):
         extreme_components(counts, 0)
+
+
+def config_gmm_params() -> dict:
+    """The hyperparameters of the GMM in configs/celeba64-z256-k500.yaml."""
+    from latentatlas.config import load
+    from latentatlas.latent.samplers import build_sampler
+
+    config = load(Path(__file__).resolve().parents[3] / "configs" / "celeba64-z256-k500.yaml")
+    spec = next(s for s in config.sample.samplers if s.startswith("gmm"))
+    return build_sampler(spec).get_params()
+
+
+def test_the_configs_regularisation_generalises_where_the_default_memorises():
+    """A small analogue of k=500 on 8,000 256-d codes: 16 codes per component in 64 dimensions, 32 of them
+    active (unit variance) and 32 nearly constant (variance 1e-3), like a trained VAE's codes."""
+    params = config_gmm_params()
+    assert params["k"] == 500 and params["covariance"] == "full" and params["reg_covar"] == 0.1
+    scale = torch.cat([torch.ones(32), torch.full((32,), 1e-3 ** 0.5)]).double()
+    z = torch.randn(800, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * scale
+    train, held_out = z[:400], z[400:]
+    fits = {reg: GMM(**{**params, "k": 25, "reg_covar": reg}).fit(train, generator=torch.Generator().manual_seed(0))
+            for reg in (0.0, 1e-6, 1e-3, 1e-2, params["reg_covar"])}
+    score = {reg: (m.score(train), m.score(held_out)) for reg, m in fits.items()}
+    # found: without regularisation Cholesky needs jitter; scikit-learn's 1e-6 needs none, yet memorises
+    assert int(fits[0.0].describe()["n_jittered"]) > 0
+    assert all(int((m.reg_added_ > 0).sum()) == 0 for reg, m in fits.items() if reg > 0)
+    assert score[1e-6][0] - score[1e-6][1] > 1e5
+    config_train, config_held_out = score[params["reg_covar"]]
+    assert config_train - config_held_out < 100 and config_held_out > score[1e-6][1] + 1e5
+    assert config_held_out > max(score[1e-3][1], score[1e-2][1])    # too small a regularisation costs more
+    for m in fits.values():
+        assert m.describe()["n_starved"] == 25 and m.describe()["starved_unspanned_mean"] == pytest.approx(64 + 1 - 16)

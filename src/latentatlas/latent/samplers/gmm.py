@@ -230,10 +230,11 @@ class GMM(LatentSampler):
         cov = self.covariances_
         if self.covariance == "full":
             out = torch.empty_like(eps)
-            L = torch.linalg.cholesky(cov)
-            for c in torch.unique(comp).tolist():
+            used = torch.unique(comp)
+            L = torch.linalg.cholesky(cov[used])   # only the components drawn from (one for component=)
+            for i, c in enumerate(used.tolist()):
                 rows = torch.nonzero(comp == c).flatten()
-                out[rows] = eps[rows] @ L[c].T
+                out[rows] = eps[rows] @ L[i].T
         elif self.covariance == "tied":
             out = eps @ torch.linalg.cholesky(cov).T
         else:

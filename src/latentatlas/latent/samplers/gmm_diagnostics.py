@@ -7,7 +7,10 @@ added to the diagonal, ``reg_covar`` plus any jitter EM needed to keep it positi
 or spherical variance needs two codes; a tied covariance pools every code, so no component starves it.
 
 The share of a covariance's trace that comes from the regularisation is
-``d (reg_covar + jitter_k) / trace(S_k) = (reg_covar + jitter_k) / mean variance_k``.
+``d (reg_covar + jitter_k) / trace(S_k) = (reg_covar + jitter_k) / mean variance_k``.  It understates
+how much the regularisation decides when the codes are spread unevenly over the dimensions (a VAE's
+inactive dimensions): ``n_k`` codes span at most ``n_k - 1`` directions, so in at least
+``d - (n_k - 1)`` of a full covariance's ``d`` directions all of the variance is regularisation.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ def component_diagnostics(weights: torch.Tensor, n_codes: int, variances: torch.
         "summary": {"n_k_min": float(n_k.min()), "n_k_median": float(n_k.median()), "starved_below": threshold,
                     "n_starved": int(starved.sum())}}
     if bool(starved.any()):
+        if covariance == "full":
+            unspanned = (d - (n_k[starved] - 1)).clamp(0, d)
+            out["summary"]["starved_unspanned_mean"] = float(unspanned.mean())
         out["summary"].update(starved_reg_share_mean=float(share[starved].mean()),
                               n_starved_jittered=int((added.cpu()[starved] > 0).sum()),
                               starved_jitter_max=float(added.cpu()[starved].max()))
@@ -70,8 +76,11 @@ def starvation_warning(summary: dict[str, Any], k: int, d: int, reg_covar: float
     below = summary["starved_below"]
     fewer = f"fewer codes than the {d} latent dimensions" if below == d else f"fewer than {below} codes"
     text = (f"{n} of {k} components hold {fewer} (smallest {summary['n_k_min']:.1f}); their covariances are set "
-            f"by the regularisation (reg_covar={reg_covar:g}, on average {100 * summary['starved_reg_share_mean']:.1f} "
+            f"by the regularisation (reg_covar={reg_covar:g}: on average {100 * summary['starved_reg_share_mean']:.1f} "
             f"% of the trace")
+    if "starved_unspanned_mean" in summary:
+        text += (f", and all of the variance in the {summary['starved_unspanned_mean']:.0f} of {d} directions "
+                 "their codes do not span")
     if summary["n_starved_jittered"]:
         text += (f"; {summary['n_starved_jittered']} of them needed extra jitter up to "
                  f"{summary['starved_jitter_max']:.3g}")
