@@ -73,6 +73,23 @@ def test_metrics_and_report(tiny_run):
         assert (tiny_run.path / src).is_file(), src
 
 
+def test_gmm_component_figure_names_its_components_and_their_codes(tiny_run):
+    from PIL import Image
+
+    from latentatlas.latent.samplers import GMM
+
+    stem = "gmm_k-2_covariance-full"
+    gmm = GMM.load(tiny_run.sampler_path("gmm:k=2,covariance=full"))
+    counts = gmm.component_counts()
+    assert float(counts.sum()) == pytest.approx(320, abs=1e-6)   # the 320 training codes of 400 images
+    order = sorted(range(2), key=lambda j: -float(counts[j]))
+    caption = tiny_run.read_metrics()["figures"][f"components_{stem}.png"]
+    assert caption.endswith(", ".join(f"component {j} (n_k {float(counts[j]):.1f})" for j in order))
+    assert "each of the 2 components" in caption
+    with Image.open(tiny_run.figure_path(f"components_{stem}.png")) as grid:   # one row of 8 per component
+        assert grid.size[0] / grid.size[1] == pytest.approx(8 / 2, rel=0.05)
+
+
 def test_a_failing_stage_keeps_earlier_files(tiny_run):
     before = {p: p.stat().st_mtime_ns for p in (tiny_run.latents_path, tiny_run.checkpoint_path("best"))}
     with pytest.raises(ValueError, match="unknown sampler 'nonsense'"):

@@ -69,8 +69,8 @@ ENDPOINTS = {e.path: e for e in (
              {"index": INDEX, "direction": "pc1, pc2, ... or an attribute/label (see /api/info directions)",
               "amount": "standard deviations of the codes along the direction: -10 to 10"},
              "JSON: z, outside_hull, image (PNG data URL)"),
-    Endpoint("/api/samplers", "the run's fitted Gaussian mixtures, each component's weight and variance", {},
-             "JSON: {name: [{component, weight, variance}]}"),
+    Endpoint("/api/samplers", "the run's fitted Gaussian mixtures, each component's weight, variance, codes "
+             "and regularisation", {}, "JSON: {name: [{component, weight, variance, n_k, reg_share, jitter}]}"),
     Endpoint("/api/sample", "codes drawn from one mixture component, decoded",
              {"sampler": "a name from /api/samplers", "component": "0 to k-1", "n": "1-64 (default 8)",
               "seed": "an int >= 0 (default 0): same seed, same codes", "format": FORMAT}, "JSON or PNG"),

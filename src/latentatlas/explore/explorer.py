@@ -191,7 +191,8 @@ class Explorer:
         return mixture.sample(n, generator=make_generator(seed), component=component).float().cpu()
 
     def components(self, sampler: str) -> list[dict]:
-        """Weight and mean per-dimension variance of each component of ``sampler``."""
+        """Weight, mean per-dimension variance, effective number of codes n_k, regularisation share of the
+        trace and jitter of each component of ``sampler``."""
         check_choice("sampler", sampler, sorted(self.samplers))
         return [{"component": i, **c} for i, c in enumerate(self.samplers[sampler].describe()["components"])]
 

@@ -31,6 +31,8 @@ __all__ = ["Session", "train_stage", "encode_stage", "sample_stage", "evaluate_s
 
 log = logging.getLogger(__name__)
 
+COMPONENT_ROWS = 12     # rows of a GMM's per-component figure: half most, half least populated components
+
 
 # -- train ----------------------------------------------------------------------------------------
 def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
@@ -305,8 +307,8 @@ def _sample_labels(session: Session, sampler, n: int, seed: int) -> torch.Tensor
 
 
 def _sampler_figures(session: Session, spec: str, sampler, summary: dict) -> None:
-    """A learned sampler's training curve; GMM extras: the model-selection curve and one grid per
-    component, sorted by variance."""
+    """A learned sampler's training curve; GMM extras: the model-selection curve and one row of draws per
+    component for the most and least populated components."""
     run = session.run
     stem = run.samples_path(spec).stem
     curve = summary.get("selection")
@@ -324,17 +326,21 @@ def _sampler_figures(session: Session, spec: str, sampler, summary: dict) -> Non
         if heldout:
             save_line_plot(run.figure_path(f"selection_heldout_{stem}.png"), {"held-out": heldout},
                            xlabel="components k", ylabel="held-out log-likelihood per code")
-    if not hasattr(sampler, "component_variances"):
+    if not hasattr(sampler, "component_counts"):
         return
-    k = int(sampler.weights_.shape[0])
-    order = torch.argsort(torch.as_tensor(sampler.component_variances()).float()).tolist()[:12]
+    from latentatlas.latent.samplers.gmm_diagnostics import extreme_components
+
+    counts = sampler.component_counts()
+    order = extreme_components(counts, COMPONENT_ROWS // 2)
     g = make_generator(derive_seed(run.config.seed, "components", spec))
     labels = _sample_labels(session, sampler, 8, derive_seed(run.config.seed, "component-labels", spec))
     rows = [session.code_map.decode(sampler.sample(8, generator=g, component=int(j)), labels) for j in order]
     save_image_grid(run.figure_path(f"components_{stem}.png"), torch.cat(rows), nrow=8)
+    which = (f"the {len(order) // 2} most and {len(order) // 2} least populated of {len(counts)} components"
+             if len(order) < len(counts) else f"each of the {len(counts)} components")
     run.update_metrics("figures", {f"components_{stem}.png": (
-        f"{spec}: one row per component ({len(order)} of {k}), sorted by mean variance; weights "
-        + ", ".join(f"{float(sampler.weights_[j]):.3f}" for j in order))})
+        f"{spec}: 8 draws from {which}, one row each, most populated first (n_k: effective number of training "
+        "codes): " + ", ".join(f"component {j} (n_k {float(counts[j]):.1f})" for j in order))})
 
 
 # -- evaluate -------------------------------------------------------------------------------------

@@ -100,6 +100,10 @@ def _samplers(run: Run, metrics: dict, captions: dict) -> str:
         return ""
     folder = run.figures_dir
     out = "<h2>Latent samplers</h2>"
+    warnings = [(s.get("spec", stem), text) for stem, s in samplers.items() for text in s.get("warnings", [])]
+    if warnings:
+        out += "<p><b>Warnings from the fits:</b></p><ul>" + "".join(
+            f"<li>{e(spec)}: {e(text)}</li>" for spec, text in warnings) + "</ul>"
     out += "".join(figure(folder, f"samples_{stem}.png", f"64 samples from {s.get('spec', stem)}")
                    for stem, s in samplers.items())
     by_spec = {s.get("spec", stem): s for stem, s in samplers.items()}

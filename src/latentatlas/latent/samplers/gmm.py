@@ -3,7 +3,9 @@
 ``GMM(k=50, covariance="diag").fit(z)`` follows scikit-learn's GaussianMixture (same M-step, the same
 ``10 eps`` added to component masses, the same convergence test on the mean log-likelihood) with
 k-means++ (+ Lloyd) initialisation, restarts, and adaptive jitter that keeps every covariance positive
-definite (``reg_added_`` reports it).  ``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k
+definite (``reg_added_`` reports it).  ``describe()`` reports each component's effective number of codes and
+how much of its covariance the regularisation sets, and warns when components hold fewer codes than
+dimensions (see gmm_diagnostics.py).  ``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k
 (see gmm_select.py); ``hierarchical=true`` grows the mixture by splitting components.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import torch
 
+from latentatlas.latent.samplers import gmm_diagnostics as diagnostics
 from latentatlas.latent.samplers import gmm_em as em
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
 from latentatlas.rng import choice, randn
@@ -148,6 +151,9 @@ class GMM(LatentSampler):
             log.warning("gmm: added diagonal jitter to %d of %d covariances to keep them positive definite "
                         "(largest %.3g, beyond reg_covar=%g)", int((result.added > 0).sum()),
                         self.n_components_, float(result.added.max()), self.reg_covar)
+        warning = self._starvation_warning()
+        if warning:
+            log.warning("gmm: %s", warning)
         if not result.converged and self.tol > 0:
             log.info("gmm: EM stopped after max_iter=%d iterations without converging (tol=%g)",
                      self.max_iter, self.tol)
@@ -191,10 +197,23 @@ class GMM(LatentSampler):
     def component_variances(self) -> torch.Tensor:
         """Mean variance per dimension of each component: (k,)."""
         self._check_fitted()
-        c, k = self.covariances_, self.n_components_
-        v = {"full": lambda: c.diagonal(dim1=-2, dim2=-1).mean(-1), "diag": lambda: c.mean(-1),
-             "tied": lambda: c.diagonal().mean().expand(k), "spherical": lambda: c}[self.covariance]()
-        return v.clone()
+        return diagnostics.mean_variances(self.covariances_, self.covariance, self.n_components_)
+
+    def component_counts(self) -> torch.Tensor:
+        """Effective number of codes of each component, ``weight_k * n``: (k,) float64."""
+        self._check_fitted()
+        return self.weights_.double().cpu() * self.n_codes_
+
+    def _diagnostics(self) -> dict[str, Any]:
+        """component_diagnostics of the fitted state (usable inside ``_fit``, before the fit is marked done)."""
+        variances = diagnostics.mean_variances(self.covariances_, self.covariance, self.n_components_)
+        return diagnostics.component_diagnostics(self.weights_, self.n_codes_, variances, self.reg_covar,
+                                                 self.reg_added_, self.covariance, int(self.means_.shape[1]))
+
+    def _starvation_warning(self, found: dict[str, Any] | None = None) -> str | None:
+        found = found or self._diagnostics()
+        return diagnostics.starvation_warning(found["summary"], self.n_components_, int(self.means_.shape[1]),
+                                              self.reg_covar)
 
     # -- sampling --------------------------------------------------------------------------------
     def _sample(self, n: int, generator: torch.Generator | None, component: int | None = None) -> torch.Tensor:
@@ -211,10 +230,11 @@ class GMM(LatentSampler):
         cov = self.covariances_
         if self.covariance == "full":
             out = torch.empty_like(eps)
-            L = torch.linalg.cholesky(cov)
-            for c in torch.unique(comp).tolist():
+            used = torch.unique(comp)
+            L = torch.linalg.cholesky(cov[used])   # only the components drawn from (one for component=)
+            for i, c in enumerate(used.tolist()):
                 rows = torch.nonzero(comp == c).flatten()
-                out[rows] = eps[rows] @ L[c].T
+                out[rows] = eps[rows] @ L[i].T
         elif self.covariance == "tied":
             out = eps @ torch.linalg.cholesky(cov).T
         else:
@@ -223,11 +243,17 @@ class GMM(LatentSampler):
         return out + self.means_[comp]
 
     def _describe(self) -> dict[str, Any]:
-        var = self.component_variances()
+        var, found = self.component_variances(), self._diagnostics()
         info = {"k": self.n_components_, "covariance": self.covariance, "reg_covar": self.reg_covar,
                 "reg_added_max": float(self.reg_added_.max()), "n_jittered": int((self.reg_added_ > 0).sum()),
                 "n_iter": self.n_iter_, "converged": self.converged_, "mean_log_likelihood": self.lower_bound_,
-                "components": [{"weight": float(w), "variance": float(v)} for w, v in zip(self.weights_, var)]}
+                **found["summary"],
+                "components": [{"weight": float(w), "variance": float(v), "n_k": n, "reg_share": r, "jitter": float(a)}
+                               for w, v, n, r, a in zip(self.weights_, var, found["n_k"], found["reg_share"],
+                                                        self.reg_added_)]}
+        warning = self._starvation_warning(found)
+        if warning:
+            info["warnings"] = [warning]
         for key in ("selection_", "selection_criterion_"):
             if hasattr(self, key):
                 info[key.rstrip("_")] = getattr(self, key)
