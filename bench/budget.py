@@ -1,4 +1,4 @@
-"""Command-line arguments shared by the benchmarks that train on full MNIST within a wall-clock budget
+"""What the training benchmarks share: command-line arguments of those that train on full MNIST within a wall-clock budget
 (gan_mnist.py, families_mnist.py)."""
 
 from __future__ import annotations
@@ -36,3 +36,20 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
     print("".join(cell(header, re.match(r"[<>]?\d+", spec).group(0)) for header, _, spec in columns))
     for row in rows:
         print("".join(cell(row.get(key), spec) for _, key, spec in columns))
+
+
+def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
+    """Alternate ``ours()`` and ``plain()`` (each returns images/s) ``repeats`` times; print every run, the
+    medians with min and max, and the framework's cost; returns the medians."""
+    import statistics
+
+    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
+    for r in range(repeats):
+        results["latentatlas trainer"].append(ours())
+        results["plain PyTorch loop"].append(plain())
+        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for k, v in results.items():
+        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
+    print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
+    return med

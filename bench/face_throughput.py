@@ -13,12 +13,12 @@ machine to itself.  Usage:
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from budget import trainer_against_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
@@ -110,16 +110,7 @@ def main() -> None:
     print(f"{config.name}: 64x64 faces, batch {args.batch}, {args.steps} steps per run, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     warm_up()
-    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
-    for r in range(args.repeats):
-        results["latentatlas trainer"].append(ours(config, data, args.steps, args.batch))
-        results["plain PyTorch loop"].append(plain(config, data.images, args.steps, args.batch))
-        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    for k, v in results.items():
-        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
-    print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
-
+    trainer_against_plain(lambda: ours(config, data, args.steps, args.batch), lambda: plain(config, data.images, args.steps, args.batch), args.repeats)
 
 if __name__ == "__main__":
     main()

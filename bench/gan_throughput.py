@@ -11,13 +11,13 @@ images/s of each is printed with min and max.  Run it with the machine to itself
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from budget import trainer_against_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,16 +95,7 @@ def main() -> None:
     images = data.part("train").images
     print(f"dcgan (configs/mnist-dcgan.yaml), batch 64, {args.steps} steps per run, torch threads "
           f"{torch.get_num_threads()}")
-    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
-    for r in range(args.repeats):
-        results["latentatlas trainer"].append(ours(data, args.steps))
-        results["plain PyTorch loop"].append(plain(images, args.steps))
-        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    for k, v in results.items():
-        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
-    print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
-
+    trainer_against_plain(lambda: ours(data, args.steps), lambda: plain(images, args.steps), args.repeats)
 
 if __name__ == "__main__":
     main()
