@@ -36,7 +36,7 @@ HAIR = ("Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 VECTOR_VARIANTS = ("plain", "balanced", "probe")
 VARIANTS = ("triple", *VECTOR_VARIANTS)
 BASELINE = "unchanged"
-FIT_SCALES = (1.0, 1.5, 2.0, 3.0)   # step scales (x the group-mean gap) tried on training triples
+FIT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)   # step scales (x the group-mean gap) tried on training triples
 CHECKS = ("success", "a_present", "b_absent", "identity_kept")
 
 JudgeCodes = Callable[[torch.Tensor], np.ndarray]   # codes (n, d) -> probabilities (n, K) of the judge's names
