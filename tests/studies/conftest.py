@@ -61,3 +61,15 @@ def run_maker():
 def tiny_run(tmp_path_factory) -> Path:
     """A 2-epoch VAE on 600 embedded digits, trained, encoded, sampled and evaluated by `latentatlas run`."""
     return train_run(tmp_path_factory.mktemp("study-runs"))
+
+
+def run_on(name: str, run: Path, settings: list[str], *overrides: str, fresh: bool = False,
+           ctx: StudyContext | None = None):
+    """Run study ``name`` with ``settings`` plus ``overrides`` on a new context of ``run`` (or on ``ctx``, its
+    Judge already built). -> (the study's result, the context)."""
+    from latentatlas.runs.session import as_session
+    from latentatlas.studies import load_settings, run_study
+
+    resolved = load_settings(name, overrides=[*settings, *overrides])
+    ctx = ctx or StudyContext.from_session(as_session(run), n_real=resolved.n_real)
+    return run_study(name, [ctx], resolved, fresh=fresh), ctx

@@ -11,7 +11,8 @@ from latentatlas.metrics.scores import reconstruction_errors
 from latentatlas.runs.session import as_session
 from latentatlas.runs.store import Run
 from latentatlas.runs.tables import fmt_number
-from latentatlas.studies import StudyContext, load_settings, run_study, variants
+from latentatlas.studies import load_settings, variants
+from tests.studies.conftest import run_on
 
 TINY = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 600},
         "model": {"family": "vae", "latent_dim": 4, "width": 8},
@@ -27,9 +28,7 @@ def tiny_run(tmp_path_factory, run_maker):
 
 def study(run, *overrides, fresh=False, ctx=None):
     """Run the study (on a new context of ``run``, or on ``ctx`` with its Judge already built)."""
-    settings = load_settings("latent-dim", overrides=[*SETTINGS, *overrides])
-    ctx = ctx or StudyContext.from_session(as_session(run), n_real=settings.n_real)
-    return run_study("latent-dim", [ctx], settings, fresh=fresh), ctx
+    return run_on("latent-dim", run, SETTINGS, *overrides, fresh=fresh, ctx=ctx)
 
 
 @pytest.fixture(scope="module")

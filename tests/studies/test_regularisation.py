@@ -13,7 +13,8 @@ from scipy.stats import multivariate_normal, spearmanr
 from latentatlas.runs.session import as_session
 from latentatlas.runs.store import Run
 from latentatlas.runs.tables import fmt_number
-from latentatlas.studies import StudyContext, load_settings, run_study, variants
+from latentatlas.studies import load_settings, variants
+from tests.studies.conftest import run_on
 from latentatlas.training import trainer
 
 TINY = {"name": "tiny", "seed": 0, "data": {"name": "mnist", "limit": 600},
@@ -43,9 +44,7 @@ class Spy:
 
 def study(run, *overrides, fresh=False, ctx=None):
     """Run the study (on a new context of ``run``, or on ``ctx`` with its Judge already built)."""
-    settings = load_settings("regularisation", overrides=[*SETTINGS, *overrides])
-    ctx = ctx or StudyContext.from_session(as_session(run), n_real=settings.n_real)
-    return run_study("regularisation", [ctx], settings, fresh=fresh), ctx
+    return run_on("regularisation", run, SETTINGS, *overrides, fresh=fresh, ctx=ctx)
 
 
 @pytest.fixture(scope="module")
