@@ -121,3 +121,12 @@ def test_pixel_judge_has_the_attribute_network_interface():
 
     with pytest.raises(ValueError, match="judge"):
         at.judge_probabilities(Wrong(), x)
+
+
+def test_group_gap_is_the_distance_of_the_group_means_along_the_vector():
+    z = np.array([[1.0, 5.0], [3.0, 7.0], [-1.0, 0.0], [-3.0, 2.0]])
+    y = np.array([1, 1, 0, 0])                                  # means (2, 6) and (-2, 1)
+    assert at.group_gap(z, y, [1.0, 0.0]) == pytest.approx(4.0)
+    assert at.group_gap(z, y, [0.6, 0.8]) == pytest.approx(0.6 * 4 + 0.8 * 5)
+    with pytest.raises(ValueError, match="y: expected both values"):
+        at.group_gap(z, np.ones(4), [1.0, 0.0])

@@ -70,8 +70,7 @@ def vector_steps(z: np.ndarray, y: np.ndarray, nuisance: np.ndarray | None, *, s
     z, y = np.asarray(z, dtype=np.float64), np.asarray(y) > 0
     vectors = {"plain": at.mean_difference(z, y), "balanced": at.balanced_difference(z, y, nuisance),
                "probe": at.probe_direction(z, y, seed=seed)}
-    gap = {k: float((z[y].mean(axis=0) - z[~y].mean(axis=0)) @ v) for k, v in vectors.items()}
-    return {k: gap[k] * v for k, v in vectors.items()}
+    return {k: at.group_gap(z, y, v) * v for k, v in vectors.items()}
 
 
 def result_codes(za: torch.Tensor, zb: torch.Tensor, zc: torch.Tensor,

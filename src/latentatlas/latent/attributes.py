@@ -89,6 +89,13 @@ def balanced_difference(z, y, balance_on=None) -> np.ndarray:
         return mean_difference(z, y)
 
 
+def group_gap(z, y, vector) -> float:
+    """mean(z | y) . v - mean(z | not y) . v: how far apart the two groups of codes z (N, d) lie along
+    ``vector`` (d,), the unit in which attribute steps and sweeps are scaled."""
+    z, y = _prepare(z, y)
+    return float((z[y].mean(axis=0) - z[~y].mean(axis=0)) @ np.asarray(vector, dtype=np.float64))
+
+
 def refined_direction(z, y, *, tol: float = 1e-6, max_iter: int = 500, ridge: float = 1e-3,
                       balance_on=None) -> tuple[np.ndarray, int]:
     """Iterative refinement of the mean difference towards the Fisher direction (S_w + ridge I)^-1 delta:

@@ -97,7 +97,7 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
         res = {f"auc_{k}": at.projection_auc(z[test], y[test], u) for k, u in vec.items()}
         res["cos_mean_balanced"] = float(vec["mean"] @ vec["balanced"])
         res["cos_mean_probe"] = float(vec["mean"] @ vec["probe"])
-        gap = float(z[train][y[train] == 1].mean(0) @ v - z[train][y[train] == 0].mean(0) @ v)
+        gap = at.group_gap(z[train], y[train], v)
         res["group_gap"] = gap
         vectors[name] = torch.from_numpy(v * gap).float()
         if name in judged_by:
