@@ -110,12 +110,16 @@ def rates(checks: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
+def _columns(judge_names: list[str], pair: tuple[str, str], identity: list[str]) -> tuple[int, int, list[int]]:
+    """The judge's columns of A, of B and of the identity attributes."""
+    return judge_names.index(pair[0]), judge_names.index(pair[1]), [judge_names.index(n) for n in identity]
+
+
 def check_triples(judge_codes: JudgeCodes, judge_names: list[str], za: torch.Tensor, zb: torch.Tensor,
                   zc: torch.Tensor, steps: dict[str, np.ndarray], pair: tuple[str, str], identity: list[str],
                   max_flips: int = 1) -> dict[str, dict[str, float]]:
     """Rates of every variant (and the baseline) on the triples za, zb, zc (n, d)."""
-    k_a, k_b = judge_names.index(pair[0]), judge_names.index(pair[1])
-    cols = [judge_names.index(n) for n in identity]
+    k_a, k_b, cols = _columns(judge_names, pair, identity)
     codes = result_codes(za, zb, zc, steps)
     probs = {name: judge_codes(c) for name, c in codes.items()}
     return {name: rates(judge_checks(p, probs[BASELINE], k_a, k_b, cols, max_flips)) for name, p in probs.items()}
@@ -138,11 +142,17 @@ def fit_step_scales(judge_codes: JudgeCodes, judge_names: list[str], z: torch.Te
                     gap_steps: dict[str, np.ndarray], pair: tuple[str, str], identity: list[str], max_flips: int,
                     scales: tuple[float, ...]) -> dict[str, float]:
     """Per vector variant, the scale of ``scales`` whose steps give the highest success on ``triples``
-    (n, 3) of rows of z (N, d) (the smallest such scale on ties)."""
-    za, zb, zc = (z[torch.as_tensor(triples[:, i], dtype=torch.long)] for i in range(3))
-    success = {s: check_triples(judge_codes, judge_names, za, zb, zc, {k: s * v for k, v in gap_steps.items()},
-                                pair, identity, max_flips) for s in sorted(scales)}
-    return {k: max(sorted(scales), key=lambda s: (success[s][k]["success"], -s)) for k in gap_steps}
+    (n, 3) of rows of z (N, d) (the smallest such scale on ties).  Only c enters c + s v_A: it is judged
+    once, then each scaled step."""
+    zc = z[torch.as_tensor(triples[:, 2], dtype=torch.long)]
+    k_a, k_b, cols = _columns(judge_names, pair, identity)
+    probs_c = judge_codes(zc)
+
+    def success(step: np.ndarray) -> float:
+        probs = judge_codes(zc + torch.as_tensor(step, dtype=zc.dtype))
+        return float(np.mean(judge_checks(probs, probs_c, k_a, k_b, cols, max_flips)["success"]))
+
+    return {k: max(sorted(scales), key=lambda s: (success(s * v), -s)) for k, v in gap_steps.items()}
 
 
 @dataclass
