@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from latentatlas.data.base import ImageDataset
 from latentatlas.metrics import attribute_net
-from latentatlas.metrics.attribute_net import (AttributeNet, heldout_split, load_attribute_net,
-                                               load_or_train_attribute_net)
+from latentatlas.metrics.attribute_net import AttributeNet, load_attribute_net, load_or_train_attribute_net
+from latentatlas.metrics.cached_net import heldout_split
 from latentatlas.metrics.evaluate import DEFAULT_METRICS, evaluate_samples
 from latentatlas.metrics.features import EXTRACTORS, build_extractor, default_extractor, extract_features
 from latentatlas.rng import make_generator

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
-from latentatlas.metrics.cached_net import cache_path, init_weights, load_cached_net, load_or_train_net
+from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
@@ -112,13 +112,6 @@ def heldout_aucs(logits: torch.Tensor, attributes: torch.Tensor) -> list[float |
         both = bool(y.any()) and not bool(y.all())
         out.append(round(auc(logits[:, j].numpy(), y.numpy()), 5) if both else None)
     return out
-
-
-def heldout_split(n: int, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(held-out rows, training rows): a random ``fraction`` of ``range(n)`` drawn with ``generator``."""
-    order = torch.randperm(n, generator=generator)
-    n_held = int(round(fraction * n))
-    return order[:n_held], order[n_held:]
 
 
 def train_attribute_net(ds: ImageDataset, *, epochs: int = DEFAULT_EPOCHS, batch_size: int = 64, lr: float = 3e-3,

@@ -3,7 +3,7 @@
 
 The key is a hash of everything that determines the weights (data fingerprint, targets, seed, epochs,
 version).  Loading is ``weights_only`` (:func:`latentatlas.fileio.torch_load`, content hash verified);
-a damaged cache entry is trained again.  Used by the ``classifier`` and ``celeba-attributes`` extractors.
+a damaged cache entry is trained again.  Both nets hold out rows with :func:`heldout_split`.  Used by the ``classifier`` and ``celeba-attributes`` extractors.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
             nn.init.kaiming_uniform_(m.weight, nonlinearity="relu", generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def heldout_split(n: int, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out rows, training rows): a random ``fraction`` of ``range(n)`` drawn with ``generator``."""
+    order = torch.randperm(n, generator=generator)
+    n_held = int(round(fraction * n))
+    return order[:n_held], order[n_held:]
 
 
 def cache_path(cache_dir: str | Path, folder: str, name: str, key_fields: dict) -> Path:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, to_float
-from latentatlas.metrics.cached_net import cache_path, init_weights, load_cached_net, load_or_train_net
+from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,8 @@ def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64,
         raise ValueError(f"extractor='classifier': images must be at least 8x8, got {h}x{w}")
     g = make_generator(seed)
     labels = ds.labels.to(torch.int64)
-    order = torch.randperm(len(ds), generator=g)
-    n_held = int(round(heldout_fraction * len(ds)))
-    held, train = order[:n_held], order[n_held:]
+    held, train = heldout_split(len(ds), heldout_fraction, g)
+    n_held = len(held)
     model = SmallCNN(c, int(labels.max()) + 1)
     init_weights(model, g)
     model.to(device)
