@@ -70,6 +70,11 @@ def attribute_judge(ctx: Context, table: np.ndarray, names: list[str], needed: l
     return at.PixelJudge(ctx.float_images(rows), table[rows][:, cols], list(needed), seed=seed)
 
 
+def pair_stem(a: str, b: str) -> str:
+    """The file stem of the figures of pair A/B: ``attr_pair_A_B`` (grid) and ``attr_pair_A_B_sweep``."""
+    return f"attr_pair_{safe_name(a)}_{safe_name(b)}"
+
+
 def judge_name(judge) -> str:
     return str(getattr(judge, "name", type(judge).__name__))
 
@@ -104,7 +109,7 @@ def checked_pairs(ctx: Context, table: np.ndarray, names: list[str], pairs: list
                                  generator=generator, balance_on=tuple(balance_on), n_triples=n_triples,
                                  max_flips=max_flips, scales=scales, step_scale=step_scale, seed=seed)
         out[key] = check.metrics
-        stem = f"attr_pair_{safe_name(a)}_{safe_name(b)}"
+        stem = pair_stem(a, b)
         _save_grid(ctx, f"{stem}.png", check, n_show)
         captions[f"{stem}.png"] = (f"{key}, one triple per row: a ({a} and {b}), b ({b} only), c (neither), "
                                    f"a - b + c, and c plus the balanced {a} vector")

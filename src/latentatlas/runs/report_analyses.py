@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from latentatlas.latent import arithmetic_check as ac
+from latentatlas.runs.arithmetic_analysis import pair_stem
 from latentatlas.runs.report_html import columns_table, details, e, figure, quantity_table
 from latentatlas.runs.report_html import table as html_table
-from latentatlas.runs.store import Run, safe_name
+from latentatlas.runs.store import Run
 
 INTERPOLATION_COLUMNS = ("midpoint_fd", "step_cv", "cycle_error_mean", "realism_mean", "path_length")
 GEOMETRY_SUMMARY = ("active_units", "kl_total", "hull_fraction_test", "hull_fraction_train", "pearson", "spearman",
@@ -76,8 +77,8 @@ def _attributes(run: Run, section: str, values: dict, captions: dict[str, str]) 
         out += "<p>Code arithmetic: " + e(values["arithmetic"].get("expression", "")) + "</p>"
     if isinstance(values.get("pairs"), dict) and values["pairs"]:
         out += _checked_arithmetic(values["pairs"], values.get("judge"))
-        first = [f"attr_pair_{safe_name(a)}_{safe_name(b)}{tail}.png" for a, b in
-                 [key.split("/") for key in values["pairs"]][:1] for tail in ("", "_sweep")]
+        stem = pair_stem(*next(iter(values["pairs"])).split("/"))
+        first = [f"{stem}.png", f"{stem}_sweep.png"]
         shown += tuple(first)
         out += "".join(figure(run.figures_dir, n, captions.get(n, "")) for n in first)
     out += details("all attribute numbers", quantity_table(values, fold_after=10_000))
