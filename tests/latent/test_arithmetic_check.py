@@ -76,13 +76,13 @@ def sigmoid_judge(codes: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(8 * codes[:, :3].double()).numpy()
 
 
-def _evaluate(seed=0, n_triples=200, step_scale=1.0):
+def _evaluate(seed=0, n_triples=200, step_scale=1.0, **kwargs):
     z, table = correlated_codes()
     names = ["Smiling", "Male", "Eyeglasses"]
     return ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(2000),
                             test_rows=np.arange(2000, 2600), judge_codes=sigmoid_judge, judge_names=names,
                             generator=make_generator(seed), balance_on=("Eyeglasses",), n_triples=n_triples,
-                            scales=(0, 1, 2), n_sweep=50, step_scale=step_scale, seed=0)
+                            scales=(0, 1, 2), n_sweep=50, step_scale=step_scale, seed=0, **kwargs)
 
 
 def test_balanced_vector_beats_the_plain_one_when_the_pair_is_correlated():
@@ -158,6 +158,8 @@ def test_bad_input_names_the_parameter():
         _evaluate(n_triples=0)
     with pytest.raises(ValueError, match="step_scale"):
         _evaluate(step_scale=0.0)
+    with pytest.raises(ValueError, match="fit_scales"):
+        _evaluate(step_scale=None, fit_scales=(1.0, 0.0))
     z, table = correlated_codes(n=200)
     with pytest.raises(ValueError, match="judge"):
         ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(100), test_rows=np.arange(100, 200),
