@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,38 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint: str | None) -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
+
+
+class CtrlC:
+    """Ctrl-C during training as a request, acted on at the next batch (:meth:`check` raises
+    ``KeyboardInterrupt``) rather than wherever the interpreter happens to be: an exception raised by
+    the default handler inside a finaliser or garbage-collector callback is printed as "Exception
+    ignored" and lost, and the training would go on.  A second Ctrl-C raises at once.  Installed only
+    in the main thread and only over Python's default handler (an application's own handler is kept)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "CtrlC":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since the guard was entered."""
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 @dataclass

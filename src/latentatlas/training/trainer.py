@@ -40,8 +40,8 @@ from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.progress import epoch_progress
-from latentatlas.training.state import (LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted, TrainResult,
-                                       TrainState, check_train_config, jsonable)
+from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted,
+                                       TrainResult, TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class _Trainer:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.written: tuple[Path, int] | None = None   # the last checkpoint this training wrote or restored
         self.growth = LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error)
+        self.ctrl_c = CtrlC()
 
     # --- state -------------------------------------------------------------------------------------------
     def start_fresh(self) -> None:
@@ -158,6 +159,7 @@ class _Trainer:
         started = time.perf_counter()
         with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
             for b in range(n_batches):
+                self.ctrl_c.check()
                 if self._out_of_budget(time.perf_counter() - started):
                     break
                 index = order[b * size:(b + 1) * size]
@@ -390,7 +392,8 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
             trainer.restore()
         else:
             trainer.start_fresh()
-        return trainer.run()
+        with trainer.ctrl_c:
+            return trainer.run()
     except KeyboardInterrupt:
         checkpoint = str(trainer.written[0]) if trainer.written and trainer.written[0].is_file() else None
         raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
