@@ -76,8 +76,9 @@ def test_attributes_metric_equals_the_hand_computation(banded_faces):
     assert out["protocol"]["attribute_rate"] == "mean probability" and set(out["skipped"]) == {"is", "classes"}
 
 
-def test_attributes_metric_needs_an_attribute_head(banded_faces):
+def test_attributes_metric_needs_an_attribute_head_or_attributes(banded_faces):
     real = banded_faces(30, seed=1, side=16)
+    real.attributes = None
     out = evaluate_samples(real.images, real, extractor="pixels", metrics=("attributes",))
     assert "attribute head" in out["skipped"]["attributes"] and "attribute_rates" not in out
 

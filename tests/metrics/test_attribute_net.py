@@ -5,6 +5,7 @@ them), is cached and reused, retrained when its cache entry is damaged, judges a
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -94,6 +95,24 @@ def test_evaluate_judges_attribute_coverage_and_skips_is_and_classes(trained, ba
     assert rates["samples"] == pytest.approx(fake_rate.tolist(), abs=0.03)
     assert out["attributes_missing"] == 1
     assert out["attribute_gap"] == pytest.approx(float((fake_rate - real_rate).abs().mean()), abs=0.02)
+
+
+def test_attribute_coverage_uses_the_attribute_net_when_another_network_gives_the_frechet_distance(
+        trained, banded_faces, monkeypatch):
+    train, net, cache = trained
+    monkeypatch.setattr(attribute_net, "load_or_train_attribute_net",        # the test's epochs: found in cache
+                        functools.partial(load_or_train_attribute_net, epochs=EPOCHS))
+    real = banded_faces(80, seed=3)
+    fake = banded_faces(60, seed=4, probs=(0.0, 0.4, 0.9, 0.6))
+    out = evaluate_samples(fake.images, real, train=train, extractor="pixels", cache_dir=cache,
+                           metrics=("attributes",))
+    p = out["protocol"]
+    assert p["extractor"] == "pixels" and p["attribute_extractor"] == "celeba-attributes"
+    assert p["attribute_weights_hash"] == net.weights_hash
+    real_rate, fake_rate = real.attributes.double().mean(0), fake.attributes.double().mean(0)
+    assert out["attribute_rates"]["samples"] == pytest.approx(fake_rate.tolist(), abs=0.03)
+    assert out["attribute_rates"]["real"] == pytest.approx(real_rate.tolist(), abs=0.03)
+    assert out["attributes_missing"] == 1
 
 
 @pytest.mark.parametrize("damage", ["weights", "protocol"])

@@ -51,6 +51,7 @@ class EvalContext:
     device: str = "cpu"
     protocol: dict = field(default_factory=dict)
     cache_dir: Path | None = None
+    attribute_space: Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor]] | None = None
     _train_features: torch.Tensor | None = None
 
     def generator(self, name: str) -> torch.Generator:
@@ -120,23 +121,44 @@ def _classes(ctx: EvalContext) -> dict:
 
 @METRICS.register("attributes")
 def _attributes(ctx: EvalContext) -> dict:
-    """Attribute coverage: per-attribute rates (mean probabilities) of samples and real images as the
-    extractor's attribute head judges them (from the features, nothing recomputed), and the real images'
-    labelled rates when known."""
-    names = getattr(ctx.extractor, "attribute_names", None)
-    if not names or not isinstance(getattr(ctx.extractor, "head", None), nn.Module):
-        raise MetricUnavailable(f"attributes needs an extractor with an attribute head (celeba-attributes), "
-                                f"not {ctx.extractor.name!r}")
-    real = ctx.real_features("attributes")
+    """Attribute coverage: per-attribute rates (mean probabilities) of samples and real images as an attribute
+    net judges them (the extractor's own head, from the features already computed; when another network
+    gives the Fréchet distance, e.g. Inception, the ``celeba-attributes`` net), and the real images' labelled
+    rates when known."""
+    if _has_attribute_head(ctx.extractor):
+        net, real, fake = ctx.extractor, ctx.real_features("attributes"), ctx.fake_features
+    elif ctx.attribute_space is not None:   # another network gives the Fréchet distance: judge with the net
+        net, real, fake = ctx.attribute_space()
+        ctx.protocol.update(attribute_extractor=net.name, attribute_weights_hash=net.weights_hash)
+    else:
+        raise MetricUnavailable(f"attributes needs an extractor with an attribute head (celeba-attributes) or a "
+                                f"reference with attributes, not {ctx.extractor.name!r} alone")
+    names = net.attribute_names
     with torch.no_grad():
-        real_p, fake_p = (torch.sigmoid(ctx.extractor.head(f.to(ctx.device, torch.float32))).cpu()
-                          for f in (real, ctx.fake_features))
+        real_p, fake_p = (torch.sigmoid(net.head(f.to(ctx.device, torch.float32))).cpu() for f in (real, fake))
     labelled = None
     known = ctx.real.attribute_names
     if ctx.real.attributes is not None and set(names) <= set(known):
         labelled = ctx.real.attributes[:, [known.index(n) for n in names]].double().mean(0)
     ctx.protocol.update(attribute_rate="mean probability", attribute_missing_ratio=MISSING_RATIO)
     return attribute_coverage(real_p, fake_p, names, labelled=labelled)
+
+
+def _has_attribute_head(extractor: nn.Module) -> bool:
+    return bool(getattr(extractor, "attribute_names", None)) and isinstance(getattr(extractor, "head", None),
+                                                                           nn.Module)
+
+
+def _attribute_space(fake: torch.Tensor, real: ImageDataset, fit_on: ImageDataset, *, real_split: str,
+                     n_real: int | None, batch_size: int, device: str, seed: int, cache_dir: Path | None):
+    """A deferred (attribute net, real features, fake features) for attribute coverage when the Fréchet
+    extractor has no attribute head: the ``celeba-attributes`` net trained (once, cached) on ``fit_on``."""
+    def build() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        net = build_extractor("celeba-attributes", dataset=fit_on, cache_dir=cache_dir, device=device, seed=seed)
+        ref = reference_stats(real, net, split=real_split, n=n_real, batch_size=batch_size, device=device,
+                              cache_dir=cache_dir)
+        return net, ref.features, extract_features(net, fake, batch_size=batch_size, device=device)
+    return build
 
 
 @METRICS.register("memorization")
@@ -201,6 +223,10 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
                 "real_dataset": ref.protocol.get("dataset"), "real_split": real_split,
                 "n_real": ref.protocol.get("count"), "n_fake": int(fake.shape[0]), "seed": seed}
     ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol, cache_dir)
+    if (isinstance(real, ImageDataset) and real.attributes is not None and fit_on is not None
+            and fit_on.attributes is not None and not _has_attribute_head(ext)):
+        ctx.attribute_space = _attribute_space(fake, real, fit_on, real_split=real_split, n_real=n_real,
+                                               batch_size=batch_size, device=device, seed=seed, cache_dir=cache_dir)
     result: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name in metrics:
