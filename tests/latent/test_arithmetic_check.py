@@ -50,6 +50,15 @@ def test_judge_checks_count_flips_against_c():
     assert ac.judge_checks(probs, probs_c, 0, 1, [4], max_flips=0)["success"][0]
 
 
+def test_b_judged_against_c_s_decoding():
+    probs_c = np.array([[0.1, 0.8, 0.9], [0.1, 0.2, 0.9], [0.1, 0.8, 0.9]])     # rows 0, 2: c decodes with B
+    probs = np.array([[0.9, 0.7, 0.9], [0.9, 0.7, 0.9], [0.9, 0.3, 0.9]])
+    out = ac.judge_checks(probs, probs_c, 0, 1, [2], max_flips=0)
+    assert out["b_absent"].tolist() == [False, False, True] and out["success"].tolist() == [False, False, True]
+    assert out["b_as_decoded"].tolist() == [True, False, False]           # row 1 added B, row 2 removed it
+    assert out["success_vs_decoded"].tolist() == [True, False, False]
+
+
 def test_identity_attributes_leave_out_the_pair_and_the_hair_group():
     names = list(ac.IDENTITY_ATTRIBUTES) + ["Smiling"]
     smiling = ac.identity_attributes(names, "Smiling", "Male")

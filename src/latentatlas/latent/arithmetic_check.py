@@ -11,7 +11,10 @@ attribute A:
 
 A result succeeds when the judge sees A (p_A > 0.5), does not see B (p_B < 0.5) and keeps c's identity:
 among :data:`IDENTITY_ATTRIBUTES` (less A, B and the hair group when A or B is a hair attribute), at most
-``max_flips`` attributes are judged differently on the result and on c's own decoding.
+``max_flips`` attributes are judged differently on the result and on c's own decoding.  Beside it,
+``success_vs_decoded`` asks only that B be judged as on c's decoding (the edit did not add B): a decoder
+that already makes c look as if it had B (blurry faces look young) fails the first for every variant,
+the edit included, and the second says what the arithmetic itself did.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ VECTOR_VARIANTS = ("plain", "balanced", "probe")
 VARIANTS = ("triple", *VECTOR_VARIANTS)
 BASELINE = "unchanged"
 FIT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)   # step scales (x the group-mean gap) tried on training triples
-CHECKS = ("success", "a_present", "b_absent", "identity_kept")
+CHECKS = ("success", "a_present", "b_absent", "identity_kept", "b_as_decoded", "success_vs_decoded")
 
 JudgeCodes = Callable[[torch.Tensor], np.ndarray]   # codes (n, d) -> probabilities (n, K) of the judge's names
 
@@ -90,11 +93,14 @@ def binomial_se(rate: float, n: int) -> float:
 def judge_checks(probs: np.ndarray, probs_c: np.ndarray, k_a: int, k_b: int, identity: list[int],
                  max_flips: int) -> dict[str, np.ndarray]:
     """Per result (n,): A present, B absent, identity kept (at most ``max_flips`` of the ``identity`` columns
-    judged differently from c's), success (all three), and the number of flips."""
+    judged differently from c's), success (all three), B judged as on c's decoding, success with that in
+    place of B absent, and the number of flips."""
     probs, probs_c = np.asarray(probs), np.asarray(probs_c)
     flips = ((probs[:, identity] > 0.5) != (probs_c[:, identity] > 0.5)).sum(axis=1)
-    out = {"a_present": probs[:, k_a] > 0.5, "b_absent": probs[:, k_b] < 0.5, "identity_kept": flips <= max_flips}
+    out = {"a_present": probs[:, k_a] > 0.5, "b_absent": probs[:, k_b] < 0.5, "identity_kept": flips <= max_flips,
+           "b_as_decoded": (probs[:, k_b] > 0.5) == (probs_c[:, k_b] > 0.5)}
     out["success"] = out["a_present"] & out["b_absent"] & out["identity_kept"]
+    out["success_vs_decoded"] = out["a_present"] & out["b_as_decoded"] & out["identity_kept"]
     out["flips"] = flips
     return out
 

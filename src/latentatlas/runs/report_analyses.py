@@ -102,13 +102,13 @@ def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
     rows, notes = [], []
     for key, res in pairs.items():
         if "skipped" in res:
-            rows.append([key, "skipped: " + str(res["skipped"]), "", "", "", "", ""])
+            rows.append([key, "skipped: " + str(res["skipped"]), "", "", "", "", "", ""])
             continue
         for variant in (ac.BASELINE, *ac.VARIANTS):
             if isinstance(res.get(variant), dict):
                 r = res[variant]
                 rows.append([key, variant, pm(r, "success"), pm(r, "a_present"), pm(r, "b_absent"),
-                             pm(r, "identity_kept"), r["n"]])
+                             pm(r, "identity_kept"), pm(r, "success_vs_decoded"), r["n"]])
         notes.append(f"{key}: identity attributes {', '.join(res.get('identity_attributes', [])) or 'none'} "
                      f"(at most {res.get('max_identity_flips', '?')} may flip); balanced on "
                      f"{', '.join(res.get('balanced_on', []))}; vector steps {_scales(res)} x the group-mean gap")
@@ -116,9 +116,11 @@ def _checked_arithmetic(pairs: dict, judge: str | None) -> str:
             "neither. Each variant gives c the attribute A: <i>triple</i> a - b + c, <i>plain</i> / "
             "<i>balanced</i> / <i>probe</i> c plus the A vector (mean difference, mean difference balanced on "
             f"B, logistic probe). The judge ({e(judge or '?')}) must see A (p > 0.5), not see B, and keep c's "
-            "identity attributes; <i>unchanged</i> is c itself, the baseline. Percent ± standard error.</p>")
+            "identity attributes; <i>unchanged</i> is c itself, the baseline. <i>vs decoded</i>: success with "
+            "B judged as on c's own decoding instead of absent (the edit did not add B; a decoder that makes c "
+            "look as if it had B fails the plain success for every variant). Percent ± standard error.</p>")
     return (text + html_table(["pair A/B", "variant", "success %", "A present %", "B absent %", "identity kept %",
-                               "triples"], rows)
+                               "success vs decoded %", "triples"], rows)
             + "".join(f"<p class=note>{e(n)}</p>" for n in notes))
 
 
