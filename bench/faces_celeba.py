@@ -2,7 +2,9 @@
 each trained for the same number of epochs on the 8,000 training faces of the CelebA 10k folder, then sampled
 by its samplers (prior; Gaussian mixtures, a diffusion model and a second-stage VAE on the AE's codes);
 10,000 samples each scored against the 1,000 test faces in the ``celeba-attributes`` features (Fréchet
-distance, precision, recall, attribute coverage), with the test reconstruction error and fitting times.
+distance, precision, recall, attribute coverage), with the test reconstruction error and fitting times;
+then the checked attribute arithmetic (``latentatlas attributes RUN``) of the encoder models: success per
+pair and vector variant, absolute and against c's own decoding.
 Usage:
     python bench/faces_celeba.py [--epochs 8] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
                                  [--train-only] [--json out.json]
@@ -42,7 +44,7 @@ def config_for(name: str, args):
 
 
 def run_model(name: str, args) -> list[dict]:
-    from latentatlas.runs import pipeline
+    from latentatlas.runs import analyses, pipeline
     from latentatlas.runs.report import write_report
 
     cfg = config_for(name, args)
@@ -53,6 +55,8 @@ def run_model(name: str, args) -> list[dict]:
     pipeline.encode_stage(session)
     pipeline.sample_stage(session)
     results = pipeline.evaluate_stage(session)
+    if name != "dcgan":
+        arithmetic(name, analyses.attributes_stage(session.run))
     write_report(session.run)
     m = session.run.read_metrics()
     return [{"model": name, "sampler": s["spec"], "frechet": results[stem]["frechet"],
@@ -61,6 +65,17 @@ def run_model(name: str, args) -> list[dict]:
              "recon_mse": m.get("reconstruction", {}).get("mse"), "fit_seconds": s.get("fit_seconds"),
              "train_seconds": m["train"].get("train_seconds"), "protocol": results[stem]["protocol"]}
             for stem, s in m["samplers"].items()]
+
+
+def arithmetic(name: str, result: dict) -> None:
+    """Print the checked arithmetic: per pair and variant, success and success against c's decoding (%)."""
+    from latentatlas.latent import arithmetic_check as ac
+
+    print(f"\nChecked arithmetic on {name} (judge {result.get('judge')}): success % / vs c's decoding %")
+    for pair, res in result.get("pairs", {}).items():
+        cells = [f"{v} {100 * res[v]['success']:.1f} / {100 * res[v]['success_vs_decoded']:.1f}"
+                 for v in (ac.BASELINE, *ac.VARIANTS) if isinstance(res.get(v), dict)]
+        print(f"  {pair:<18} " + "   ".join(cells) + f"   (steps {res.get('step_scale')})")
 
 
 def main() -> None:
