@@ -35,24 +35,26 @@ def _sq_radii(x: torch.Tensor, x_sq: torch.Tensor, k: int | tuple[int, ...],
               max_chunk_bytes: int) -> torch.Tensor:
     """Squared k-th neighbour distances; for a tuple of k, one column per k: (N,) or (N, len(k)).
 
-    Distances are symmetric, so only the blocks (i, j >= i) of the N x N matrix are computed (half the
-    work); each block updates the running m smallest of its rows and, transposed, of its columns."""
+    Distances are symmetric, so only the upper triangle of the N x N matrix is computed: row block i
+    against rows i.. (about half the work); each block's m smallest per row update its rows, and the m
+    smallest per column (right of the diagonal block) update those columns' rows.  Only (m, .) results
+    are merged: the block itself is never copied or transposed."""
     ks = (k,) if isinstance(k, int) else tuple(k)
     m, n = max(ks) + 1, x.shape[0]
-    block = max(m, int((max_chunk_bytes / (3 * x.element_size())) ** 0.5))   # block + cat + transposed cat
+    rows = max(m, min(2048, chunk_rows(n, max_chunk_bytes, x.element_size())))
     best = torch.full((n, m), float("inf"), dtype=x.dtype, device=x.device)
 
-    def merge(rows: slice, d: torch.Tensor) -> None:
-        best[rows] = torch.topk(torch.cat([best[rows], d], 1), m, dim=1, largest=False, sorted=False).values
+    def merge(at: slice, found: torch.Tensor) -> None:
+        best[at] = torch.topk(torch.cat([best[at], found], 1), m, dim=1, largest=False, sorted=False).values
 
-    for i in range(0, n, block):
-        rows_i = slice(i, i + block)
-        for j in range(i, n, block):
-            rows_j = slice(j, j + block)
-            d = sq_dists(x[rows_i], x_sq[rows_i], x[rows_j], x_sq[rows_j])
-            merge(rows_i, d)
-            if j != i:
-                merge(rows_j, d.T)
+    for i in range(0, n, rows):
+        stop = min(i + rows, n)
+        d = sq_dists(x[i:stop], x_sq[i:stop], x[i:], x_sq[i:])                  # (rows, n - i)
+        merge(slice(i, stop), torch.topk(d, m, dim=1, largest=False, sorted=False).values)
+        if stop < n:
+            right = d[:, stop - i:]
+            merge(slice(stop, n), torch.topk(right, min(m, right.shape[0]), dim=0, largest=False,
+                                             sorted=False).values.T)
     # the m smallest include the row itself (distance ~0): column k of the sorted row is the k-th neighbour
     out = best.sort(dim=1).values[:, list(ks)]
     return out[:, 0] if isinstance(k, int) else out
@@ -116,8 +118,10 @@ def prdc(real: Any, fake: Any, k: int = 5, *, k_dc: int | None = None, real_radi
         d = sq_dists(real[s:s + step], r_sq[s:s + step], fake, f_sq)       # (chunk, M)
         rad_pr, rad_dc = real_r[s:s + step, 0:1], real_r[s:s + step, 1:2]
         inside = d < rad_dc
-        in_pr |= inside.any(0) if k == k_dc else (d < rad_pr).any(0)
-        in_dc += inside.sum(0)
+        hit = inside.any(0)
+        in_pr |= hit if k == k_dc else (d < rad_pr).any(0)
+        cols = hit.nonzero().squeeze(1)           # balls are small: count only the columns with a hit
+        in_dc[cols] += inside[:, cols].sum(0, dtype=torch.int64)
         covered[s:s + step] = inside.any(1)
         recalled[s:s + step] = (d < fake_r).any(1)
     return {"precision": float(in_pr.double().mean()), "recall": float(recalled.double().mean()),
