@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="reference for a samples file: DATASET:SPLIT (e.g. mnist:test) or stats .npz")
     p.add_argument("--ref-root", default=None, help="where the reference dataset's files are (its data.root), "
                    "e.g. ../shared/data/mnist for the full MNIST")
+    p.add_argument("--ref-set", dest="ref_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the reference dataset's data section, e.g. --ref-set image_size=32 or "
+                   "--ref-set options.images=x (repeatable)")
     p.add_argument("--extractor", default=None, help="feature extractor: classifier, celeba-attributes, inception, "
                    "pixels, ... (default: the run's, or auto: classifier for labelled data, else inception when its "
                    "weights are on disk, else celeba-attributes for faces)")
@@ -317,7 +320,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
         from latentatlas.metrics.evaluate import evaluate_file
 
-        results = evaluate_file(target, args.ref, root=args.ref_root, extractor=args.extractor or "auto")
+        results = evaluate_file(target, args.ref, root=args.ref_root, data_overrides=args.ref_overrides,
+                                extractor=args.extractor or "auto")
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:

@@ -251,8 +251,10 @@ def _yaml_problem(exc: Exception) -> str:
     return f"a syntax error{where} ({problem})"
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``a.b=v`` strings (v read as YAML) to a nested dict; returns a new dict."""
+def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                    flag: str = "--set") -> dict[str, Any]:
+    """Apply ``a.b=v`` strings (v read as YAML) to a nested dict; returns a new dict.  ``flag`` is the
+    option the strings came from, named in errors."""
     import copy
 
     out = copy.deepcopy(values)
@@ -260,14 +262,14 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ..
         key, eq, raw = item.partition("=")
         key = key.strip()
         if not eq or not key:
-            raise ValueError(f"--set: expected key.path=value, got {item!r}")
+            raise ValueError(f"{flag}: expected key.path=value, got {item!r}")
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--set {key}: {part!r} is not a section")
-        node[parts[-1]] = read_scalar(raw, f"--set {key}")
+                raise ValueError(f"{flag} {key}: {part!r} is not a section")
+        node[parts[-1]] = read_scalar(raw, f"{flag} {key}")
     return out
 
 

@@ -114,3 +114,28 @@ def test_prdc_reference_radii_computed_once_and_cached(tmp_path, mnist_test):
     assert torch.equal(reference_prdc_radii(again, 3, 5, cache_dir=tmp_path), ref.prdc_radii[(3, 5)])
     reference_prdc_radii(again, 3, 4, cache_dir=tmp_path)                   # other k: another file
     assert len(list((tmp_path / "stats").glob("*.prdc.npz"))) == 2
+
+
+def test_a_reference_dataset_takes_data_settings_from_ref_set(tmp_path, mnist, capsys):
+    """An npz reference with its own array names: ``--ref-set options.x_key=pics``; the scores equal those
+    against the same rows loaded through a data config."""
+    from latentatlas.cli import main
+    from latentatlas.config import DataConfig
+    from latentatlas.data import load_dataset
+
+    images = mnist.images[:400].permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "ref.npz", pics=images)
+    np.savez(tmp_path / "samples.npz", arr_0=images[:120])
+    args = ["evaluate", str(tmp_path / "samples.npz"), "--ref", "npz:test", "--ref-root", str(tmp_path / "ref.npz"),
+            "--extractor", "pixels", "--json"]
+    assert main([*args, "--ref-set", "options.x_key=pics"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    real = load_dataset(DataConfig(name="npz", root=str(tmp_path / "ref.npz"), options={"x_key": "pics"}), seed=0)
+    direct = evaluate_samples(torch.from_numpy(images[:120]).permute(0, 3, 1, 2), real.part("test"),
+                              extractor="pixels", train=real.part("train"), metrics=("frechet",))
+    assert out["frechet"] == pytest.approx(direct["frechet"], rel=1e-9)
+    assert out["protocol"]["n_real"] == len(real.part("test"))
+    assert main([*args, "--ref-set", "colour=1"]) == 2
+    assert "--ref-set: unknown key(s) ['colour']" in capsys.readouterr().err
+    assert main([*args, "--ref-set", "options.x_key=nothing"]) == 2
+    assert "nothing" in capsys.readouterr().err

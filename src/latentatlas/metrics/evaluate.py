@@ -267,31 +267,34 @@ class RealReference:
         return self.dataset if self.dataset is not None else self.stats
 
 
-def reference_from_spec(spec: str, *, seed: int = 0, root: str | None = None,
-                        limit: int | None = None) -> RealReference:
+def reference_from_spec(spec: str, *, seed: int = 0, root: str | None = None, limit: int | None = None,
+                        data_overrides: list[str] | tuple[str, ...] = ()) -> RealReference:
     """``"DATASET:SPLIT"`` (e.g. ``"mnist:test"``, split one of train/val/test, default test) or a path
-    to a .npz of ``mu`` and ``sigma``.  Datasets are loaded with ``latentatlas.data.load_dataset``."""
+    to a .npz of ``mu`` and ``sigma``.  Datasets are loaded with ``latentatlas.data.load_dataset``;
+    ``data_overrides`` are ``key=value`` settings of the dataset's ``data`` section (``image_size=64``,
+    ``options.images=x``), read like ``--set``."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"ref: expected 'DATASET:SPLIT' or a path to a .npz of mu and sigma, got {spec!r}")
     if spec.endswith(".npz"):
         return RealReference(spec, stats=load_reference_npz(spec))
-    from latentatlas.config import DataConfig
+    from latentatlas.config import DataConfig, apply_overrides, build_section
     from latentatlas.data import SPLITS, load_dataset
 
     name, _, split = spec.partition(":")
     split = split or "test"
     if split not in SPLITS:
         raise ValueError(f"ref: split must be one of {SPLITS}, got {split!r} in {spec!r}")
-    full = load_dataset(DataConfig(name=name, root=root, limit=limit), seed=seed)
+    settings = apply_overrides({"name": name, "root": root, "limit": limit}, data_overrides, flag="--ref-set")
+    full = load_dataset(build_section(DataConfig, settings, "--ref-set"), seed=seed)
     return RealReference(f"{name}:{split}", dataset=full.part(split), train=full.part("train"))
 
 
 def evaluate_file(samples: str | Path, ref: str, *, seed: int = 0, root: str | None = None,
-                  **kwargs: Any) -> dict[str, Any]:
+                  data_overrides: list[str] | tuple[str, ...] = (), **kwargs: Any) -> dict[str, Any]:
     """``latentatlas evaluate SAMPLES.npz --ref DATASET:SPLIT``: the scores of a samples file.
     ``kwargs`` go to :func:`evaluate_samples` (metrics, extractor, device, batch_size, n_real, weights)."""
     fake = load_samples(samples)
-    reference = reference_from_spec(ref, seed=seed, root=root)
+    reference = reference_from_spec(ref, seed=seed, root=root, data_overrides=data_overrides)
     if reference.dataset is None:
         kwargs.setdefault("metrics", ("frechet",))
     result = evaluate_samples(fake, reference.real, train=reference.train, seed=seed,
