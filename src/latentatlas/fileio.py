@@ -118,6 +118,12 @@ def _json_default(obj: Any) -> Any:
 
 
 # -- content hash ---------------------------------------------------------------------------------------
+def json_key(value: Any, digits: int, *, sort_keys: bool = True) -> str:
+    """The first ``digits`` hex digits of the sha256 of ``value`` as JSON: the name of a cache entry
+    (``sort_keys=False`` keeps the mapping's own order, as the cached networks' keys were made)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=sort_keys).encode()).hexdigest()[:digits]
+
+
 def content_hash(obj: Any) -> str:
     """sha256 (hex) of a nested structure of mappings, lists, tuples, tensors, arrays and scalars: every
     key, type, dtype, shape and byte counts, so the hash of a loaded file equals the hash it was saved with."""

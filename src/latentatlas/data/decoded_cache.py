@@ -9,8 +9,6 @@ Source files are identified by path, size and modification time: replacing a fil
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from latentatlas.fileio import atomic_path, default_cache_dir
+from latentatlas.fileio import atomic_path, default_cache_dir, json_key
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +35,7 @@ def _identity(value: Any) -> Any:
 
 def cache_key(key: dict[str, Any]) -> str:
     """sha256 (first 20 hex digits) of ``key`` with its paths replaced by their identity."""
-    text = json.dumps({"version": CACHE_VERSION, **{k: _identity(v) for k, v in key.items()}}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return json_key({"version": CACHE_VERSION, **{k: _identity(v) for k, v in key.items()}}, 20)
 
 
 def cache_path(name: str, key: dict[str, Any]) -> Path:

@@ -8,8 +8,6 @@ a damaged cache entry is trained again.  Both nets hold out rows with :func:`hel
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Callable
@@ -17,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from latentatlas.fileio import read_json, torch_load, torch_save, write_json
+from latentatlas.fileio import json_key, read_json, torch_load, torch_save, write_json
 from latentatlas.metrics.features import module_hash
 
 log = logging.getLogger(__name__)
@@ -42,8 +40,7 @@ def heldout_split(n: int, fraction: float, generator: torch.Generator) -> tuple[
 def cache_path(cache_dir: str | Path, folder: str, name: str, key_fields: dict) -> Path:
     """``<cache_dir>/<folder>/<name>-<key>.pt``, the key the first 16 hex digits of the sha256 of
     ``key_fields`` as JSON (in the given order)."""
-    key = hashlib.sha256(json.dumps(key_fields).encode()).hexdigest()[:16]
-    return Path(cache_dir) / folder / f"{name}-{key}.pt"
+    return Path(cache_dir) / folder / f"{name}-{json_key(key_fields, 16, sort_keys=False)}.pt"
 
 
 def load_cached_net(path: str | Path, build: Callable[[dict], nn.Module], what: str, *,

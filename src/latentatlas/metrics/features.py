@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
-from latentatlas.fileio import default_cache_dir, load_npz, save_npz
+from latentatlas.fileio import default_cache_dir, json_key, load_npz, save_npz
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
 
@@ -273,7 +273,7 @@ class Reference:
 
 def stats_key(protocol: dict) -> str:
     """sha256 key (24 hex digits) of everything that determines reference statistics."""
-    return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:24]
+    return json_key(protocol, 24)
 
 
 def reference_stats(dataset: ImageDataset, extractor: nn.Module, *, split: str, n: int | None = None,
