@@ -60,3 +60,14 @@ def test_ctrl_c_inside_a_finaliser_still_stops_the_training(tmp_path):
     with pytest.raises(TrainingInterrupted, match="interrupted in epoch 2"):
         train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=50), tmp_path, seed=0, callbacks=[Callback()])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_after_the_last_batch_still_stops_the_command(tmp_path):
+    class Callback:
+        def on_epoch_end(self, epoch, model):
+            if epoch == 2:
+                _press_ctrl_c()
+            return None
+
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=2), tmp_path, seed=0, callbacks=[Callback()])

@@ -48,9 +48,11 @@ class CtrlC:
             self._previous = signal.signal(signal.SIGINT, self._request)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        if exc_type is None:
+            self.check()          # pressed after the last batch: the command still stops
 
     def _request(self, signum, frame) -> None:
         if self.requested:
