@@ -21,14 +21,18 @@ def _press_ctrl_c() -> None:
 
 def test_the_first_ctrl_c_is_a_request_the_second_raises_and_the_handler_is_restored():
     before = signal.getsignal(signal.SIGINT)
-    with CtrlC() as ctrl_c:
-        _press_ctrl_c()
-        assert ctrl_c.requested
-        with pytest.raises(KeyboardInterrupt):
-            ctrl_c.check()
-        with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="^$"):     # leaving the block with a request pending raises
+        with CtrlC() as ctrl_c:
             _press_ctrl_c()
+            assert ctrl_c.requested
+            with pytest.raises(KeyboardInterrupt):
+                ctrl_c.check()
+            with pytest.raises(KeyboardInterrupt):
+                _press_ctrl_c()
     assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler
+    with CtrlC() as ctrl_c:                                 # no Ctrl-C: nothing raised
+        pass
+    assert not ctrl_c.requested
 
 
 def test_an_application_handler_is_left_in_place():
