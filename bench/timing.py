@@ -22,13 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 Measure = float | tuple[float, str]   # a value, or a value and a note printed beside it
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_repeats(parser: argparse.ArgumentParser, default: int = 5) -> None:
     """--repeats: alternating runs of every implementation (at least 1)."""
-    def positive(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-        return int(text)
-    parser.add_argument("--repeats", type=positive, default=default,
+    parser.add_argument("--repeats", type=positive_int, default=default,
                         help=f"alternating runs of each implementation; median, min and max (default {default})")
 
 
