@@ -1,20 +1,24 @@
 """Fréchet distance at d=2048: latentatlas (symmetric eigen-decompositions, float64) vs pytorch-fid's
-``calculate_frechet_distance`` (scipy.linalg.sqrtm of S1 S2), on the same statistics, side by side.
+``calculate_frechet_distance`` (scipy.linalg.sqrtm of S1 S2), on the same statistics, alternating
+``--repeats`` times (timing.alternate: every run, median, min and max, ratio of medians).
 
 pytorch-fid's module imports torchvision at import time, which latentatlas does not need; when that
 import fails this script runs a line-for-line replica of its ``calculate_frechet_distance`` (marked
-"replica" in the output).  Run: ``python bench/bench_frechet.py [--d 2048] [--n 10000] [--repeat 3]``.
+"replica" in the output).  ``--threads T`` sets torch's threads and limits the BLAS pools (numpy / scipy)
+to T as well, so both sides get the same count.
+Run: ``python bench/bench_frechet.py [--d 2048] [--n 10000] [--repeats 5] [--threads T]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 import scipy.linalg
 import torch
+from threadpoolctl import threadpool_limits
+from timing import Timed, add_repeats, alternate, protocol
 
 from latentatlas.metrics.features import features_to_stats
 from latentatlas.metrics.frechet import FrechetReference, frechet
@@ -53,39 +57,36 @@ def make_stats(n: int, d: int, seed: int):
     return features_to_stats(a), features_to_stats(b)
 
 
-def best_of(fn, repeat: int):
-    times, value = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t)
-    return float(value), min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d", type=int, default=2048)
     parser.add_argument("--n", type=int, default=10000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_repeats(parser)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads and BLAS pool limit (default: each library's own choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     (mu1, s1), (mu2, s2) = make_stats(args.n, args.d, 0)
     ref_fn, ref_name = reference_impl()
     np_args = (mu1.numpy(), s1.numpy(), mu2.numpy(), s2.numpy())
     warnings.simplefilter("ignore")
-    v_ref, t_ref = best_of(lambda: ref_fn(*np_args), max(1, args.repeat - 1))
-    v_ours, t_ours = best_of(lambda: frechet((mu1, s1), (mu2, s2)), args.repeat)
-    cached = FrechetReference((mu1, s1))
-    v_cached, t_cached = best_of(lambda: frechet(cached, (mu2, s2)), args.repeat)
-    print(f"Fréchet distance, d={args.d}, statistics of {args.n} rows each; torch threads {torch.get_num_threads()}")
-    print(f"{'implementation':58s} {'seconds':>9s} {'value':>16s} {'speed-up':>9s}")
-    print(f"{ref_name:58s} {t_ref:9.3f} {v_ref:16.8f} {1.0:9.1f}")
-    print(f"{'latentatlas frechet (Cholesky + eigvalsh)':58s} {t_ours:9.3f} {v_ours:16.8f} {t_ref / t_ours:9.1f}")
-    print(f"{'latentatlas, FrechetReference reused (eigvalsh only)':58s} {t_cached:9.3f} {v_cached:16.8f} "
-          f"{t_ref / t_cached:9.1f}")
-    print(f"relative difference to {ref_name.split(' (')[0]}: {abs(v_ours - v_ref) / abs(v_ref):.2e}")
+    build = Timed(lambda: FrechetReference((mu1, s1)))
+    build_s = build()
+    runs = {ref_name.split(" (")[0]: Timed(lambda: ref_fn(*np_args)),
+            "latentatlas frechet (Cholesky + eigvalsh)": Timed(lambda: frechet((mu1, s1), (mu2, s2))),
+            "latentatlas, FrechetReference reused": Timed(lambda: frechet(build.last, (mu2, s2)))}
+    protocol(f"Fréchet distance: latentatlas vs {ref_name}",
+             {"sizes": f"two feature sets of {args.n} x {args.d}, statistics given", "dtype": "float64",
+              "timed": "one distance from given (mean, covariance) pairs; the reused reference is factored "
+                       f"once, untimed here ({build_s:.3f} s)"},
+             ("torch", "numpy", "scipy", "pytorch-fid"))
+    alternate(runs, args.repeats, baseline=next(iter(runs)))
+    values = {name: float(fn.last) for name, fn in runs.items()}
+    v_ref = next(iter(values.values()))
+    for name, v in values.items():
+        print(f"value {name}: {v:.8f} (relative difference to the first: {abs(v - v_ref) / abs(v_ref):.2e})")
 
 
 if __name__ == "__main__":

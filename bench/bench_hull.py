@@ -5,10 +5,12 @@ Default: 10,000 queries against 60,000 codes at d = 16, for two code sets:
 - mnist-pca16: the 60,000 MNIST training images projected on their top 16 principal directions
   (the codes of a linear autoencoder), queries = the 10,000 test images (needs ../shared/data/mnist);
 - gaussian16: 60,000 standard normal codes, queries = 10,000 more scaled by 0.6 (mostly inside).
-The baseline is timed on a random subset of the queries (``--baseline-queries``) and extrapolated;
-answers are compared on that subset.
+Ours is timed on all the queries.  The baseline is timed on ``--baseline-queries`` random queries, a fresh
+subset in each run (seed = run index, so the spread of its runs includes the sampling of the subset), and
+extrapolated to all the queries; its answers are compared with ours on each subset.  The two alternate
+``--repeats`` times (timing.alternate: every run, median, min and max, ratio of medians).
 
-    python bench/bench_hull.py [--points 60000] [--queries 10000] [--dim 16] [--baseline-queries 40]
+    python bench/bench_hull.py [--points 60000] [--queries 10000] [--dim 16] [--baseline-queries 40] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import Timed, add_repeats, alternate, protocol
 
 from latentatlas.latent.hull import in_hull, in_hull_linprog
 
@@ -50,26 +53,32 @@ def gaussian(dim: int, n_points: int, n_queries: int, seed: int = 0) -> tuple[np
             0.6 * torch.randn(n_queries, dim, generator=g, dtype=torch.float64).numpy())
 
 
-def bench(name: str, points: np.ndarray, queries: np.ndarray, n_base: int, seed: int = 0) -> None:
-    t0 = time.perf_counter()
-    ours, stats = in_hull(queries, points, return_stats=True)
-    t_ours = time.perf_counter() - t0
-    pick = torch.randperm(len(queries), generator=torch.Generator().manual_seed(seed))[:n_base].numpy()
-    t0 = time.perf_counter()
-    ref = in_hull_linprog(queries[pick], points)
-    t_base = (time.perf_counter() - t0) / len(pick)
-    agree = int((ref == ours[pick]).sum())
-    est = t_base * len(queries)
-    print(f"\n{name}: {len(queries)} queries vs {len(points)} points, d = {points.shape[1]}")
-    print(f"  {'method':<38}{'seconds':>10}{'per query (ms)':>16}{'inside':>9}")
-    print(f"  {'latentatlas in_hull (all queries)':<38}{t_ours:>10.1f}{1e3 * t_ours / len(queries):>16.2f}"
-          f"{ours.mean():>9.3f}")
-    print(f"  {'linprog per query (extrapolated)':<38}{est:>10.0f}{1e3 * t_base:>16.1f}{ref.mean():>9.3f}"
-          f"   (timed on {len(pick)} queries)")
-    print(f"  speed-up {est / t_ours:.1f}x; identical answers on the {len(pick)} checked: {agree}/{len(pick)}")
-    print(f"  screening settled {stats['screened_outside']} outside without an LP; "
-          f"{stats['decided_by_lp']} by {stats['lps_solved']} small LPs "
-          f"({stats['lps_solved'] / max(1, stats['decided_by_lp']):.1f} per query)")
+def bench(name: str, points: np.ndarray, queries: np.ndarray, n_base: int, repeats: int) -> None:
+    m = len(queries)
+    print(f"\n{name}: {m} queries vs {len(points)} points, d = {points.shape[1]}", flush=True)
+    ours = Timed(lambda: in_hull(queries, points, return_stats=True))
+    checked = {"runs": 0, "same": 0, "all": 0, "inside": 0}   # baseline runs so far (the subset's seed), answers
+
+    def baseline() -> tuple[float, str]:
+        seed = checked["runs"]
+        pick = torch.randperm(m, generator=torch.Generator().manual_seed(seed))[:n_base].numpy()
+        start = time.perf_counter()
+        ref = in_hull_linprog(queries[pick], points)
+        per_query = (time.perf_counter() - start) / len(pick)
+        same = int((ref == ours.last[0][pick]).sum())
+        for key, add in (("runs", 1), ("same", same), ("all", len(pick)), ("inside", int(ref.sum()))):
+            checked[key] += add
+        return per_query * m, (f"= {1e3 * per_query:.1f} ms/query x {m}, timed on {len(pick)} queries (seed {seed}), "
+                               f"same answers as ours {same}/{len(pick)}")
+
+    base_name = f"linprog per query, extrapolated to {m}"
+    alternate({f"latentatlas in_hull, all {m} queries": ours, base_name: baseline}, repeats, baseline=base_name,
+              digits=1)
+    inside, stats = ours.last
+    print(f"inside: ours {inside.mean():.4f} of all {m}; linprog {checked['inside'] / checked['all']:.4f} of the "
+          f"{checked['all']} checked; identical answers on {checked['same']}/{checked['all']} checked")
+    print(f"screening settled {stats['screened_outside']} outside without an LP; {stats['decided_by_lp']} by "
+          f"{stats['lps_solved']} small LPs ({stats['lps_solved'] / max(1, stats['decided_by_lp']):.1f} per query)")
 
 
 def main() -> None:
@@ -79,16 +88,25 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=16)
     ap.add_argument("--baseline-queries", type=int, default=40)
     ap.add_argument("--only", choices=["mnist", "gaussian"], default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (screening, working sets)")
+    add_repeats(ap)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    protocol("Convex-hull membership: latentatlas in_hull vs one scipy linprog (HiGHS) per query",
+             {"sizes": f"{args.queries} queries vs {args.points} points, d = {args.dim}",
+              "dtype": "float64",
+              "timed": f"ours on all queries; linprog on {args.baseline_queries} random queries per run, "
+                       "extrapolated (a fresh subset each run)"},
+             ("torch", "numpy", "scipy"))
     if args.only in (None, "mnist"):
         data = mnist_pca(args.dim, args.points, args.queries)
         if data is None:
             print(f"mnist-pca: skipped, no MNIST IDX files in {MNIST}")
         else:
-            bench(f"mnist-pca{args.dim}", *data, args.baseline_queries)
+            bench(f"mnist-pca{args.dim}", *data, args.baseline_queries, args.repeats)
     if args.only in (None, "gaussian"):
-        bench(f"gaussian{args.dim}", *gaussian(args.dim, args.points, args.queries), args.baseline_queries)
+        bench(f"gaussian{args.dim}", *gaussian(args.dim, args.points, args.queries), args.baseline_queries,
+              args.repeats)
 
 
 if __name__ == "__main__":

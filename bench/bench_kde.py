@@ -2,7 +2,10 @@
 
 Same codes (the synthetic mixture of bench_gmm.py), same queries (separate draws), same absolute
 bandwidth (Scott's factor times the spread of the codes).  Both are checked against an exact float64
-reference computed by direct differences on the first ``--check`` queries.
+reference computed by direct differences on the first ``--check`` queries.  Only ``score_samples`` is timed
+(the fits, ours storing the codes and scikit-learn building its tree, are timed once and printed), alternating
+``--repeats`` times (timing.alternate: every run, median, min and max, ratio of medians).  scikit-learn's
+``score_samples`` has no n_jobs: it runs on one core whatever ``--threads`` says; ours uses ``--threads``.
 
     python bench/bench_kde.py                               # 10,000 queries, 60,000 codes, d=64
     python bench/bench_kde.py --n 5000 --queries 1000 --d 8 # smoke run
@@ -12,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import torch
 from scipy.special import logsumexp
 
 from bench_gmm import make_codes
+from timing import Timed, add_repeats, alternate, protocol
 from latentatlas.latent.samplers import build_sampler
 
 
@@ -40,38 +43,44 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--check", type=int, default=300, help="queries compared with the exact reference")
     p.add_argument("--libs", default="ours,sklearn")
+    add_repeats(p)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     x, q = make_codes(a.n, a.d, 50, 0), make_codes(a.queries, a.d, 50, 1)
     h = float(build_sampler("kde").fit(x).bandwidth_[0])
-    print(f"codes N={a.n}, queries={a.queries}, d={a.d}, bandwidth={h:.4f} (Scott x spread), threads={a.threads}")
-    ref = reference(q[:a.check], x, h)
-    rows = []
+    runs, fits = {}, {}
     for dtype in ("float64", "float32") if "ours" in a.libs else ():
-        kde = build_sampler(f"kde:bandwidth={h!r},dtype={dtype}").fit(x)
-        t = time.perf_counter()
-        v = kde.score_samples(q).double()
-        rows.append((f"latentatlas ({dtype})", time.perf_counter() - t, v))
+        fit = Timed(lambda dtype=dtype: build_sampler(f"kde:bandwidth={h!r},dtype={dtype}").fit(x))
+        fits[f"latentatlas ({dtype})"] = fit()
+        runs[f"latentatlas ({dtype})"] = Timed(lambda kde=fit.last: kde.score_samples(q).double())
     if "sklearn" in a.libs:
         from sklearn.neighbors import KernelDensity
         from threadpoolctl import threadpool_limits
-        sk = KernelDensity(bandwidth=h).fit(x.double().numpy())
-        with threadpool_limits(a.threads):
-            t = time.perf_counter()
-            v = torch.from_numpy(sk.score_samples(q.double().numpy()))
-        rows.append(("scikit-learn KernelDensity (tree)", time.perf_counter() - t, v))
-    sk_s = next((r[1] for r in rows if r[0].startswith("scikit")), None)
-    print(f"{'implementation':36s} {'score s':>8s} {'vs sklearn':>10s} {'max |err| nats':>14s} "
-          f"{'#err>1 nat':>10s}   (error vs exact reference on {a.check} queries)")
-    for name, s, v in rows:
-        err = (v[:a.check] - ref).abs()
-        speed = f"{sk_s / s:9.1f}x" if sk_s else f"{'-':>10s}"
-        print(f"{name:36s} {s:8.2f} {speed} {float(err.max()):14.3g} {int((err > 1).sum()):10d}")
-    if len(rows) > 1:
-        ours = rows[0][2]
-        for name, _, v in rows[1:]:
-            diff = v - ours
-            print(f"{name} minus latentatlas (float64) on all {a.queries} queries: max {float(diff.max()):.3g}, "
+        threadpool_limits(a.threads)
+        fit = Timed(lambda: KernelDensity(bandwidth=h).fit(x.double().numpy()))
+        fits["scikit-learn KernelDensity (tree)"] = fit()
+        runs["scikit-learn KernelDensity (tree)"] = Timed(
+            lambda sk=fit.last: torch.from_numpy(sk.score_samples(q.double().numpy())))
+    protocol("Gaussian KDE log densities (score_samples): latentatlas exact vs scikit-learn KernelDensity",
+             {"sizes": f"codes {a.n} x {a.d}, queries {a.queries} x {a.d} (bench_gmm.make_codes, seeds 0 and 1)",
+              "dtypes": "ours float64 and float32 as named; scikit-learn float64 (rtol=0, atol=0)",
+              "bandwidth": f"{h:.4f} (Scott x spread), the same absolute value for all",
+              "untimed fits": ", ".join(f"{name} {s:.2f} s" for name, s in fits.items()),
+              "thread settings": f"{a.threads} for torch and the BLAS pools; scikit-learn's tree query is single-threaded"},
+             ("torch", "numpy", "scipy", "scikit-learn"))
+    sk_name = "scikit-learn KernelDensity (tree)"
+    alternate(runs, a.repeats, baseline=sk_name if sk_name in runs else None)
+    ref = reference(q[:a.check], x, h)
+    print(f"{'implementation':36s} {'max |err| nats':>14s} {'#err>1 nat':>10s}   (vs the exact float64 reference "
+          f"on the first {a.check} queries)")
+    for name, fn in runs.items():
+        err = (fn.last[:a.check] - ref).abs()
+        print(f"{name:36s} {float(err.max()):14.3g} {int((err > 1).sum()):10d}")
+    if len(runs) > 1:
+        ours = next(iter(runs.values())).last
+        for name, fn in list(runs.items())[1:]:
+            diff = fn.last - ours
+            print(f"{name} minus {next(iter(runs))} on all {a.queries} queries: max {float(diff.max()):.3g}, "
                   f"min {float(diff.min()):.3g}, {int((diff.abs() > 1).sum())} queries off by > 1 nat")
 
 

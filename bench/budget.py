@@ -1,12 +1,14 @@
 """What the training benchmarks share: the command-line arguments of those that train on full MNIST within a
 wall-clock budget (gan_mnist.py, families_mnist.py), their table printer, and the alternating comparison of
-the trainer with a plain loop (gan_throughput.py, face_throughput.py)."""
+the trainer with a plain loop (gan_throughput.py, face_throughput.py; its timing is timing.alternate)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 from pathlib import Path
+
+from timing import alternate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,17 +42,10 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
 
 
 def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
-    """Alternate ``ours()`` and ``plain()`` (each returns images/s) ``repeats`` times; print every run, the
-    medians with min and max, and the framework's cost; returns the medians."""
-    import statistics
-
-    results: dict[str, list[float]] = {"latentatlas trainer": [], "plain PyTorch loop": []}
-    for r in range(repeats):
-        results["latentatlas trainer"].append(ours())
-        results["plain PyTorch loop"].append(plain())
-        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in results.items()), flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    for k, v in results.items():
-        print(f"{k:<22} median {med[k]:7.0f} images/s (min {min(v):.0f}, max {max(v):.0f})")
+    """Alternate ``ours()`` and ``plain()`` (each returns images/s) ``repeats`` times through
+    timing.alternate (every run, medians with min and max, load average), then the framework's cost;
+    returns the medians."""
+    med = alternate({"latentatlas trainer": ours, "plain PyTorch loop": plain}, repeats,
+                    baseline="plain PyTorch loop", unit="images/s", rate=True, digits=0)
     print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
     return med
