@@ -36,6 +36,17 @@ def test_log_density_is_exact_at_every_dimension(d, scale):
     np.testing.assert_allclose(s.score_samples(q.float()).numpy(), ref, rtol=1e-11, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-11), ("float32", 2e-4)])
+def test_terms_far_below_the_top_one_are_floored_without_changing_the_value(dtype, rtol):
+    """A narrow kernel: most shifted terms are thousands of nats under the top one, far below exp's
+    normal range (float32's tolerance is its expansion of |q - x|^2 at |x / h| ~ 50, not the floor)."""
+    x = data(3000, 8)
+    q = torch.cat([x[:50] + 0.01, data(50, 8, seed=1)])
+    s = build_sampler(f"kde:bandwidth=0.05,dtype={dtype}").fit(x.float())
+    ref = reference(q.float().double().numpy(), x.float().double().numpy(), s.bandwidth_.double().numpy())
+    np.testing.assert_allclose(s.score_samples(q.float()).double().numpy(), ref, rtol=rtol)
+
+
 def test_agrees_with_sklearn_at_low_dimension():
     x, q = data(2000, 2), data(300, 2, seed=1)
     s = build_sampler("kde:bandwidth=0.3").fit(x)
