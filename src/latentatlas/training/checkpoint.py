@@ -121,7 +121,7 @@ def check_fixed_settings(ckpt: dict[str, Any], model_config: Any, seed: int, pat
         keep = " ".join(f"--set {k}={_yaml_scalar(a)}" for k, a, _ in changes if a is not None)
         raise ValueError(f"resume: the model and the seed cannot change on resume; {str(path)!r} was made with "
                          "other values: " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
-                         + f"; keep them ({keep}), or start a new run under another name")
+                         + f"; keep them{f' ({keep})' if keep else ''}, or start a new run under another name")
 
 
 def _yaml_scalar(value: Any) -> str:
