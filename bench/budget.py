@@ -59,28 +59,28 @@ def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
 
 
 def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: int | None = None,
-                   steps: int | None = None, variational: bool = True, beta: float = 1.0, likelihood: str = "bernoulli", seed: int = 0,
-                   after_epoch=None) -> float:
+                   steps: int | None = None, variational: bool = True, beta: float = 1.0,
+                   likelihood: str = "bernoulli", seed: int = 0, every: int | None = None, after=None) -> float:
     """Train ``encoder`` (images -> (B, 2d) mean and log-variance, or (B, d) codes when not ``variational``)
     and ``decoder`` ((B, d) -> logits) on uint8 ``images`` (N, C, H, W) as a hand-written loop would: Adam
     over both, each epoch a fresh shuffle in batches of ``batch`` (the last one smaller), the reparameterised
     sample, the per-image reconstruction (BCE on the logits, or the squared error of their sigmoid for
     'gaussian') plus ``beta`` times the KL, batch mean.  Stops after ``epochs`` epochs or ``steps`` batches,
-    whichever comes first; ``after_epoch(epoch, seconds)`` runs after each epoch, untimed, with the training
-    seconds so far.  Returns the training seconds."""
+    whichever comes first.  ``after(steps_done, seconds)`` runs untimed every ``every`` batches and at the
+    end, with the training seconds so far (e.g. to score the networks).  Returns the training seconds."""
     import itertools
 
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
-    g = torch.Generator().manual_seed(seed)
     if epochs is None and steps is None:
         raise ValueError("plain_vae_loop: expected epochs or steps, got neither")
-    seconds, step = 0.0, 0
-    for epoch in itertools.count() if epochs is None else range(epochs):
-        encoder.train(), decoder.train()
-        start = time.perf_counter()
+    opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    seconds, step, reported = 0.0, 0, 0
+    encoder.train(), decoder.train()
+    start = time.perf_counter()
+    for _ in itertools.count() if epochs is None else range(epochs):
         order = torch.randperm(images.shape[0], generator=g)
         for first in range(0, images.shape[0], batch):
             if steps is not None and step >= steps:
@@ -103,11 +103,17 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
             loss.backward()
             opt.step()
             step += 1
-        seconds += time.perf_counter() - start
-        if after_epoch is not None:
-            after_epoch(epoch + 1, seconds)
+            if after is not None and every and step % every == 0:
+                seconds += time.perf_counter() - start
+                after(step, seconds)
+                reported = step
+                encoder.train(), decoder.train()
+                start = time.perf_counter()
         if steps is not None and step >= steps:
             break
+    seconds += time.perf_counter() - start
+    if after is not None and reported != step:
+        after(step, seconds)
     return seconds
 
 
