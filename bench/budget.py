@@ -1,11 +1,13 @@
 """What the training benchmarks share: the command-line arguments of those that train on full MNIST within a
-wall-clock budget (gan_mnist.py, families_mnist.py), their table printer, and the alternating comparison of
-the trainer with a plain loop (gan_throughput.py, face_throughput.py; its timing is timing.alternate)."""
+wall-clock budget (gan_mnist.py, families_mnist.py), their table printer, the alternating comparison of
+the trainer with a plain loop (gan_throughput.py, face_throughput.py, mnist_throughput.py; its timing is
+timing.alternate) and the plain PyTorch (V)AE loop the last two time."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import time
 from pathlib import Path
 
 from timing import alternate
@@ -49,3 +51,73 @@ def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
                     baseline="plain PyTorch loop", unit="images/s", rate=True, digits=0)
     print(f"framework cost: {100 * (1 - med['latentatlas trainer'] / med['plain PyTorch loop']):.1f} %")
     return med
+
+
+def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: int | None = None,
+                   steps: int | None = None, variational: bool = True, beta: float = 1.0,
+                   likelihood: str = "bernoulli", seed: int = 0, every: int | None = None, after=None) -> float:
+    """Train ``encoder`` (images -> (B, 2d) mean and log-variance, or (B, d) codes when not ``variational``)
+    and ``decoder`` ((B, d) -> logits) on uint8 ``images`` (N, C, H, W) as a hand-written loop would: Adam
+    over both, each epoch a fresh shuffle in batches of ``batch`` (the last one smaller), the reparameterised
+    sample, the per-image reconstruction (BCE on the logits, or the squared error of their sigmoid for
+    'gaussian') plus ``beta`` times the KL, batch mean.  Stops after ``epochs`` epochs or ``steps`` batches,
+    whichever comes first.  ``after(steps_done, seconds)`` runs untimed every ``every`` batches and at the
+    end, with the training seconds so far (e.g. to score the networks).  Returns the training seconds."""
+    import itertools
+
+    import torch
+    import torch.nn.functional as F
+
+    if epochs is None and steps is None:
+        raise ValueError("plain_vae_loop: expected epochs or steps, got neither")
+    opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    seconds, step, reported = 0.0, 0, 0
+    encoder.train(), decoder.train()
+    start = time.perf_counter()
+    for _ in itertools.count() if epochs is None else range(epochs):
+        order = torch.randperm(images.shape[0], generator=g)
+        for first in range(0, images.shape[0], batch):
+            if steps is not None and step >= steps:
+                break
+            x = images[order[first:first + batch]].float().div_(255)
+            h = encoder(x)
+            if variational:
+                mean, logvar = h.chunk(2, dim=1)
+                z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+                kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+            else:
+                z, kl = h, torch.zeros(())
+            logits = decoder(z)
+            if likelihood == "gaussian":
+                recon = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+            else:
+                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+            loss = (recon + beta * kl).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if after is not None and every and step % every == 0:
+                seconds += time.perf_counter() - start
+                after(step, seconds)
+                reported = step
+                encoder.train(), decoder.train()
+                start = time.perf_counter()
+        if steps is not None and step >= steps:
+            break
+    seconds += time.perf_counter() - start
+    if after is not None and reported != step:
+        after(step, seconds)
+    return seconds
+
+
+def warm_up() -> None:
+    """One Adam step on a tiny module, so that lazy imports (torch._dynamo, on an optimizer's first use)
+    are paid before the first timed run, by neither loop."""
+    import torch
+
+    layer = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(layer.parameters())
+    layer(torch.ones(1, 2)).sum().backward()
+    opt.step()

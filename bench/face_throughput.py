@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from budget import trainer_against_plain
+from budget import plain_vae_loop, trainer_against_plain, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
@@ -49,47 +49,14 @@ def ours(config: Path, data, steps: int, batch: int) -> float:
 
 
 def plain(config: Path, images: torch.Tensor, steps: int, batch: int) -> float:
-    """images/s of a hand-written loop: the model's encoder and decoder, the reparameterised sample, the
-    squared-error (gaussian) or BCE (bernoulli) reconstruction summed per image plus beta times the KL,
-    Adam over all parameters."""
-    import torch.nn.functional as F
-
+    """images/s of a hand-written loop (budget.plain_vae_loop) over the model's encoder and decoder, with its
+    likelihood and KL weight, Adam over all parameters."""
     model, cfg = build(config)
     c = model.config
     beta = getattr(c, "kl_weight", 0.0) if model.variational else 0.0
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    g = torch.Generator().manual_seed(0)
-    model.train()
-    start = time.perf_counter()
-    order = torch.randperm(images.shape[0], generator=g)
-    for step in range(steps):
-        x = images[order[step * batch:(step + 1) * batch]].float().div_(255)
-        h = model.encoder(x)
-        if model.variational:
-            mean, logvar = h.chunk(2, dim=1)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
-            kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-        else:
-            z, kl = h, torch.zeros(())
-        logits = model.decoder(z)
-        if c.likelihood == "gaussian":
-            recon = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
-        else:
-            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-        loss = (recon + beta * kl).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return steps * batch / (time.perf_counter() - start)
-
-
-def warm_up() -> None:
-    """One Adam step on a tiny module, so that lazy imports (torch._dynamo, on an optimizer's first use)
-    are paid before the first timed run, by neither loop."""
-    layer = torch.nn.Linear(2, 1)
-    opt = torch.optim.Adam(layer.parameters())
-    layer(torch.ones(1, 2)).sum().backward()
-    opt.step()
+    seconds = plain_vae_loop(model.encoder, model.decoder, images, batch=batch, lr=cfg.train.lr, steps=steps,
+                             variational=model.variational, beta=beta, likelihood=c.likelihood)
+    return steps * batch / seconds
 
 
 def main() -> None:

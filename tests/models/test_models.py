@@ -112,3 +112,22 @@ def test_conditional_vae_uses_the_label():
         model.decode(z, torch.tensor([0, 4]))
     with pytest.raises(ValueError, match="model.conditional: the 'cvae' model is class-conditional and needs"):
         build_model(model_config("cvae"), (1, 28, 28))
+
+
+@pytest.mark.parametrize("family", ["ae", "vae", "aae"])
+def test_decoder_output_chooses_the_last_layer(family):
+    """'transposed' (the default): the last transposed conv makes the image channels; 'conv3x3': it makes
+    ``width`` channels at full resolution and a 3x3 conv the image channels."""
+    shape = (3, 32, 32)
+    default = build_model(model_config(family, width=8, latent_dim=4), shape)
+    older = build_model(model_config(family, width=8, latent_dim=4, decoder_output="conv3x3"), shape)
+    assert default.config.decoder_output == "transposed"
+    last = default.decoder.body[-1]
+    assert isinstance(last, torch.nn.ConvTranspose2d) and (last.in_channels, last.out_channels) == (8, 3)
+    convs = [m for m in older.decoder.body if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert [(type(m).__name__, m.out_channels) for m in convs[-2:]] == [("ConvTranspose2d", 8), ("Conv2d", 3)]
+    assert convs[-1].kernel_size == (3, 3)
+    z = torch.zeros(2, 4)
+    assert default.decode(z).shape == older.decode(z).shape == (2, *shape)
+    with pytest.raises(ValueError, match=r"model.decoder_output: expected one of 'transposed', 'conv3x3', got 'x'"):
+        model_config(family, decoder_output="x")

@@ -76,3 +76,28 @@ def test_a_checkpoint_written_by_version_0_1_still_loads(tmp_path):
         assert loaded.config == model.config and loaded.config.hidden_layers == 3
         x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
+
+
+def test_a_conv_checkpoint_from_before_decoder_output_loads_its_network(tmp_path):
+    """Checkpoints written before ``model.decoder_output`` existed hold the conv3x3 decoder: they still load,
+    as that network, and a resume with today's default is refused naming the field and how to keep it."""
+    from pathlib import Path
+
+    from latentatlas.models import build_model, model_config
+    from latentatlas.training.checkpoint import check_fixed_settings
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(model_config("vae", width=8, latent_dim=4, decoder_output="conv3x3"), (1, 28, 28)).eval()
+    payload = model_payload(model)
+    del payload["model_config"]["decoder_output"]
+    save_checkpoint(tmp_path / "old.pt", payload)
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config == model.config and loaded.config.decoder_output == "conv3x3"
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
+    today = model_config("vae", width=8, latent_dim=4)
+    with pytest.raises(ValueError, match=r"model.decoder_output: 'conv3x3' -> 'transposed'; keep them "
+                                         r"\(--set model.decoder_output=conv3x3\)"):
+        check_fixed_settings(load_checkpoint(tmp_path / "old.pt"), today, 0, Path("old.pt"))
+    check_fixed_settings(load_checkpoint(tmp_path / "old.pt"), model.config, 0, Path("old.pt"))   # same: accepted

@@ -25,7 +25,7 @@ def test_conv_vae_beats_the_mean_image(digits, tmp_path):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = build_model(model_config("vae", latent_dim=8, width=16), (1, 28, 28))
-    cfg = TrainConfig(epochs=2, batch_size=50, lr=2e-3, patience=None, device="cpu", progress=True)
+    cfg = TrainConfig(epochs=4, batch_size=50, lr=2e-3, patience=None, device="cpu", progress=True)
     result = train(model, digits, cfg, tmp_path, seed=0)
     val, train_x = to_float(digits.part("val").images), to_float(digits.part("train").images)
     # Bernoulli NLL of the best constant prediction (the mean training image), per image

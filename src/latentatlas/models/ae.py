@@ -16,7 +16,8 @@ import torch
 from latentatlas.config import ModelConfig
 from latentatlas.models.base import Batch, GenerativeModel, Phase, Posterior
 from latentatlas.models.losses import LIKELIHOODS, kl_warmup, reconstruction_loss
-from latentatlas.models.nets import build_decoder, build_encoder, conditioned_shape, with_label_code, with_label_planes
+from latentatlas.models.nets import (DECODER_OUTPUTS, build_decoder, build_encoder, conditioned_shape, with_label_code,
+                                     with_label_planes)
 from latentatlas.models.registry import register_family
 from latentatlas.validate import rule
 
@@ -26,6 +27,10 @@ class AEConfig(ModelConfig):
     family: str = "ae"
     likelihood: str = field(default="bernoulli", metadata=rule(choices=LIKELIHOODS))  # bernoulli (BCE) | gaussian (MSE)
     conditional: bool = False           # class-conditional encoder and decoder (needs labels)
+    decoder_output: str = field(default="transposed", metadata=rule(choices=DECODER_OUTPUTS))  # conv decoder's
+    #                                   last layer: 'transposed' makes the image channels; 'conv3x3' adds a
+    #                                   hidden full-resolution layer and a 3x3 conv (the default until 2026-12;
+    #                                   checkpoints written before this field have it)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class AE(GenerativeModel):
         self.encoder = build_encoder(config.architecture, conditioned_shape(self.image_shape, labels), out,
                                      config.width, config.hidden_layers)
         self.decoder = build_decoder(config.architecture, self.image_shape, self.latent_dim + (labels or 0),
-                                     config.width, config.hidden_layers)
+                                     config.width, config.hidden_layers,
+                                     direct_output=config.decoder_output == "transposed")
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
         """q(z|x[, y]) for x (B, C, H, W) in [0, 1]; deterministic (logvar None) for the AE."""

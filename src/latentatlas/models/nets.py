@@ -5,8 +5,11 @@ Images are (B, C, H, W) in [0, 1].  Encoders map them to (B, out_features) (``fo
 penultimate features, ``head`` the last linear layer); decoders map (B, latent_dim) to *logits* of shape
 (B, C, H, W), and the model applies the sigmoid.  The conv net halves the spatial size with stride-2
 convolutions while both sides stay even and larger than 4 (28 -> 14 -> 7, 32 -> 4, 64 -> 4); the decoder
-mirrors it with transposed convolutions.  Normalisation is GroupNorm by default (per-sample, so results
-do not depend on the batch or on how it is split across data-parallel ranks); discriminators use none.
+mirrors it with transposed convolutions, the last of which makes the image channels (``direct_output``;
+the alternative, a hidden full-resolution layer of ``width`` channels and a 3x3 conv, costs about twice
+the time per step on a CPU, see ``DECODER_OUTPUTS``).  Normalisation is GroupNorm by default (per-sample,
+so results do not depend on the batch or on how it is split across data-parallel ranks); discriminators
+use none.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 ARCHITECTURES = ("conv", "mlp")
 NORMS = ("group", "batch", "none")
 ACTIVATIONS = ("silu", "leaky_relu")
+DECODER_OUTPUTS = ("transposed", "conv3x3")   # the conv decoder's last layer: see ConvDecoder
 MAX_STAGES = 5
 MAX_WIDTH_FACTOR = 8
 
@@ -93,9 +97,11 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, latent_dim) -> logits (B, C, H, W): linear stem, then transposed convs mirroring the encoder and a
-    3x3 conv to the image channels; with ``direct_output`` the last transposed conv makes the image
-    channels itself (the DCGAN generator: no full-resolution hidden layer, several times cheaper)."""
+    """(B, latent_dim) -> logits (B, C, H, W): linear stem, then transposed convs mirroring the encoder.
+    With ``direct_output`` ('transposed' in ``DECODER_OUTPUTS``) the last transposed conv makes the image
+    channels itself (the DCGAN generator); without it ('conv3x3') it makes ``width`` channels at full
+    resolution, normalised and activated, and a 3x3 conv makes the image channels: more capacity per step,
+    but that layer and its 3x3 conv to one channel are most of the network's time on a CPU."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, width: int, *,
                  norm: str = "group", direct_output: bool = False) -> None:

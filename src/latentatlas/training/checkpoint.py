@@ -70,13 +70,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def saved_model_config(ckpt: dict[str, Any]) -> Any:
+    """The model config a checkpoint's weights were made with.  A field added since it was written takes the
+    value that rebuilds its network: ``decoder_output`` 'conv3x3' for a conv autoencoder (the only decoder
+    before the field existed)."""
+    from latentatlas.config import model_config_from_dict
+
+    values = ckpt["model_config"]
+    cfg = model_config_from_dict(values, "checkpoint model_config")
+    if hasattr(cfg, "decoder_output") and "decoder_output" not in values and cfg.architecture == "conv":
+        cfg = dataclasses.replace(cfg, decoder_output="conv3x3")
+    return cfg
+
+
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model of a loaded checkpoint dict (via ``build_model``) and load its weights; eval mode."""
-    from latentatlas.config import model_config_from_dict
     from latentatlas.models import build_model
 
     try:
-        cfg = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
+        cfg = saved_model_config(ckpt)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint: its model_config cannot be read by this version: {exc}") from exc
     model = build_model(cfg, tuple(ckpt["image_shape"]), ckpt.get("n_classes"))
@@ -99,17 +111,24 @@ def check_fixed_settings(ckpt: dict[str, Any], model_config: Any, seed: int, pat
     """Refuse a resume whose model config or seed differs from the checkpoint's: the weights and the
     generator state come from the checkpoint, so new values would be recorded but not used."""
     from latentatlas.config import diff as config_diff
-    from latentatlas.config import model_config_from_dict
 
-    saved = model_config_from_dict(ckpt["model_config"], "checkpoint model_config")
+    saved = saved_model_config(ckpt)
     changes = [(f"model.{k}", a, b) for k, a, b in config_diff(dataclasses.asdict(saved),
                                                                 dataclasses.asdict(model_config))]
     if "seed" in ckpt and int(ckpt["seed"]) != int(seed):
         changes.append(("seed", int(ckpt["seed"]), int(seed)))
     if changes:
+        keep = " ".join(f"--set {k}={_yaml_scalar(a)}" for k, a, _ in changes if a is not None)
         raise ValueError(f"resume: the model and the seed cannot change on resume; {str(path)!r} was made with "
                          "other values: " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
-                         + "; keep them, or start a new run under another name")
+                         + f"; keep them{f' ({keep})' if keep else ''}, or start a new run under another name")
+
+
+def _yaml_scalar(value: Any) -> str:
+    """``value`` as a ``--set`` value reads it back (YAML flow style, one line)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
 
 
 def load_optimizer(name: str, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
