@@ -11,6 +11,7 @@ dimensions (see gmm_diagnostics.py).  ``k="auto"`` or a list (``k=5|10|20`` in a
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 from latentatlas.latent.samplers import gmm_diagnostics as diagnostics
 from latentatlas.latent.samplers import gmm_em as em
+from latentatlas.latent.samplers import gmm_mixed as mixed
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
 from latentatlas.rng import choice, randn
 from latentatlas.validate import check_choice, check_number
@@ -58,14 +60,14 @@ class GMM(LatentSampler):
     name = "gmm"
     min_codes = 2
     defaults = dict(k=10, covariance="full", n_init=1, init="kmeans", max_iter=100, tol=1e-3, reg_covar=1e-6,
-                    dtype="float64", criterion="bic", val_fraction=0.2, hierarchical=False, max_memory_gib=2.0,
+                    dtype="mixed", criterion="bic", val_fraction=0.2, hierarchical=False, max_memory_gib=2.0,
                     seed=0)
 
     def _check_params(self) -> None:
         parse_k(self.k)
         check_choice("covariance", self.covariance, em.COVARIANCE_TYPES)
         check_choice("init", self.init, ("kmeans", "kmeans++"))
-        check_choice("dtype", self.dtype, ("float64", "float32"))
+        check_choice("dtype", self.dtype, ("mixed", "float64", "float32"))
         check_choice("criterion", self.criterion, ("bic", "aic", "heldout"))
         check_choice("hierarchical", self.hierarchical, (True, False))
         check_number("n_init", self.n_init, low=1, integer=True)
@@ -93,36 +95,52 @@ class GMM(LatentSampler):
         if k > n:
             raise ValueError(f"k: expected at most the number of codes ({n}), got {k}")
         x, shift = self._centred(z)
-        batches = self._batches(x, k, cache=True)
+        rows, cache = self._batch_rows(x, k)
+        batches = None if self.dtype == "mixed" else em.FeatureBatches(x, self.covariance, rows, cache)
         best = None
         for _ in range(1 if init is not None else self.n_init):
-            mix = self._mixture_from(init, shift, k) if init is not None else self._initial_mixture(x, batches, k, g)
-            result = em.run_em(batches, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
+            given = self._mixture_from(init, shift, k) if init is not None else None
+            centers = given.means if given is not None else self._initial_centers(x, k, rows, g)
+            if batches is None:
+                blocks = mixed.Blocks(x, mixed.nearest(x, centers, rows), k, self.covariance, rows, cache)
+                mix = given if given is not None else em.m_step(mixed.hard_stats(blocks, k), self.covariance,
+                                                                self.reg_covar)
+                e_pass = functools.partial(mixed.em_pass, blocks, covariance=self.covariance)
+            else:
+                mix = given if given is not None else em.m_step(em.hard_stats(batches, centers), self.covariance,
+                                                                self.reg_covar)
+                e_pass = lambda W, _, batches=batches: em.em_pass(batches, W)   # noqa: E731
+            result = em.run_em(e_pass, n, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         self._set_result(best, shift)
 
     def _centred(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = z.to(getattr(torch, self.dtype))
+        x = z.to(torch.float64 if self.dtype == "mixed" else getattr(torch, self.dtype))
         shift = x.mean(0)
         return x - shift, shift
 
-    def _batches(self, x: torch.Tensor, k: int, *, cache: bool) -> em.FeatureBatches:
-        """Row batches sized by ``max_memory_gib``; the feature map is cached when it fits in half of it."""
+    def _batch_rows(self, x: torch.Tensor, k: int) -> tuple[int, bool]:
+        """Rows per batch sized by ``max_memory_gib``, and whether the feature map (float32 for "mixed")
+        fits in half of it and is cached."""
         n, d = x.shape
         p, item = em.n_features(d, self.covariance), x.element_size()
         budget = self.max_memory_gib * 2**30
         rows = int(max(64, budget / 8 / ((p + 2 * k) * item)))
-        return em.FeatureBatches(x, self.covariance, rows, cache and n * p * item <= budget / 2)
+        return rows, n * p * (4 if self.dtype == "mixed" else item) <= budget / 2
 
-    def _initial_mixture(self, x: torch.Tensor, batches: em.FeatureBatches, k: int,
-                         g: torch.Generator) -> em.Mixture:
+    def _batches(self, x: torch.Tensor, k: int, *, cache: bool) -> em.FeatureBatches:
+        rows, fits = self._batch_rows(x, k)
+        return em.FeatureBatches(x, self.covariance, rows, cache and fits)
+
+    def _initial_centers(self, x: torch.Tensor, k: int, rows: int, g: torch.Generator) -> torch.Tensor:
+        """k-means++ seeds on at most INIT_MAX_POINTS codes, then (init="kmeans") Lloyd iterations: (k, d)."""
         n = x.shape[0]
         sub = x if n <= INIT_MAX_POINTS else x[torch.randperm(n, generator=g)[:INIT_MAX_POINTS].to(x.device)]
         centers = em.kmeans_plusplus(sub, k, generator=g)
         if self.init == "kmeans":
-            centers = em.lloyd(sub, centers, KMEANS_ITER, batches.batch_size)
-        return em.m_step(em.hard_stats(batches, centers), self.covariance, self.reg_covar)
+            centers = em.lloyd(sub, centers, KMEANS_ITER, rows)
+        return centers
 
     def _mixture_from(self, init: dict, shift: torch.Tensor, k: int) -> em.Mixture:
         """Initial parameters given by the caller (weights, means, covariances in sklearn shapes)."""

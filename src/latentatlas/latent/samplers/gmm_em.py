@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -248,15 +248,16 @@ class EMResult:
     history: list
 
 
-def run_em(batches: FeatureBatches, mix: Mixture, covariance: str, reg_covar: float, max_iter: int,
-           tol: float) -> EMResult:
-    """EM from ``mix`` until the mean log-likelihood changes by less than ``tol`` or ``max_iter``."""
+def run_em(e_pass: Callable[[torch.Tensor, Mixture], tuple[torch.Tensor, torch.Tensor]], n: int, mix: Mixture,
+           covariance: str, reg_covar: float, max_iter: int, tol: float) -> EMResult:
+    """EM from ``mix`` until the mean log-likelihood of the ``n`` codes changes by less than ``tol`` or
+    ``max_iter``; ``e_pass(W, mix)`` returns (sum of log-likelihoods, statistics) as ``em_pass``."""
     W, added, mix = logprob_weights(mix, covariance)
     lower, history, converged, it = -math.inf, [], False, 0
     for it in range(1, max_iter + 1):
         prev = lower
-        total, stats = em_pass(batches, W)
-        lower = float(total) / batches.n
+        total, stats = e_pass(W, mix)
+        lower = float(total) / n
         mix = m_step(stats, covariance, reg_covar)
         W, added, mix = logprob_weights(mix, covariance)
         history.append(lower)

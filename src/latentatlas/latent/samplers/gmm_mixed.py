@@ -1,0 +1,199 @@
+"""Mixed-precision EM (``dtype="mixed"``, the ``gmm`` default): a float32 screen, float64 where it counts.
+
+Most (code, component) pairs of a mixture have responsibilities far below anything float64 resolves; the
+E-step only has to find the others.  The codes are split once into compact row blocks (the rows of one
+initial cluster, at most ``max_rows``; clusters under MIN_BLOCK rows pooled), each centred on its own
+mean ``c`` so that its numbers are small.  Per iteration and block:
+
+1. screen in float32: ``logp = F(x - c) @ W_c.T`` (b, k), one GEMM over the block's cached float32
+   feature map (gmm_em.features), ``W_c`` the log-probability weights in the block's frame; every entry is
+   off by at most ``err = (p + 4) u |F(x - c)| |W_c|`` (the rounding bound of a length-p dot product with
+   rounded inputs, ``u = 2^-24``);
+2. candidates: the components with ``logp + err >= max(logp - err) + LOG_FLOOR`` for some row; the others
+   have responsibilities below ``exp(LOG_FLOOR) ~ 1e-30`` and are left out;
+3. exact float64 log-probabilities of the candidates from whitened codes ``L^-1 (x - mu)``, their
+   responsibilities, and the sufficient statistics of the components that hold any (weighted Gram matrices),
+   moved to the global frame and summed in float64.
+
+So the result is that of float64 EM up to terms below 1e-30, at the cost of one float32 GEMM per
+iteration plus float64 work on the few components near each block.  A badly conditioned component only
+widens the screening bound (it becomes a candidate in more blocks), it never loses accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from latentatlas.latent.samplers import gmm_em as em
+
+LOG_FLOOR = -69.0         # responsibilities below exp(-69) ~ 1e-30 are left out of a block's statistics
+MIN_BLOCK = 32            # clusters with fewer rows are pooled into shared blocks
+UNIT_ROUNDOFF = 2.0**-24  # of float32
+CHUNK_BYTES = 64 * 2**20  # float64 temporaries of this size are built at once
+
+
+class Blocks:
+    """Centred codes ``x: (n, d)`` float64 in row blocks of one cluster of ``labels: (n,)`` each, with each
+    block's centre, centred rows, labels and (when ``cache``) float32 feature map and its row norms."""
+
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor, k: int, covariance: str, max_rows: int,
+                 cache: bool) -> None:
+        self.n, self.d = x.shape
+        self.covariance = covariance
+        counts = torch.bincount(labels, minlength=k)
+        pooled = counts[labels] < MIN_BLOCK
+        order = torch.argsort(labels + k * pooled.long(), stable=True)   # pooled rows last
+        x, labels = x[order], labels[order]
+        sizes = counts[counts >= MIN_BLOCK].tolist() + [int(pooled.sum())]
+        bounds, start = [], 0
+        for size in sizes:
+            parts = -(-size // max(1, max_rows))
+            for i in range(parts):
+                rows = size // parts + (i < size % parts)
+                bounds.append((start, start + rows))
+                start += rows
+        self.labels = [labels[a:b] for a, b in bounds]
+        self.centres = torch.stack([x[a:b].mean(0) for a, b in bounds])
+        self.rows = [x[a:b] - c for (a, b), c in zip(bounds, self.centres)]   # float64, centred on the block
+        self._screen = [self._features(j) for j in range(len(bounds))] if cache else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _features(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        F = em.features(self.rows[j].float(), self.covariance)
+        return F, F.norm(dim=1)
+
+    def screen_features(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float32 feature map of block ``j`` (b, p) and its row norms (b,)."""
+        return self._screen[j] if self._screen is not None else self._features(j)
+
+
+def frame_weights(W: torch.Tensor, covariance: str, centres: torch.Tensor) -> torch.Tensor:
+    """Constant and linear weights ``(m, k, 1 + d)`` of the mixture in the frames centred on ``centres: (m, d)``
+    (the quadratic part does not move): ``[log-probability at c, lin + 2 Q c]``, ``Q`` the quadratic form."""
+    k, d = W.shape[0], centres.shape[1]
+    const = em.features(centres, covariance) @ W.T                          # (m, k)
+    quad = W[:, 1 + d:]
+    if em.is_quadratic(covariance):
+        rows = 1 if covariance == "tied" else k
+        i, j = torch.triu_indices(d, d, device=W.device)
+        Q2 = em.unpack_symmetric(quad[:rows] * torch.where(i == j, 2.0, 1.0).to(W.dtype), d)   # 2 Q
+        grad = (centres @ Q2.reshape(rows * d, d).T).view(-1, rows, d)
+    else:
+        grad = 2 * quad[None] * centres[:, None, :]
+    return torch.cat([const[..., None], W[None, :, 1:1 + d] + grad], dim=2)
+
+
+def whitening(mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(T, base)``: ``log w_k + log N(x | k) = base_k - |T_k (x - mu_k)|^2 / 2`` with T (k, d, d) lower
+    triangular for full, (1, d, d) tied, (k, d) diagonal for diag/spherical; base (k,)."""
+    w, mu, cov = mix.weights, mix.means, mix.covariances
+    k, d = mu.shape
+    base = torch.log(w) - 0.5 * d * math.log(2 * math.pi)
+    if em.is_quadratic(covariance):
+        L = torch.linalg.cholesky(cov if covariance == "full" else cov[None])   # succeeded in logprob_weights
+        eye = torch.eye(d, dtype=cov.dtype, device=cov.device).expand_as(L)
+        T = torch.linalg.solve_triangular(L, eye, upper=False)
+        return T, base - torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    var = cov if covariance == "diag" else cov[:, None].expand(k, d)
+    return var.rsqrt(), base - 0.5 * torch.log(var).sum(-1)
+
+
+def exact_logprob(x: torch.Tensor, mu: torch.Tensor, T: torch.Tensor, base: torch.Tensor, cols: torch.Tensor,
+                  covariance: str) -> torch.Tensor:
+    """Float64 ``log w_k + log N(x | k)`` of codes ``x: (b, d)`` for the components ``cols``: (b, len(cols))
+    (``mu`` in the frame of ``x``)."""
+    out = x.new_empty(x.shape[0], len(cols))
+    step = max(1, CHUNK_BYTES // (8 * x.numel()))
+    for s in range(0, len(cols), step):
+        c = cols[s:s + step]
+        diff = x[None] - mu[c][:, None, :]                                   # (m, b, d)
+        if covariance == "full":
+            y = diff @ T[c].transpose(1, 2)
+        elif covariance == "tied":
+            y = diff @ T[0].T
+        else:
+            y = diff * T[c][:, None, :]
+        out[:, s:s + step] = (base[c][:, None] - 0.5 * (y * y).sum(-1)).T
+    return out
+
+
+def block_stats(x: torch.Tensor, r: torch.Tensor, covariance: str) -> torch.Tensor:
+    """Statistics ``[sum r, sum r x, sum r x2]`` (m, p) float64 of codes ``x: (b, d)`` with weights ``r: (b, m)``
+    (``x2`` the upper triangle of ``x x^T`` for full/tied, ``x**2`` else), as gmm_em.m_step takes them."""
+    d = x.shape[1]
+    first = torch.cat([r.sum(0)[:, None], r.T @ x], dim=1)
+    if not em.is_quadratic(covariance):
+        return torch.cat([first, r.T @ (x * x)], dim=1)
+    i, j = torch.triu_indices(d, d, device=x.device)
+    step = max(1, CHUNK_BYTES // (8 * x.numel()))
+    second = [((r.T[s:s + step, :, None] * x).transpose(1, 2) @ x)[:, i, j] for s in range(0, r.shape[1], step)]
+    return torch.cat([first, torch.cat(second)], dim=1)
+
+
+def to_global(S: torch.Tensor, c: torch.Tensor, covariance: str) -> torch.Tensor:
+    """Statistics (m, p) of codes ``x - c`` -> those of ``x`` (float64)."""
+    d = c.shape[0]
+    s0, s1 = S[:, :1], S[:, 1:1 + d]
+    out = torch.empty_like(S)
+    out[:, :1] = s0
+    out[:, 1:1 + d] = s1 + s0 * c
+    if em.is_quadratic(covariance):
+        i, j = torch.triu_indices(d, d, device=S.device)
+        out[:, 1 + d:] = S[:, 1 + d:] + s1[:, i] * c[j] + c[i] * s1[:, j] + s0 * (c[i] * c[j])
+    else:
+        out[:, 1 + d:] = S[:, 1 + d:] + 2 * s1 * c + s0 * (c * c)
+    return out
+
+
+def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One fused E + M-statistics pass: (sum of log-likelihoods, statistics (k, p)), both float64."""
+    k, p = W.shape
+    d = blocks.d
+    T, base = whitening(mix, covariance)
+    quad32 = W[:, 1 + d:].float()
+    quad_sq = (W[:, 1 + d:] ** 2).sum(1)
+    gamma = (p + 4) * UNIT_ROUNDOFF
+    total = torch.zeros((), dtype=torch.float64, device=W.device)
+    acc = torch.zeros(k, p, dtype=torch.float64, device=W.device)
+    step = max(1, CHUNK_BYTES // (8 * k * (d + 1)))
+    for first in range(0, len(blocks), step):
+        lin64 = frame_weights(W, covariance, blocks.centres[first:first + step])
+        lin32 = lin64.float()
+        bound = (gamma * ((lin64 ** 2).sum(-1) + quad_sq).sqrt()).float()   # (m, k): err / |F row|
+        for j in range(first, min(first + step, len(blocks))):
+            F, fnorm = blocks.screen_features(j)
+            logp = F[:, :1 + d] @ lin32[j - first].T
+            logp.addmm_(F[:, 1 + d:], quad32.T)
+            err = fnorm[:, None] * bound[j - first][None, :]
+            low = (logp - err).amax(1, keepdim=True) + LOG_FLOOR
+            cols = torch.nonzero(torch.lt(logp.add_(err), low).logical_not_().any(0)).flatten()   # NaN: kept
+            x, centre = blocks.rows[j], blocks.centres[j]
+            exact = exact_logprob(x, mix.means - centre, T, base, cols, covariance)
+            norm = torch.logsumexp(exact, dim=1)
+            total += norm.sum()
+            r = torch.exp_(exact.sub_(norm[:, None]))
+            used = torch.nonzero(r.amax(0) > math.exp(LOG_FLOOR)).flatten()
+            acc.index_add_(0, cols[used], to_global(block_stats(x, r[:, used], covariance), centre, covariance))
+    return total, acc
+
+
+def hard_stats(blocks: Blocks, k: int) -> torch.Tensor:
+    """Sufficient statistics (k, p) float64 of the blocks' cluster labels (each code wholly in its cluster)."""
+    acc = None
+    for x, centre, labels in zip(blocks.rows, blocks.centres, blocks.labels):
+        present, inverse = torch.unique(labels, return_inverse=True)
+        r = torch.nn.functional.one_hot(inverse, len(present)).to(x.dtype)
+        S = to_global(block_stats(x, r, blocks.covariance), centre, blocks.covariance)
+        acc = torch.zeros(k, S.shape[1], dtype=S.dtype, device=S.device) if acc is None else acc
+        acc.index_add_(0, present, S)
+    return acc
+
+
+def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Index of the nearest center of each code (float32 distances): (n,) long."""
+    c = centers.float()
+    return torch.cat([em.sqdist(b.float(), c).argmin(1) for b in x.split(batch_size)])
