@@ -35,6 +35,7 @@ import torch
 
 from latentatlas.latent.samplers import GMM
 from latentatlas.latent.samplers import gmm_em as em
+from latentatlas.latent.samplers import gmm_kmeans as kmeans
 
 
 def make_codes(n: int, d: int, true_k: int, seed: int) -> torch.Tensor:
@@ -59,8 +60,9 @@ def start(x: torch.Tensor, k: int, covariance: str, seed: int, reg: float) -> di
     shift = xc.mean(0)
     xc -= shift
     sub = xc[torch.randperm(len(xc), generator=g)[:20000]]
-    centers = em.kmeans_plusplus(sub, k, generator=g)
-    mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), centers), covariance, reg)
+    centers = kmeans.kmeans_plusplus(sub, k, generator=g)
+    labels = kmeans.nearest(xc, centers, 4096)
+    mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), labels, k), covariance, reg)
     return {"weights": mix.weights, "means": mix.means + shift, "covariances": mix.covariances}
 
 

@@ -20,6 +20,7 @@ import torch
 
 from latentatlas.latent.samplers import gmm_diagnostics as diagnostics
 from latentatlas.latent.samplers import gmm_em as em
+from latentatlas.latent.samplers import gmm_kmeans as kmeans
 from latentatlas.latent.samplers import gmm_mixed as mixed
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
 from latentatlas.rng import choice, randn
@@ -27,8 +28,10 @@ from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 
-INIT_MAX_POINTS = 100_000   # k-means initialisation runs on at most this many codes
-KMEANS_ITER = 20            # Lloyd iterations after k-means++ seeding (init="kmeans")
+INIT_MAX_POINTS = 100_000   # Lloyd iterations (init="kmeans") run on at most this many codes
+SEED_MAX_POINTS = 100_000   # k-means++ seeding runs on at most this many codes
+KMEANS_ITER = 100           # at most this many Lloyd iterations after k-means++ seeding,
+KMEANS_TOL = 1e-4           # stopped when the centers move less than this (scikit-learn's test)
 AUTO_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
@@ -101,15 +104,15 @@ class GMM(LatentSampler):
         for _ in range(1 if init is not None else self.n_init):
             given = self._mixture_from(init, shift, k) if init is not None else None
             centers = given.means if given is not None else self._initial_centers(x, k, rows, g)
+            labels = kmeans.nearest(x, centers, rows)
             if batches is None:
-                blocks = mixed.Blocks(x, mixed.nearest(x, centers, rows), k, self.covariance, rows, cache)
-                mix = given if given is not None else em.m_step(mixed.hard_stats(blocks, k), self.covariance,
-                                                                self.reg_covar)
+                blocks = mixed.Blocks(x, labels, k, self.covariance, rows, cache)
+                stats = None if given is not None else mixed.hard_stats(blocks, k)
                 e_pass = functools.partial(mixed.em_pass, blocks, covariance=self.covariance)
             else:
-                mix = given if given is not None else em.m_step(em.hard_stats(batches, centers), self.covariance,
-                                                                self.reg_covar)
+                stats = None if given is not None else em.hard_stats(batches, labels, k)
                 e_pass = lambda W, _, batches=batches: em.em_pass(batches, W)   # noqa: E731
+            mix = given if stats is None else em.m_step(stats, self.covariance, self.reg_covar)
             result = em.run_em(e_pass, n, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
@@ -134,12 +137,14 @@ class GMM(LatentSampler):
         return em.FeatureBatches(x, self.covariance, rows, cache and fits)
 
     def _initial_centers(self, x: torch.Tensor, k: int, rows: int, g: torch.Generator) -> torch.Tensor:
-        """k-means++ seeds on at most INIT_MAX_POINTS codes, then (init="kmeans") Lloyd iterations: (k, d)."""
+        """k-means++ seeds on at most SEED_MAX_POINTS codes, then (init="kmeans") Lloyd iterations on at most
+        INIT_MAX_POINTS: (k, d) float32."""
         n = x.shape[0]
-        sub = x if n <= INIT_MAX_POINTS else x[torch.randperm(n, generator=g)[:INIT_MAX_POINTS].to(x.device)]
-        centers = em.kmeans_plusplus(sub, k, generator=g)
+        perm = torch.randperm(n, generator=g).to(x.device) if n > min(SEED_MAX_POINTS, INIT_MAX_POINTS) else None
+        sub = x.float() if perm is None else x[perm[:max(SEED_MAX_POINTS, INIT_MAX_POINTS)]].float()
+        centers = kmeans.kmeans_plusplus(sub[:SEED_MAX_POINTS], k, generator=g)
         if self.init == "kmeans":
-            centers = em.lloyd(sub, centers, KMEANS_ITER, rows)
+            centers = kmeans.lloyd(sub[:INIT_MAX_POINTS], centers, KMEANS_ITER, KMEANS_TOL, rows)
         return centers
 
     def _mixture_from(self, init: dict, shift: torch.Tensor, k: int) -> em.Mixture:

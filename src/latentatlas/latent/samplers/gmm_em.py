@@ -22,7 +22,6 @@ from typing import Callable, Iterator
 
 import torch
 
-from latentatlas.tensors import sq_dists
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
@@ -188,53 +187,13 @@ def em_pass(batches: FeatureBatches, W: torch.Tensor, *, stats: bool = True
     return total, acc
 
 
-def hard_stats(batches: FeatureBatches, centers: torch.Tensor) -> torch.Tensor:
-    """Sufficient statistics of the assignment of each code to its nearest center: (k, p)."""
-    k, d = centers.shape
+def hard_stats(batches: FeatureBatches, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Sufficient statistics (k, p) of the assignment of each code to the cluster ``labels: (n,)``."""
     acc = None
-    for F in batches:
-        labels = sqdist(F[:, 1:1 + d], centers).argmin(1)
-        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, labels, F)
+    for F, lab in zip(batches, labels.split(batches.batch_size)):
+        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, lab, F)
         acc = part if acc is None else acc + part
     return acc
-
-
-def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
-    return sq_dists(x, (x * x).sum(1), c, (c * c).sum(1))
-
-
-def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d)."""
-    n, d = x.shape
-    trials = 2 + int(math.log(k))
-    centers = x.new_empty(k, d)
-    first = int(torch.randint(n, (1,), generator=generator))
-    centers[0] = x[first]
-    closest = sqdist(x, x[first:first + 1])[:, 0]
-    for c in range(1, k):
-        cum = torch.cumsum(closest, 0)
-        r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
-        cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
-        dist = torch.minimum(closest[:, None], sqdist(x, x[cand]))
-        best = int(dist.sum(0).argmin())
-        closest = dist[:, best].contiguous()
-        centers[c] = x[cand[best]]
-    return centers
-
-
-def lloyd(x: torch.Tensor, centers: torch.Tensor, n_iter: int, batch_size: int) -> torch.Tensor:
-    """``n_iter`` Lloyd iterations from ``centers``; empty clusters keep their center."""
-    k = centers.shape[0]
-    for _ in range(n_iter):
-        labels = torch.cat([sqdist(b, centers).argmin(1) for b in x.split(batch_size)])
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)
-        new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-        if torch.equal(new, centers):
-            break
-        centers = new
-    return centers
 
 
 @dataclass

@@ -32,11 +32,13 @@ LOG_FLOOR = -69.0         # responsibilities below exp(-69) ~ 1e-30 are left out
 MIN_BLOCK = 32            # clusters with fewer rows are pooled into shared blocks
 UNIT_ROUNDOFF = 2.0**-24  # of float32
 CHUNK_BYTES = 64 * 2**20  # float64 temporaries of this size are built at once
+GRAM_MAX = 4              # a block's statistics for more components come from its float64 feature map
 
 
 class Blocks:
-    """Centred codes ``x: (n, d)`` float64 in row blocks of one cluster of ``labels: (n,)`` each, with each
-    block's centre, centred rows, labels and (when ``cache``) float32 feature map and its row norms."""
+    """Centred codes ``x: (n, d)`` float64 in row blocks of one cluster of ``labels: (n,)`` each: per block its
+    centre, rows centred on it (float64), labels, sums ``[b, sum x, sum x2]`` (block_stats), and its float32
+    feature map with row norms (cached when ``cache``, else rebuilt when asked for)."""
 
     def __init__(self, x: torch.Tensor, labels: torch.Tensor, k: int, covariance: str, max_rows: int,
                  cache: bool) -> None:
@@ -45,30 +47,31 @@ class Blocks:
         counts = torch.bincount(labels, minlength=k)
         pooled = counts[labels] < MIN_BLOCK
         order = torch.argsort(labels + k * pooled.long(), stable=True)   # pooled rows last
-        x, labels = x[order], labels[order]
-        sizes = counts[counts >= MIN_BLOCK].tolist() + [int(pooled.sum())]
-        bounds, start = [], 0
-        for size in sizes:
+        sizes = []
+        for size in counts[counts >= MIN_BLOCK].tolist() + [int(pooled.sum())]:
             parts = -(-size // max(1, max_rows))
-            for i in range(parts):
-                rows = size // parts + (i < size % parts)
-                bounds.append((start, start + rows))
-                start += rows
-        self.labels = [labels[a:b] for a, b in bounds]
-        self.centres = torch.stack([x[a:b].mean(0) for a, b in bounds])
-        self.rows = [x[a:b] - c for (a, b), c in zip(bounds, self.centres)]   # float64, centred on the block
-        self._screen = [self._features(j) for j in range(len(bounds))] if cache else None
+            sizes += [size // parts + (i < size % parts) for i in range(parts)]
+        block = torch.repeat_interleave(torch.arange(len(sizes), device=x.device), torch.tensor(sizes, device=x.device))
+        x = x[order]
+        self.centres = torch.zeros(len(sizes), self.d, dtype=x.dtype, device=x.device).index_add_(0, block, x)
+        self.centres /= torch.tensor(sizes, dtype=x.dtype, device=x.device)[:, None]
+        x -= self.centres[block]
+        self.rows, self.labels = x.split(sizes), labels[order].split(sizes)
+        self.sums = torch.cat([block_stats(b, b.new_ones(len(b), 1), covariance) for b in self.rows])
+        self._screen = None
+        if cache:
+            F = em.features(x.float(), covariance)
+            self._screen = list(zip(F.split(sizes), F.norm(dim=1).split(sizes)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _features(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        F = em.features(self.rows[j].float(), self.covariance)
-        return F, F.norm(dim=1)
-
     def screen_features(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Float32 feature map of block ``j`` (b, p) and its row norms (b,)."""
-        return self._screen[j] if self._screen is not None else self._features(j)
+        if self._screen is not None:
+            return self._screen[j]
+        F = em.features(self.rows[j].float(), self.covariance)
+        return F, F.norm(dim=1)
 
 
 def frame_weights(W: torch.Tensor, covariance: str, centres: torch.Tensor) -> torch.Tensor:
@@ -135,18 +138,44 @@ def block_stats(x: torch.Tensor, r: torch.Tensor, covariance: str) -> torch.Tens
 
 
 def to_global(S: torch.Tensor, c: torch.Tensor, covariance: str) -> torch.Tensor:
-    """Statistics (m, p) of codes ``x - c`` -> those of ``x`` (float64)."""
-    d = c.shape[0]
+    """Statistics (m, p) of codes ``x - c`` -> those of ``x`` (float64); ``c`` (d,) or one per row (m, d)."""
+    d = c.shape[-1]
     s0, s1 = S[:, :1], S[:, 1:1 + d]
-    out = torch.empty_like(S)
-    out[:, :1] = s0
-    out[:, 1:1 + d] = s1 + s0 * c
+    out = S.clone()
+    out[:, 1:1 + d].addcmul_(s0, c)
+    second = out[:, 1 + d:]
     if em.is_quadratic(covariance):
         i, j = torch.triu_indices(d, d, device=S.device)
-        out[:, 1 + d:] = S[:, 1 + d:] + s1[:, i] * c[j] + c[i] * s1[:, j] + s0 * (c[i] * c[j])
+        ci, cj = c[..., i], c[..., j]
+        second.addcmul_(s1[:, i], cj).addcmul_(ci, s1[:, j]).addcmul_(s0, ci * cj)
     else:
-        out[:, 1 + d:] = S[:, 1 + d:] + 2 * s1 * c + s0 * (c * c)
+        second.addcmul_(s1, 2 * c).addcmul_(s0, c * c)
     return out
+
+
+class _Statistics:
+    """Sums block-frame statistics ``(components, block, S)`` into (k, p) global ones, moving them to the
+    global frame in batches of about CHUNK_BYTES."""
+
+    def __init__(self, blocks: Blocks, k: int, p: int, like: torch.Tensor) -> None:
+        self.blocks, self.acc = blocks, like.new_zeros(k, p)
+        self.parts: list[tuple[torch.Tensor, int, torch.Tensor]] = []
+        self.limit, self.rows = max(1, CHUNK_BYTES // (8 * p)), 0
+
+    def add(self, cols: torch.Tensor, j: int, S: torch.Tensor) -> None:
+        self.parts.append((cols, j, S))
+        self.rows += len(cols)
+        if self.rows >= self.limit:
+            self.flush()
+
+    def flush(self) -> torch.Tensor:
+        if self.parts:
+            cols, js, S = zip(*self.parts)
+            where = torch.tensor([j for c, j in zip(cols, js) for _ in range(len(c))], device=self.acc.device)
+            self.acc.index_add_(0, torch.cat(cols), to_global(torch.cat(S), self.blocks.centres[where],
+                                                              self.blocks.covariance))
+            self.parts, self.rows = [], 0
+        return self.acc
 
 
 def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,11 +183,11 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
     k, p = W.shape
     d = blocks.d
     T, base = whitening(mix, covariance)
-    quad32 = W[:, 1 + d:].float()
-    quad_sq = (W[:, 1 + d:] ** 2).sum(1)
+    quad64 = W[:, 1 + d:]
+    quad32, quad_sq = quad64.float(), (quad64 ** 2).sum(1)
     gamma = (p + 4) * UNIT_ROUNDOFF
     total = torch.zeros((), dtype=torch.float64, device=W.device)
-    acc = torch.zeros(k, p, dtype=torch.float64, device=W.device)
+    stats = _Statistics(blocks, k, p, total)
     step = max(1, CHUNK_BYTES // (8 * k * (d + 1)))
     for first in range(0, len(blocks), step):
         lin64 = frame_weights(W, covariance, blocks.centres[first:first + step])
@@ -171,29 +200,33 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
             err = fnorm[:, None] * bound[j - first][None, :]
             low = (logp - err).amax(1, keepdim=True) + LOG_FLOOR
             cols = torch.nonzero(torch.lt(logp.add_(err), low).logical_not_().any(0)).flatten()   # NaN: kept
-            x, centre = blocks.rows[j], blocks.centres[j]
-            exact = exact_logprob(x, mix.means - centre, T, base, cols, covariance)
+            if len(cols) == 1:   # the whole block in one component: r = 1, its statistics are its sums
+                S = blocks.sums[j]   # log-likelihood: the Taylor expansion at c, with log N(c) exact
+                at_c = exact_logprob(blocks.centres[j][None], mix.means, T, base, cols, covariance)[0, 0]
+                total += S[0] * at_c + S[1:1 + d] @ lin64[j - first, cols[0], 1:] + S[1 + d:] @ quad64[cols[0]]
+                stats.add(cols, j, S[None])
+                continue
+            x = blocks.rows[j]
+            exact = exact_logprob(x, mix.means - blocks.centres[j], T, base, cols, covariance)
             norm = torch.logsumexp(exact, dim=1)
             total += norm.sum()
             r = torch.exp_(exact.sub_(norm[:, None]))
             used = torch.nonzero(r.amax(0) > math.exp(LOG_FLOOR)).flatten()
-            acc.index_add_(0, cols[used], to_global(block_stats(x, r[:, used], covariance), centre, covariance))
-    return total, acc
+            if len(used) > GRAM_MAX:   # R.T F(x - c): p products per code and component, not 2 d^2
+                stats.add(cols[used], j, r[:, used].T @ em.features(x, covariance))
+            else:
+                stats.add(cols[used], j, block_stats(x, r[:, used], covariance))
+    return total, stats.flush()
 
 
 def hard_stats(blocks: Blocks, k: int) -> torch.Tensor:
     """Sufficient statistics (k, p) float64 of the blocks' cluster labels (each code wholly in its cluster)."""
-    acc = None
-    for x, centre, labels in zip(blocks.rows, blocks.centres, blocks.labels):
+    stats = _Statistics(blocks, k, blocks.sums.shape[1], blocks.sums)
+    for j, (x, labels) in enumerate(zip(blocks.rows, blocks.labels)):
         present, inverse = torch.unique(labels, return_inverse=True)
-        r = torch.nn.functional.one_hot(inverse, len(present)).to(x.dtype)
-        S = to_global(block_stats(x, r, blocks.covariance), centre, blocks.covariance)
-        acc = torch.zeros(k, S.shape[1], dtype=S.dtype, device=S.device) if acc is None else acc
-        acc.index_add_(0, present, S)
-    return acc
-
-
-def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Index of the nearest center of each code (float32 distances): (n,) long."""
-    c = centers.float()
-    return torch.cat([em.sqdist(b.float(), c).argmin(1) for b in x.split(batch_size)])
+        if len(present) == 1:
+            stats.add(present, j, blocks.sums[j:j + 1])
+        else:
+            F = em.features(x, blocks.covariance)
+            stats.add(present, j, F.new_zeros(len(present), F.shape[1]).index_add_(0, inverse, F))
+    return stats.flush()
