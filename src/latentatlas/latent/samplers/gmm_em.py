@@ -43,20 +43,24 @@ def n_features(d: int, covariance: str) -> int:
     return 1 + d + (d * (d + 1) // 2 if is_quadratic(covariance) else d)
 
 
-def features(x: torch.Tensor, covariance: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``[1, x, second moments]``: (b, p) for codes (b, d), written into ``out`` when given."""
+def features(x: torch.Tensor, covariance: str, out: torch.Tensor | None = None, *,
+             transposed: bool = False) -> torch.Tensor:
+    """``[1, x, second moments]``: (b, p) for codes (b, d), or its transpose (p, b) when ``transposed``
+    (faster to build and to multiply); written into ``out`` when given."""
     b, d = x.shape
+    p = n_features(d, covariance)
     if out is None:
-        out = torch.empty(b, n_features(d, covariance), dtype=x.dtype, device=x.device)
-    out[:, 0] = 1
-    out[:, 1:1 + d] = x
+        out = x.new_empty((p, b) if transposed else (b, p))
+    rows, xt = (out, x.T.contiguous()) if transposed else (out.T, x.T)   # (p, b) and (d, b) views
+    rows[0] = 1
+    rows[1:1 + d] = xt
     if is_quadratic(covariance):
         start = 1 + d
         for i in range(d):  # row i of the upper triangle: x_i * x_j, j >= i
-            torch.mul(x[:, i:i + 1], x[:, i:], out=out[:, start:start + d - i])
+            torch.mul(xt[i:i + 1], xt[i:], out=rows[start:start + d - i])
             start += d - i
     else:
-        torch.mul(x, x, out=out[:, 1 + d:])
+        torch.mul(xt, xt, out=rows[1 + d:])
     return out
 
 

@@ -6,9 +6,9 @@ initial cluster, at most ``max_rows``; clusters under MIN_BLOCK rows pooled), ea
 mean ``c`` so that its numbers are small.  Per iteration and block:
 
 1. screen in float32: ``logp = F(x - c) @ W_c.T`` (b, k), one GEMM over the block's cached float32
-   feature map (gmm_em.features), ``W_c`` the log-probability weights in the block's frame; every entry is
-   off by at most ``err = (p + 4) u |F(x - c)| |W_c|`` (the rounding bound of a length-p dot product with
-   rounded inputs, ``u = 2^-24``);
+   feature map (gmm_em.features, stored transposed), ``W_c`` the log-probability weights in the block's
+   frame; every entry is off by at most ``err = (p + 4) u |F(x - c)| |W_c|`` (the rounding bound of a
+   length-p dot product with rounded inputs, ``u = 2^-24``);
 2. candidates: the components with ``logp + err >= max(logp - err) + LOG_FLOOR`` for some row; the others
    have responsibilities below ``exp(LOG_FLOOR) ~ 1e-30`` and are left out;
 3. exact float64 log-probabilities of the candidates from whitened codes ``L^-1 (x - mu)``, their
@@ -60,18 +60,27 @@ class Blocks:
         self.sums = torch.cat([block_stats(b, b.new_ones(len(b), 1), covariance) for b in self.rows])
         self._screen = None
         if cache:
-            F = em.features(x.float(), covariance)
-            self._screen = list(zip(F.split(sizes), F.norm(dim=1).split(sizes)))
+            F = em.features(x.float(), covariance, transposed=True)
+            self._screen = list(zip(F.split(sizes, dim=1), feature_norms(x, covariance).split(sizes)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def screen_features(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float32 feature map of block ``j`` (b, p) and its row norms (b,)."""
+        """Float32 feature map of block ``j``, transposed (p, b), and upper bounds of its row norms (b,)."""
         if self._screen is not None:
             return self._screen[j]
-        F = em.features(self.rows[j].float(), self.covariance)
-        return F, F.norm(dim=1)
+        x = self.rows[j]
+        return em.features(x.float(), self.covariance, transposed=True), feature_norms(x, self.covariance)
+
+
+def feature_norms(x: torch.Tensor, covariance: str) -> torch.Tensor:
+    """Upper bounds (n,) float32 of the Euclidean norms of the feature maps of ``x: (n, d)`` float64, from
+    ``|x|^2`` and ``sum x^4`` (the upper triangle of x x^T has squared norm ``(|x|^4 + sum x^4) / 2``)."""
+    x2 = x * x
+    s2, s4 = x2.sum(1), (x2 * x2).sum(1)
+    sq = 1 + s2 + ((s2 * s2 + s4) / 2 if em.is_quadratic(covariance) else s4)
+    return (sq.sqrt() * (1 + 1e-6)).float()
 
 
 def frame_weights(W: torch.Tensor, covariance: str, centres: torch.Tensor) -> torch.Tensor:
@@ -194,9 +203,9 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
         lin32 = lin64.float()
         bound = (gamma * ((lin64 ** 2).sum(-1) + quad_sq).sqrt()).float()   # (m, k): err / |F row|
         for j in range(first, min(first + step, len(blocks))):
-            F, fnorm = blocks.screen_features(j)
-            logp = F[:, :1 + d] @ lin32[j - first].T
-            logp.addmm_(F[:, 1 + d:], quad32.T)
+            Ft, fnorm = blocks.screen_features(j)
+            logp = Ft[:1 + d].T @ lin32[j - first].T
+            logp.addmm_(Ft[1 + d:].T, quad32.T)
             err = fnorm[:, None] * bound[j - first][None, :]
             low = (logp - err).amax(1, keepdim=True) + LOG_FLOOR
             cols = torch.nonzero(torch.lt(logp.add_(err), low).logical_not_().any(0)).flatten()   # NaN: kept
