@@ -2,11 +2,16 @@
 
 ``GMM(k=50, covariance="diag").fit(z)`` follows scikit-learn's GaussianMixture (same M-step, the same
 ``10 eps`` added to component masses, the same convergence test on the mean log-likelihood) with
-k-means++ (+ Lloyd) initialisation, restarts, and adaptive jitter that keeps every covariance positive
-definite (``reg_added_`` reports it).  ``describe()`` reports each component's effective number of codes and
-how much of its covariance the regularisation sets, and warns when components hold fewer codes than
-dimensions (see gmm_diagnostics.py).  ``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k
-(see gmm_select.py); ``hierarchical=true`` grows the mixture by splitting components.
+k-means++ (+ Lloyd) initialisation (gmm_kmeans.py), restarts, and adaptive jitter that keeps every
+covariance positive definite (``reg_added_`` reports it).  ``dtype``: "mixed" (default) finds the pairs
+of codes and components that matter with a float32 screen and computes them in float64 (gmm_mixed.py):
+float64 results, up to responsibilities below 1e-30, at about float32 speed; "float64" is the plain
+float64 EM, scikit-learn's exact trajectory; "float32" the plain EM in float32 (fastest for a few
+iterations, loses accuracy on badly conditioned covariances); parameters are float64 except for the
+latter.  ``describe()`` reports each component's effective number of codes and how much of its covariance
+the regularisation sets, and warns when components hold fewer codes than dimensions (gmm_diagnostics.py).
+``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k (see gmm_select.py); ``hierarchical=true``
+grows the mixture by splitting components.
 """
 
 from __future__ import annotations
@@ -188,7 +193,7 @@ class GMM(LatentSampler):
         return [F @ self.logprob_weights_.T for F in self._batches(x, self.n_components_, cache=False)]
 
     def score_samples(self, z: torch.Tensor) -> torch.Tensor:
-        """Log density of each code: (n,) in the compute dtype (float64 by default)."""
+        """Log density of each code: (n,) float64 (float32 when dtype="float32")."""
         return torch.cat([torch.logsumexp(lp, 1) for lp in self._logprob(z)])
 
     def score(self, z: torch.Tensor) -> float:

@@ -9,9 +9,11 @@ covariances, ``x**2`` for diag/spherical):
 - M-step: the sufficient statistics ``(n_k, sum r x, sum r x x^T)`` are ``R^T F(x)``, one GEMM.
 
 Codes are processed in batches (memory stays bounded for millions of codes) and E and M are fused in
-one pass.  Computing in float64 (the default) makes the expansion of the quadratic form exact to
-~1e-12; the caller centres the codes first.  Covariances that are not positive definite get the
-smallest diagonal jitter (10x steps) that makes their Cholesky factorisation succeed; it is reported.
+one pass (``dtype="float64"``/``"float32"``; the default "mixed" runs gmm_mixed.em_pass instead and shares
+the M-step and weights here).  In float64 the expansion of the quadratic form is exact to ~1e-12 for
+reasonably conditioned covariances; the caller centres the codes first.  Covariances that are not positive
+definite get the smallest diagonal jitter (10x steps) that makes their Cholesky factorisation succeed; it
+is reported.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
 @dataclass
 class Mixture:
-    """Parameters in the centred frame: weights (k,), means (k, d), covariances (type-shaped)."""
+    """Parameters in the centred frame: weights (k,), means (k, d), covariances (type-shaped), and the
+    Cholesky factors of full/tied covariances ((k, d, d) / (1, d, d)) once logprob_weights has found them."""
 
     weights: torch.Tensor
     means: torch.Tensor
     covariances: torch.Tensor
+    cholesky: torch.Tensor | None = None
 
 
 def is_quadratic(covariance: str) -> bool:
@@ -128,10 +132,11 @@ def cholesky_jittered(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def logprob_weights(mix: Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor, Mixture]:
     """``W: (k, p)`` with ``F(x) @ W.T = log w_k + log N(x | k)``, the jitter added per component (k,),
-    and the mixture with that jitter included in its covariances."""
+    and the mixture with that jitter included in its covariances (and their Cholesky factors)."""
     w, mu, cov = mix.weights, mix.means, mix.covariances
     k, d = mu.shape
     const = torch.log(w) - 0.5 * d * math.log(2 * math.pi)
+    L = None
     if is_quadratic(covariance):
         full = cov if covariance == "full" else cov[None]
         L, added = cholesky_jittered(full)
@@ -155,7 +160,7 @@ def logprob_weights(mix: Mixture, covariance: str) -> tuple[torch.Tensor, torch.
         quad = -0.5 * prec
         const = const - 0.5 * torch.log(var).sum(-1) - 0.5 * (mu * lin).sum(-1)
     W = torch.cat([const[:, None], lin, quad], dim=1)
-    return W, added, Mixture(w, mu, cov)
+    return W, added, Mixture(w, mu, cov, L)
 
 
 def m_step(stats: torch.Tensor, covariance: str, reg_covar: float) -> Mixture:

@@ -100,16 +100,16 @@ def frame_weights(W: torch.Tensor, covariance: str, centres: torch.Tensor) -> to
 
 
 def whitening(mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(T, base)``: ``log w_k + log N(x | k) = base_k - |T_k (x - mu_k)|^2 / 2`` with T (k, d, d) lower
-    triangular for full, (1, d, d) tied, (k, d) diagonal for diag/spherical; base (k,)."""
+    """``(T, base)``: ``log w_k + log N(x | k) = base_k - |y|^2 / 2`` with ``y`` the solution of
+    ``T_k y = x - mu_k``: T the Cholesky factors (k, d, d) for full, (1, d, d) tied; for diag/spherical
+    ``y = T_k * (x - mu_k)`` with T (k, d) the inverse standard deviations.  base (k,)."""
     w, mu, cov = mix.weights, mix.means, mix.covariances
     k, d = mu.shape
     base = torch.log(w) - 0.5 * d * math.log(2 * math.pi)
     if em.is_quadratic(covariance):
-        L = torch.linalg.cholesky(cov if covariance == "full" else cov[None])   # succeeded in logprob_weights
-        eye = torch.eye(d, dtype=cov.dtype, device=cov.device).expand_as(L)
-        T = torch.linalg.solve_triangular(L, eye, upper=False)
-        return T, base - torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1)
+        L = mix.cholesky if mix.cholesky is not None else torch.linalg.cholesky(cov if covariance == "full"
+                                                                                else cov[None])
+        return L, base - torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1)
     var = cov if covariance == "diag" else cov[:, None].expand(k, d)
     return var.rsqrt(), base - 0.5 * torch.log(var).sum(-1)
 
@@ -117,16 +117,15 @@ def whitening(mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Ten
 def exact_logprob(x: torch.Tensor, mu: torch.Tensor, T: torch.Tensor, base: torch.Tensor, cols: torch.Tensor,
                   covariance: str) -> torch.Tensor:
     """Float64 ``log w_k + log N(x | k)`` of codes ``x: (b, d)`` for the components ``cols``: (b, len(cols))
-    (``mu`` in the frame of ``x``)."""
+    (``mu`` in the frame of ``x``; ``T, base`` from whitening)."""
     out = x.new_empty(x.shape[0], len(cols))
     step = max(1, CHUNK_BYTES // (8 * x.numel()))
     for s in range(0, len(cols), step):
         c = cols[s:s + step]
         diff = x[None] - mu[c][:, None, :]                                   # (m, b, d)
-        if covariance == "full":
-            y = diff @ T[c].transpose(1, 2)
-        elif covariance == "tied":
-            y = diff @ T[0].T
+        if em.is_quadratic(covariance):
+            L = T[c] if covariance == "full" else T.expand(len(c), -1, -1)
+            y = torch.linalg.solve_triangular(L.transpose(1, 2), diff, upper=True, left=False)   # y L^T = diff
         else:
             y = diff * T[c][:, None, :]
         out[:, s:s + step] = (base[c][:, None] - 0.5 * (y * y).sum(-1)).T
@@ -180,9 +179,11 @@ class _Statistics:
     def flush(self) -> torch.Tensor:
         if self.parts:
             cols, js, S = zip(*self.parts)
-            where = torch.tensor([j for c, j in zip(cols, js) for _ in range(len(c))], device=self.acc.device)
-            self.acc.index_add_(0, torch.cat(cols), to_global(torch.cat(S), self.blocks.centres[where],
-                                                              self.blocks.covariance))
+            if len(set(js)) == 1:
+                centres = self.blocks.centres[js[0]]
+            else:
+                centres = self.blocks.centres[[j for c, j in zip(cols, js) for _ in range(len(c))]]
+            self.acc.index_add_(0, torch.cat(cols), to_global(torch.cat(S), centres, self.blocks.covariance))
             self.parts, self.rows = [], 0
         return self.acc
 
@@ -197,7 +198,7 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
     gamma = (p + 4) * UNIT_ROUNDOFF
     total = torch.zeros((), dtype=torch.float64, device=W.device)
     stats = _Statistics(blocks, k, p, total)
-    step = max(1, CHUNK_BYTES // (8 * k * (d + 1)))
+    step = max(1, CHUNK_BYTES // (8 * max(k * (d + 1), p)))   # blocks whose frame weights are built at once
     for first in range(0, len(blocks), step):
         lin64 = frame_weights(W, covariance, blocks.centres[first:first + step])
         lin32 = lin64.float()
