@@ -10,8 +10,9 @@ separate draws of the same mixture.
   Lightning start-up is counted.
 - ``--whole-fit``: ours and scikit-learn each with their own defaults (k-means initialisation, tol 1e-3,
   max_iter 100, reg_covar 1e-6, full covariance), initialisation included, to convergence, alternating
-  ours and scikit-learn ``--repeats`` times with the same seed; prints each run, then median (min, max)
-  seconds, iterations, held-out log-likelihood and the ratio of the medians.
+  ours and scikit-learn ``--repeats`` times, repeat r seeding both with seed + r (``--same-seed``: all
+  with --seed); prints each run, then median (min, max) seconds, iterations, held-out log-likelihood and
+  its paired difference to scikit-learn, and the ratio of the median times.
 
     python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
     python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
@@ -135,50 +136,56 @@ def whole_fit(x, val, a) -> None:
     X, V = x.numpy().astype(dt), val.numpy().astype(dt)
     dtypes = a.ours_dtypes.split(",")
 
-    def ours(dtype):
-        m = GMM(k=a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=a.seed)
+    def ours(dtype, seed):
+        m = GMM(k=a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
         t = time.perf_counter()
         m.fit(x)
         return time.perf_counter() - t, m.n_iter_, m.converged_, m.score(val)
 
-    def sklearn():
-        gm = GaussianMixture(a.k, covariance_type=a.covariance, random_state=a.seed)
+    def sklearn(seed):
+        gm = GaussianMixture(a.k, covariance_type=a.covariance, random_state=seed)
         with threadpool_limits(a.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()
             gm.fit(X)
             return time.perf_counter() - t, gm.n_iter_, gm.converged_, float(gm.score(V))
 
+    seeds = [a.seed if a.same_seed else a.seed + r for r in range(a.repeats)]
     print(f"whole fit: N={a.n} d={a.d} k={a.k} covariance={a.covariance} threads={a.threads}; each library's "
           f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
-          f"scikit-learn on {a.sk_dtype} codes, seed {a.seed} for every run; {a.repeats} alternating repeats")
-    runs = {f"latentatlas ({d})": (lambda d=d: ours(d)) for d in dtypes}
-    runs[f"scikit-learn ({a.sk_dtype})"] = sklearn
+          f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
+          f"with {'the same seed' if a.same_seed else 'seed + r'} ({seeds})")
+    sk_name = f"scikit-learn ({a.sk_dtype})"
+    runs = {f"latentatlas ({d})": (lambda seed, d=d: ours(d, seed)) for d in dtypes}
+    runs[sk_name] = sklearn
     with warnings.catch_warnings():  # warm-up on a small problem: first calls allocate and dispatch
         warnings.simplefilter("ignore")
         for d in dtypes:
             GMM(k=5, covariance=a.covariance, dtype=d, max_iter=2).fit(x[:2000])
         GaussianMixture(5, covariance_type=a.covariance, max_iter=2).fit(X[:2000])
     results = {name: [] for name in runs}
-    for r in range(a.repeats):
+    for seed in seeds:
         for name, run in runs.items():
-            results[name].append(run())
-            s, it, conv, ll = results[name][-1]
-            print(f"run {r + 1}  {name:28s} {s:8.2f} s  {it:3d} iterations{'' if conv else ' (not converged)'}  "
+            results[name].append(run(seed))
+            secs, it, conv, ll = results[name][-1]
+            print(f"seed {seed}  {name:28s} {secs:8.2f} s  {it:3d} iterations{'' if conv else ' (not converged)'}  "
                   f"held-out ll {ll:.6f}", flush=True)
-    print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {'iterations':>11s} {'held-out ll':>13s}")
+    print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {'iterations':>11s} {'held-out ll':>13s} "
+          f"{'minus sklearn (min, max)':>34s}")
     med = {}
     for name, rows in results.items():
         secs = [row[0] for row in rows]
         med[name] = statistics.median(secs)
-        its = sorted({row[1] for row in rows})
-        lls = [row[3] for row in rows]
-        print(f"{name:28s} {med[name]:9.2f} ({min(secs):7.2f}, {max(secs):7.2f}) "
-              f"{'/'.join(map(str, its)):>11s} {statistics.median(lls):13.6f}")
-    sk = med[f"scikit-learn ({a.sk_dtype})"]
+        its = statistics.median(row[1] for row in rows)
+        gain = [row[3] - sk[3] for row, sk in zip(rows, results[sk_name])]
+        print(f"{name:28s} {med[name]:9.2f} ({min(secs):7.2f}, {max(secs):7.2f}) {its:11g} "
+              f"{statistics.median(row[3] for row in rows):13.6f} "
+              f"{statistics.median(gain):+12.6f} ({min(gain):+.6f}, {max(gain):+.6f})")
     for name in runs:
-        if not name.startswith("scikit"):
-            print(f"speed-up of {name} over scikit-learn (ratio of medians): {sk / med[name]:.1f}x")
+        if name != sk_name:
+            print(f"speed-up of {name} over scikit-learn (ratio of medians): {med[sk_name] / med[name]:.1f}x")
+    print("(iterations: median; held-out ll: median over the repeats, and the median of the paired difference to "
+          "scikit-learn with the same seed)")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
@@ -200,6 +207,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--whole-fit", action="store_true", help="each library's defaults, own init, to convergence")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
+    p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     x, val = make_codes(a.n, a.d, a.true_k, a.seed), make_codes(min(10000, max(1000, a.n // 5)), a.d, a.true_k,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 
-from latentatlas.latent.samplers import GMM
+from latentatlas.latent.samplers import GMM, gmm
 from latentatlas.latent.samplers import gmm_em as em
 from latentatlas.latent.samplers import gmm_kmeans as kmeans
 from latentatlas.latent.samplers import gmm_mixed as mixed
@@ -74,7 +74,8 @@ def test_one_pass_equals_exact_float64(kind, cov):
 
 @pytest.mark.parametrize("kind", ["far", "conditioned", "overlap", "anisotropic"])
 @pytest.mark.parametrize("cov", COVS)
-def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov):
+def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov, monkeypatch):
+    monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)   # screened even on these few codes
     z = mixture_codes(kind, n=4000, seed=1)
     train, held_out = z[:3000].float(), z[3000:].float()   # float32 codes, as encoders give
     fits = {dtype: GMM(k=6, covariance=cov, dtype=dtype).fit(train, generator=torch.Generator().manual_seed(0))
@@ -118,6 +119,14 @@ def test_lloyd_reaches_scikit_learns_k_means_from_the_same_seeds():
     np.testing.assert_array_equal(kmeans.nearest(x, ours, 1000).numpy(), ref.labels_)
 
 
+def test_small_mixed_fits_run_the_float64_em():
+    x = mixture_codes("anisotropic", n=500, d=4, k=3)
+    assert 500 * 3 * em.n_features(4, "full") < gmm.MIXED_MIN_WORK
+    ours = GMM(k=3).fit(x, generator=torch.Generator().manual_seed(0))
+    ref = GMM(k=3, dtype="float64").fit(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ours.means_, ref.means_) and ours.lower_bound_ == ref.lower_bound_
+
+
 def test_dtype_is_checked():
-    with pytest.raises(ValueError, match="dtype"):
+    with pytest.raises(ValueError, match="dtype: expected one of"):
         GMM(dtype="float16")

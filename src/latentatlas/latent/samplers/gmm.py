@@ -5,7 +5,8 @@
 k-means++ (+ Lloyd) initialisation (gmm_kmeans.py), restarts, and adaptive jitter that keeps every
 covariance positive definite (``reg_added_`` reports it).  ``dtype``: "mixed" (default) finds the pairs
 of codes and components that matter with a float32 screen and computes them in float64 (gmm_mixed.py):
-float64 results, up to responsibilities below 1e-30, at about float32 speed; "float64" is the plain
+float64 results, up to responsibilities below 1e-30, at about float32 speed (small fits, under
+MIXED_MIN_WORK = n k p, run the plain float64 EM, which is then faster); "float64" is the plain
 float64 EM, scikit-learn's exact trajectory; "float32" the plain EM in float32 (fastest for a few
 iterations, loses accuracy on badly conditioned covariances); parameters are float64 except for the
 latter.  ``describe()`` reports each component's effective number of codes and how much of its covariance
@@ -37,6 +38,7 @@ INIT_MAX_POINTS = 100_000   # Lloyd iterations (init="kmeans") run on at most th
 SEED_MAX_POINTS = 100_000   # k-means++ seeding runs on at most this many codes
 KMEANS_ITER = 100           # at most this many Lloyd iterations after k-means++ seeding,
 KMEANS_TOL = 1e-4           # stopped when the centers move less than this (scikit-learn's test)
+MIXED_MIN_WORK = 5e7        # dtype="mixed" runs the plain float64 EM below this n * k * p (its overhead)
 AUTO_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
@@ -103,8 +105,9 @@ class GMM(LatentSampler):
         if k > n:
             raise ValueError(f"k: expected at most the number of codes ({n}), got {k}")
         x, shift = self._centred(z)
-        rows, cache = self._batch_rows(x, k)
-        batches = None if self.dtype == "mixed" else em.FeatureBatches(x, self.covariance, rows, cache)
+        screened = self.dtype == "mixed" and n * k * em.n_features(x.shape[1], self.covariance) >= MIXED_MIN_WORK
+        rows, cache = self._batch_rows(x, k, 4 if screened else x.element_size())
+        batches = None if screened else em.FeatureBatches(x, self.covariance, rows, cache)
         best = None
         for _ in range(1 if init is not None else self.n_init):
             given = self._mixture_from(init, shift, k) if init is not None else None
@@ -128,17 +131,17 @@ class GMM(LatentSampler):
         shift = x.mean(0)
         return x - shift, shift
 
-    def _batch_rows(self, x: torch.Tensor, k: int) -> tuple[int, bool]:
-        """Rows per batch sized by ``max_memory_gib``, and whether the feature map (float32 for "mixed")
-        fits in half of it and is cached."""
+    def _batch_rows(self, x: torch.Tensor, k: int, cached_item: int) -> tuple[int, bool]:
+        """Rows per batch sized by ``max_memory_gib``, and whether the feature map (``cached_item`` bytes per
+        number) fits in half of it and is cached."""
         n, d = x.shape
         p, item = em.n_features(d, self.covariance), x.element_size()
         budget = self.max_memory_gib * 2**30
         rows = int(max(64, budget / 8 / ((p + 2 * k) * item)))
-        return rows, n * p * (4 if self.dtype == "mixed" else item) <= budget / 2
+        return rows, n * p * cached_item <= budget / 2
 
     def _batches(self, x: torch.Tensor, k: int, *, cache: bool) -> em.FeatureBatches:
-        rows, fits = self._batch_rows(x, k)
+        rows, fits = self._batch_rows(x, k, x.element_size())
         return em.FeatureBatches(x, self.covariance, rows, cache and fits)
 
     def _initial_centers(self, x: torch.Tensor, k: int, rows: int, g: torch.Generator) -> torch.Tensor:
