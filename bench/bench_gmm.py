@@ -1,14 +1,23 @@
 """GMM fitting: latentatlas (torch EM) vs scikit-learn's GaussianMixture vs torchgmm, side by side.
 
-All implementations run in one process on the same synthetic codes (a 50-component mixture with
-anisotropic covariances, float32, like latent means), from the same k-means++ starting parameters,
-for the same number of EM iterations (tolerance 0, so none stops early).  Held-out log-likelihood is
-the mean over separate draws of the same mixture.  scikit-learn gets the starting parameters directly
-(its own initialisation skipped); torchgmm gets the starting means (its API takes no more) and its
-Lightning start-up is counted.
+Two modes, both in one process on the same synthetic codes (a 50-component mixture with anisotropic,
+badly conditioned covariances, float32, like latent means); held-out log-likelihood is the mean over
+separate draws of the same mixture.
+
+- fixed iterations (default): every implementation from the same k-means++ starting parameters, for
+  ``--iters`` EM iterations (tolerance 0, so none stops early).  scikit-learn gets the starting parameters
+  directly (its own initialisation skipped); torchgmm the starting means (its API takes no more) and its
+  Lightning start-up is counted.
+- ``--whole-fit``: ours and scikit-learn each with their own defaults (k-means initialisation, tol 1e-3,
+  max_iter 100, reg_covar 1e-6, full covariance), initialisation included, to convergence, alternating
+  ours and scikit-learn ``--repeats`` times, repeat r seeding both with seed + r (``--same-seed``: all
+  with --seed); prints each run, then median (min, max) seconds, iterations, held-out log-likelihood and
+  its paired difference to scikit-learn, and the ratio of the median times.
 
     python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
     python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
+    python bench/bench_gmm.py --whole-fit --n 30000 --d 32 --k 20
+    python bench/bench_gmm.py --whole-fit --n 60000 --d 64 --k 100 --ours-dtypes mixed,float64
     python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
     python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import resource
+import statistics
 import time
 import warnings
 
@@ -26,6 +36,7 @@ import torch
 
 from latentatlas.latent.samplers import GMM
 from latentatlas.latent.samplers import gmm_em as em
+from latentatlas.latent.samplers import gmm_kmeans as kmeans
 
 
 def make_codes(n: int, d: int, true_k: int, seed: int) -> torch.Tensor:
@@ -50,8 +61,9 @@ def start(x: torch.Tensor, k: int, covariance: str, seed: int, reg: float) -> di
     shift = xc.mean(0)
     xc -= shift
     sub = xc[torch.randperm(len(xc), generator=g)[:20000]]
-    centers = em.kmeans_plusplus(sub, k, generator=g)
-    mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), centers), covariance, reg)
+    centers = kmeans.kmeans_plusplus(sub, k, generator=g)
+    labels = kmeans.nearest(xc, centers, 4096)
+    mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), labels, k), covariance, reg)
     return {"weights": mix.weights, "means": mix.means + shift, "covariances": mix.covariances}
 
 
@@ -115,6 +127,68 @@ def run_torchgmm(x, val, init, a):
         return fit_s, -float(gm.score(val)), "Lightning start-up included"
 
 
+def whole_fit(x, val, a) -> None:
+    """Ours (each of --ours-dtypes) and scikit-learn from their own initialisation to convergence, alternating."""
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    dt = np.float32 if a.sk_dtype == "float32" else np.float64
+    X, V = x.numpy().astype(dt), val.numpy().astype(dt)
+    dtypes = a.ours_dtypes.split(",")
+
+    def ours(dtype, seed):
+        m = GMM(k=a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
+        t = time.perf_counter()
+        m.fit(x)
+        return time.perf_counter() - t, m.n_iter_, m.converged_, m.score(val)
+
+    def sklearn(seed):
+        gm = GaussianMixture(a.k, covariance_type=a.covariance, random_state=seed)
+        with threadpool_limits(a.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            gm.fit(X)
+            return time.perf_counter() - t, gm.n_iter_, gm.converged_, float(gm.score(V))
+
+    seeds = [a.seed if a.same_seed else a.seed + r for r in range(a.repeats)]
+    print(f"whole fit: N={a.n} d={a.d} k={a.k} covariance={a.covariance} threads={a.threads}; each library's "
+          f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
+          f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
+          f"with {'the same seed' if a.same_seed else 'seed + r'} ({seeds})")
+    sk_name = f"scikit-learn ({a.sk_dtype})"
+    runs = {f"latentatlas ({d})": (lambda seed, d=d: ours(d, seed)) for d in dtypes}
+    runs[sk_name] = sklearn
+    with warnings.catch_warnings():  # warm-up on a small problem: first calls allocate and dispatch
+        warnings.simplefilter("ignore")
+        for d in dtypes:
+            GMM(k=5, covariance=a.covariance, dtype=d, max_iter=2).fit(x[:2000])
+        GaussianMixture(5, covariance_type=a.covariance, max_iter=2).fit(X[:2000])
+    results = {name: [] for name in runs}
+    for seed in seeds:
+        for name, run in runs.items():
+            results[name].append(run(seed))
+            secs, it, conv, ll = results[name][-1]
+            print(f"seed {seed}  {name:28s} {secs:8.2f} s  {it:3d} iterations{'' if conv else ' (not converged)'}  "
+                  f"held-out ll {ll:.6f}", flush=True)
+    print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {'iterations':>11s} {'held-out ll':>13s} "
+          f"{'minus sklearn (min, max)':>34s}")
+    med = {}
+    for name, rows in results.items():
+        secs = [row[0] for row in rows]
+        med[name] = statistics.median(secs)
+        its = statistics.median(row[1] for row in rows)
+        gain = [row[3] - sk[3] for row, sk in zip(rows, results[sk_name])]
+        print(f"{name:28s} {med[name]:9.2f} ({min(secs):7.2f}, {max(secs):7.2f}) {its:11g} "
+              f"{statistics.median(row[3] for row in rows):13.6f} "
+              f"{statistics.median(gain):+12.6f} ({min(gain):+.6f}, {max(gain):+.6f})")
+    for name in runs:
+        if name != sk_name:
+            print(f"speed-up of {name} over scikit-learn (ratio of medians): {med[sk_name] / med[name]:.1f}x")
+    print("(iterations: median; held-out ll: median over the repeats, and the median of the paired difference to "
+          "scikit-learn with the same seed)")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=60000)
@@ -126,22 +200,28 @@ def main() -> None:
     p.add_argument("--reg", type=float, default=1e-6, help="reg_covar of ours and torchgmm")
     p.add_argument("--sk-reg", type=float, default=1e-6, help="reg_covar of scikit-learn")
     p.add_argument("--sk-dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--ours-dtypes", default="float64,float32")
+    p.add_argument("--ours-dtypes", default="mixed,float64")
     p.add_argument("--libs", default="ours,sklearn,torchgmm")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--memory-gib", type=float, default=2.0, help="max_memory_gib of ours")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--whole-fit", action="store_true", help="each library's defaults, own init, to convergence")
+    p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
+    p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     x, val = make_codes(a.n, a.d, a.true_k, a.seed), make_codes(min(10000, max(1000, a.n // 5)), a.d, a.true_k,
                                                                 a.seed + 1)
+    if a.whole_fit:
+        whole_fit(x, val, a)
+        return
     t = time.perf_counter()
     init = start(x, a.k, a.covariance, a.seed, max(a.reg, a.sk_reg))
     print(f"N={a.n} d={a.d} k={a.k} covariance={a.covariance} iters={a.iters} threads={a.threads}; "
           f"shared start computed in {time.perf_counter() - t:.1f}s")
     print(f"{'implementation':38s} {'fit s':>9s} {'s/iter':>8s} {'held-out ll':>12s}  note")
     libs, rows = a.libs.split(","), []
-    for dt in ("float64", "float32"):  # warm-up: torch's first calls allocate and dispatch
+    for dt in ("mixed", "float64", "float32"):  # warm-up: torch's first calls allocate and dispatch
         GMM(k=2, covariance=a.covariance, max_iter=1, dtype=dt).fit(x[:500])
     runs = [(f"latentatlas ({dt})", lambda dt=dt: run_ours(x, val, init, a, dt))
             for dt in (a.ours_dtypes.split(",") if "ours" in libs else [])]

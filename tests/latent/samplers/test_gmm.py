@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from latentatlas.latent.samplers import GMM, build_sampler, hierarchical, select_k
+from latentatlas.latent.samplers import GMM, build_sampler, gmm, hierarchical, select_k
 
 COVS = ["full", "diag", "tied", "spherical"]
 
@@ -34,9 +34,11 @@ def sklearn_start(x, cov, k=4):
     return sk.weights_, sk.means_, sk.covariances_
 
 
+@pytest.mark.parametrize("dtype", ["float64", "mixed"])
 @pytest.mark.parametrize("cov", COVS)
 @pytest.mark.parametrize("max_iter", [3, 200])
-def test_agrees_with_sklearn_from_the_same_start(cov, max_iter):
+def test_agrees_with_sklearn_from_the_same_start(cov, max_iter, dtype, monkeypatch):
+    monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)   # the screened mixed EM even on these few codes
     x, _, _ = blobs()
     w0, m0, c0 = sklearn_start(x, cov)
     prec0 = np.linalg.inv(c0) if cov in ("full", "tied") else 1.0 / c0
@@ -44,7 +46,7 @@ def test_agrees_with_sklearn_from_the_same_start(cov, max_iter):
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk = GaussianMixture(4, covariance_type=cov, max_iter=max_iter, tol=1e-6, weights_init=w0, means_init=m0,
                              precisions_init=prec0).fit(x.numpy())
-    ours = GMM(k=4, covariance=cov, max_iter=max_iter, tol=1e-6).fit(
+    ours = GMM(k=4, covariance=cov, max_iter=max_iter, tol=1e-6, dtype=dtype).fit(
         x, init={"weights": torch.tensor(w0), "means": torch.tensor(m0), "covariances": torch.tensor(c0)})
     assert ours.n_iter_ == sk.n_iter_ and ours.converged_ == sk.converged_
     np.testing.assert_allclose(ours.weights_.numpy(), sk.weights_, rtol=0, atol=1e-10)
@@ -98,10 +100,12 @@ def test_gaussian_is_the_maximum_likelihood_gaussian():
     np.testing.assert_allclose(s.score_samples(x[:20]).numpy(), ref, rtol=1e-10)
 
 
-def test_batched_e_step_and_float32_agree_with_the_default():
+@pytest.mark.parametrize("dtype", ["float64", "mixed"])
+def test_batched_e_step_and_float32_agree_with_the_default(dtype, monkeypatch):
+    monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)
     x, _, _ = blobs(n=3000, d=8, k=3)
-    ref = GMM(k=3, max_iter=20, tol=0).fit(x)
-    tiny = GMM(k=3, max_iter=20, tol=0, max_memory_gib=1e-4).fit(x)  # batches of 64 rows, no cache
+    ref = GMM(k=3, max_iter=20, tol=0, dtype=dtype).fit(x)
+    tiny = GMM(k=3, max_iter=20, tol=0, dtype=dtype, max_memory_gib=1e-4).fit(x)  # batches of 64 rows, no cache
     assert torch.allclose(tiny.means_, ref.means_, atol=1e-10)
     assert tiny.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-10)
     f32 = GMM(k=3, max_iter=20, tol=0, dtype="float32").fit(x.float())

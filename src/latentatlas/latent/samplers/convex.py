@@ -17,7 +17,7 @@ import torch
 from latentatlas.rng import beta, choice, dirichlet
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
 from latentatlas.validate import check_choice, check_number
-from latentatlas.latent.samplers.gmm_em import sqdist
+from latentatlas.latent.samplers.gmm_kmeans import sqdist
 
 
 def _check_weights(name: str, w: Any, size: int) -> torch.Tensor:

@@ -2,15 +2,22 @@
 
 ``GMM(k=50, covariance="diag").fit(z)`` follows scikit-learn's GaussianMixture (same M-step, the same
 ``10 eps`` added to component masses, the same convergence test on the mean log-likelihood) with
-k-means++ (+ Lloyd) initialisation, restarts, and adaptive jitter that keeps every covariance positive
-definite (``reg_added_`` reports it).  ``describe()`` reports each component's effective number of codes and
-how much of its covariance the regularisation sets, and warns when components hold fewer codes than
-dimensions (see gmm_diagnostics.py).  ``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k
-(see gmm_select.py); ``hierarchical=true`` grows the mixture by splitting components.
+k-means++ (+ Lloyd) initialisation (gmm_kmeans.py), restarts, and adaptive jitter that keeps every
+covariance positive definite (``reg_added_`` reports it).  ``dtype``: "mixed" (default) finds the pairs
+of codes and components that matter with a float32 screen and computes them in float64 (gmm_mixed.py):
+float64 results, up to responsibilities below 1e-30, at about float32 speed (small fits, under
+MIXED_MIN_WORK = n k p, run the plain float64 EM, which is then faster); "float64" is the plain
+float64 EM, scikit-learn's exact trajectory; "float32" the plain EM in float32 (fastest for a few
+iterations, loses accuracy on badly conditioned covariances); parameters are float64 except for the
+latter.  ``describe()`` reports each component's effective number of codes and how much of its covariance
+the regularisation sets, and warns when components hold fewer codes than dimensions (gmm_diagnostics.py).
+``k="auto"`` or a list (``k=5|10|20`` in a spec) selects k (see gmm_select.py); ``hierarchical=true``
+grows the mixture by splitting components.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any
@@ -19,14 +26,19 @@ import torch
 
 from latentatlas.latent.samplers import gmm_diagnostics as diagnostics
 from latentatlas.latent.samplers import gmm_em as em
+from latentatlas.latent.samplers import gmm_kmeans as kmeans
+from latentatlas.latent.samplers import gmm_mixed as mixed
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
 from latentatlas.rng import choice, randn
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 
-INIT_MAX_POINTS = 100_000   # k-means initialisation runs on at most this many codes
-KMEANS_ITER = 20            # Lloyd iterations after k-means++ seeding (init="kmeans")
+INIT_MAX_POINTS = 100_000   # Lloyd iterations (init="kmeans") run on at most this many codes
+SEED_MAX_POINTS = 100_000   # k-means++ seeding runs on at most this many codes
+KMEANS_ITER = 100           # at most this many Lloyd iterations after k-means++ seeding,
+KMEANS_TOL = 1e-4           # stopped when the centers move less than this (scikit-learn's test)
+MIXED_MIN_WORK = 5e7        # dtype="mixed" runs the plain float64 EM below this n * k * p (its overhead)
 AUTO_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
@@ -58,14 +70,14 @@ class GMM(LatentSampler):
     name = "gmm"
     min_codes = 2
     defaults = dict(k=10, covariance="full", n_init=1, init="kmeans", max_iter=100, tol=1e-3, reg_covar=1e-6,
-                    dtype="float64", criterion="bic", val_fraction=0.2, hierarchical=False, max_memory_gib=2.0,
+                    dtype="mixed", criterion="bic", val_fraction=0.2, hierarchical=False, max_memory_gib=2.0,
                     seed=0)
 
     def _check_params(self) -> None:
         parse_k(self.k)
         check_choice("covariance", self.covariance, em.COVARIANCE_TYPES)
         check_choice("init", self.init, ("kmeans", "kmeans++"))
-        check_choice("dtype", self.dtype, ("float64", "float32"))
+        check_choice("dtype", self.dtype, ("mixed", "float64", "float32"))
         check_choice("criterion", self.criterion, ("bic", "aic", "heldout"))
         check_choice("hierarchical", self.hierarchical, (True, False))
         check_number("n_init", self.n_init, low=1, integer=True)
@@ -93,36 +105,55 @@ class GMM(LatentSampler):
         if k > n:
             raise ValueError(f"k: expected at most the number of codes ({n}), got {k}")
         x, shift = self._centred(z)
-        batches = self._batches(x, k, cache=True)
+        screened = self.dtype == "mixed" and n * k * em.n_features(x.shape[1], self.covariance) >= MIXED_MIN_WORK
+        rows, cache = self._batch_rows(x, k, 4 if screened else x.element_size())
+        batches = None if screened else em.FeatureBatches(x, self.covariance, rows, cache)
         best = None
         for _ in range(1 if init is not None else self.n_init):
-            mix = self._mixture_from(init, shift, k) if init is not None else self._initial_mixture(x, batches, k, g)
-            result = em.run_em(batches, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
+            given = self._mixture_from(init, shift, k) if init is not None else None
+            centers = given.means if given is not None else self._initial_centers(x, k, rows, g)
+            labels = kmeans.nearest(x, centers, rows)
+            if batches is None:
+                blocks = mixed.Blocks(x, labels, k, self.covariance, rows, cache)
+                stats = None if given is not None else mixed.hard_stats(blocks, k)
+                e_pass = functools.partial(mixed.em_pass, blocks, covariance=self.covariance)
+            else:
+                stats = None if given is not None else em.hard_stats(batches, labels, k)
+                e_pass = lambda W, _, batches=batches: em.em_pass(batches, W)   # noqa: E731
+            mix = given if stats is None else em.m_step(stats, self.covariance, self.reg_covar)
+            result = em.run_em(e_pass, n, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         self._set_result(best, shift)
 
     def _centred(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = z.to(getattr(torch, self.dtype))
+        x = z.to(torch.float64 if self.dtype == "mixed" else getattr(torch, self.dtype))
         shift = x.mean(0)
         return x - shift, shift
 
-    def _batches(self, x: torch.Tensor, k: int, *, cache: bool) -> em.FeatureBatches:
-        """Row batches sized by ``max_memory_gib``; the feature map is cached when it fits in half of it."""
+    def _batch_rows(self, x: torch.Tensor, k: int, cached_item: int) -> tuple[int, bool]:
+        """Rows per batch sized by ``max_memory_gib``, and whether the feature map (``cached_item`` bytes per
+        number) fits in half of it and is cached."""
         n, d = x.shape
         p, item = em.n_features(d, self.covariance), x.element_size()
         budget = self.max_memory_gib * 2**30
         rows = int(max(64, budget / 8 / ((p + 2 * k) * item)))
-        return em.FeatureBatches(x, self.covariance, rows, cache and n * p * item <= budget / 2)
+        return rows, n * p * cached_item <= budget / 2
 
-    def _initial_mixture(self, x: torch.Tensor, batches: em.FeatureBatches, k: int,
-                         g: torch.Generator) -> em.Mixture:
+    def _batches(self, x: torch.Tensor, k: int, *, cache: bool) -> em.FeatureBatches:
+        rows, fits = self._batch_rows(x, k, x.element_size())
+        return em.FeatureBatches(x, self.covariance, rows, cache and fits)
+
+    def _initial_centers(self, x: torch.Tensor, k: int, rows: int, g: torch.Generator) -> torch.Tensor:
+        """k-means++ seeds on at most SEED_MAX_POINTS codes, then (init="kmeans") Lloyd iterations on at most
+        INIT_MAX_POINTS: (k, d) float32."""
         n = x.shape[0]
-        sub = x if n <= INIT_MAX_POINTS else x[torch.randperm(n, generator=g)[:INIT_MAX_POINTS].to(x.device)]
-        centers = em.kmeans_plusplus(sub, k, generator=g)
+        perm = torch.randperm(n, generator=g).to(x.device) if n > min(SEED_MAX_POINTS, INIT_MAX_POINTS) else None
+        sub = x.float() if perm is None else x[perm[:max(SEED_MAX_POINTS, INIT_MAX_POINTS)]].float()
+        centers = kmeans.kmeans_plusplus(sub[:SEED_MAX_POINTS], k, generator=g)
         if self.init == "kmeans":
-            centers = em.lloyd(sub, centers, KMEANS_ITER, batches.batch_size)
-        return em.m_step(em.hard_stats(batches, centers), self.covariance, self.reg_covar)
+            centers = kmeans.lloyd(sub[:INIT_MAX_POINTS], centers, KMEANS_ITER, KMEANS_TOL, rows)
+        return centers
 
     def _mixture_from(self, init: dict, shift: torch.Tensor, k: int) -> em.Mixture:
         """Initial parameters given by the caller (weights, means, covariances in sklearn shapes)."""
@@ -165,7 +196,7 @@ class GMM(LatentSampler):
         return [F @ self.logprob_weights_.T for F in self._batches(x, self.n_components_, cache=False)]
 
     def score_samples(self, z: torch.Tensor) -> torch.Tensor:
-        """Log density of each code: (n,) in the compute dtype (float64 by default)."""
+        """Log density of each code: (n,) float64 (float32 when dtype="float32")."""
         return torch.cat([torch.logsumexp(lp, 1) for lp in self._logprob(z)])
 
     def score(self, z: torch.Tensor) -> float:

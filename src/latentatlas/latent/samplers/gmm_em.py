@@ -9,31 +9,34 @@ covariances, ``x**2`` for diag/spherical):
 - M-step: the sufficient statistics ``(n_k, sum r x, sum r x x^T)`` are ``R^T F(x)``, one GEMM.
 
 Codes are processed in batches (memory stays bounded for millions of codes) and E and M are fused in
-one pass.  Computing in float64 (the default) makes the expansion of the quadratic form exact to
-~1e-12; the caller centres the codes first.  Covariances that are not positive definite get the
-smallest diagonal jitter (10x steps) that makes their Cholesky factorisation succeed; it is reported.
+one pass (``dtype="float64"``/``"float32"``; the default "mixed" runs gmm_mixed.em_pass instead and shares
+the M-step and weights here).  In float64 the expansion of the quadratic form is exact to ~1e-12 for
+reasonably conditioned covariances; the caller centres the codes first.  Covariances that are not positive
+definite get the smallest diagonal jitter (10x steps) that makes their Cholesky factorisation succeed; it
+is reported.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
-from latentatlas.tensors import sq_dists
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
 
 @dataclass
 class Mixture:
-    """Parameters in the centred frame: weights (k,), means (k, d), covariances (type-shaped)."""
+    """Parameters in the centred frame: weights (k,), means (k, d), covariances (type-shaped), and the
+    Cholesky factors of full/tied covariances ((k, d, d) / (1, d, d)) once logprob_weights has found them."""
 
     weights: torch.Tensor
     means: torch.Tensor
     covariances: torch.Tensor
+    cholesky: torch.Tensor | None = None
 
 
 def is_quadratic(covariance: str) -> bool:
@@ -44,20 +47,24 @@ def n_features(d: int, covariance: str) -> int:
     return 1 + d + (d * (d + 1) // 2 if is_quadratic(covariance) else d)
 
 
-def features(x: torch.Tensor, covariance: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``[1, x, second moments]``: (b, p) for codes (b, d), written into ``out`` when given."""
+def features(x: torch.Tensor, covariance: str, out: torch.Tensor | None = None, *,
+             transposed: bool = False) -> torch.Tensor:
+    """``[1, x, second moments]``: (b, p) for codes (b, d), or its transpose (p, b) when ``transposed``
+    (faster to build and to multiply); written into ``out`` when given."""
     b, d = x.shape
+    p = n_features(d, covariance)
     if out is None:
-        out = torch.empty(b, n_features(d, covariance), dtype=x.dtype, device=x.device)
-    out[:, 0] = 1
-    out[:, 1:1 + d] = x
+        out = x.new_empty((p, b) if transposed else (b, p))
+    rows, xt = (out, x.T.contiguous()) if transposed else (out.T, x.T)   # (p, b) and (d, b) views
+    rows[0] = 1
+    rows[1:1 + d] = xt
     if is_quadratic(covariance):
         start = 1 + d
         for i in range(d):  # row i of the upper triangle: x_i * x_j, j >= i
-            torch.mul(x[:, i:i + 1], x[:, i:], out=out[:, start:start + d - i])
+            torch.mul(xt[i:i + 1], xt[i:], out=rows[start:start + d - i])
             start += d - i
     else:
-        torch.mul(x, x, out=out[:, 1 + d:])
+        torch.mul(xt, xt, out=rows[1 + d:])
     return out
 
 
@@ -125,10 +132,11 @@ def cholesky_jittered(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def logprob_weights(mix: Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor, Mixture]:
     """``W: (k, p)`` with ``F(x) @ W.T = log w_k + log N(x | k)``, the jitter added per component (k,),
-    and the mixture with that jitter included in its covariances."""
+    and the mixture with that jitter included in its covariances (and their Cholesky factors)."""
     w, mu, cov = mix.weights, mix.means, mix.covariances
     k, d = mu.shape
     const = torch.log(w) - 0.5 * d * math.log(2 * math.pi)
+    L = None
     if is_quadratic(covariance):
         full = cov if covariance == "full" else cov[None]
         L, added = cholesky_jittered(full)
@@ -152,7 +160,7 @@ def logprob_weights(mix: Mixture, covariance: str) -> tuple[torch.Tensor, torch.
         quad = -0.5 * prec
         const = const - 0.5 * torch.log(var).sum(-1) - 0.5 * (mu * lin).sum(-1)
     W = torch.cat([const[:, None], lin, quad], dim=1)
-    return W, added, Mixture(w, mu, cov)
+    return W, added, Mixture(w, mu, cov, L)
 
 
 def m_step(stats: torch.Tensor, covariance: str, reg_covar: float) -> Mixture:
@@ -188,53 +196,13 @@ def em_pass(batches: FeatureBatches, W: torch.Tensor, *, stats: bool = True
     return total, acc
 
 
-def hard_stats(batches: FeatureBatches, centers: torch.Tensor) -> torch.Tensor:
-    """Sufficient statistics of the assignment of each code to its nearest center: (k, p)."""
-    k, d = centers.shape
+def hard_stats(batches: FeatureBatches, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Sufficient statistics (k, p) of the assignment of each code to the cluster ``labels: (n,)``."""
     acc = None
-    for F in batches:
-        labels = sqdist(F[:, 1:1 + d], centers).argmin(1)
-        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, labels, F)
+    for F, lab in zip(batches, labels.split(batches.batch_size)):
+        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, lab, F)
         acc = part if acc is None else acc + part
     return acc
-
-
-def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
-    return sq_dists(x, (x * x).sum(1), c, (c * c).sum(1))
-
-
-def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d)."""
-    n, d = x.shape
-    trials = 2 + int(math.log(k))
-    centers = x.new_empty(k, d)
-    first = int(torch.randint(n, (1,), generator=generator))
-    centers[0] = x[first]
-    closest = sqdist(x, x[first:first + 1])[:, 0]
-    for c in range(1, k):
-        cum = torch.cumsum(closest, 0)
-        r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
-        cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
-        dist = torch.minimum(closest[:, None], sqdist(x, x[cand]))
-        best = int(dist.sum(0).argmin())
-        closest = dist[:, best].contiguous()
-        centers[c] = x[cand[best]]
-    return centers
-
-
-def lloyd(x: torch.Tensor, centers: torch.Tensor, n_iter: int, batch_size: int) -> torch.Tensor:
-    """``n_iter`` Lloyd iterations from ``centers``; empty clusters keep their center."""
-    k = centers.shape[0]
-    for _ in range(n_iter):
-        labels = torch.cat([sqdist(b, centers).argmin(1) for b in x.split(batch_size)])
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)
-        new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-        if torch.equal(new, centers):
-            break
-        centers = new
-    return centers
 
 
 @dataclass
@@ -248,15 +216,16 @@ class EMResult:
     history: list
 
 
-def run_em(batches: FeatureBatches, mix: Mixture, covariance: str, reg_covar: float, max_iter: int,
-           tol: float) -> EMResult:
-    """EM from ``mix`` until the mean log-likelihood changes by less than ``tol`` or ``max_iter``."""
+def run_em(e_pass: Callable[[torch.Tensor, Mixture], tuple[torch.Tensor, torch.Tensor]], n: int, mix: Mixture,
+           covariance: str, reg_covar: float, max_iter: int, tol: float) -> EMResult:
+    """EM from ``mix`` until the mean log-likelihood of the ``n`` codes changes by less than ``tol`` or
+    ``max_iter``; ``e_pass(W, mix)`` returns (sum of log-likelihoods, statistics) as ``em_pass``."""
     W, added, mix = logprob_weights(mix, covariance)
     lower, history, converged, it = -math.inf, [], False, 0
     for it in range(1, max_iter + 1):
         prev = lower
-        total, stats = em_pass(batches, W)
-        lower = float(total) / batches.n
+        total, stats = e_pass(W, mix)
+        lower = float(total) / n
         mix = m_step(stats, covariance, reg_covar)
         W, added, mix = logprob_weights(mix, covariance)
         history.append(lower)

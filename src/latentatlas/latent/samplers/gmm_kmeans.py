@@ -1,0 +1,59 @@
+"""k-means initialisation of the Gaussian mixtures: greedy k-means++ seeding and Lloyd iterations, in
+float32 (they only choose where EM starts; EM itself runs in the mixture's dtype)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from latentatlas.tensors import sq_dists
+
+
+def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
+    return sq_dists(x, (x * x).sum(1), c, (c * c).sum(1))
+
+
+def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d)."""
+    n, d = x.shape
+    trials = 2 + int(math.log(k))
+    centers = x.new_empty(k, d)
+    first = int(torch.randint(n, (1,), generator=generator))
+    centers[0] = x[first]
+    closest = sqdist(x, x[first:first + 1])[:, 0]
+    for c in range(1, k):
+        cum = torch.cumsum(closest, 0)
+        r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
+        cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
+        dist = torch.minimum(closest[:, None], sqdist(x, x[cand]))
+        best = int(dist.sum(0).argmin())
+        closest = dist[:, best].contiguous()
+        centers[c] = x[cand[best]]
+    return centers
+
+
+def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Index of the nearest center of each code (float32 distances): (n,) long."""
+    c = centers.float()
+    return torch.cat([sqdist(b.float(), c).argmin(1) for b in x.split(batch_size)])
+
+
+def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, batch_size: int) -> torch.Tensor:
+    """Lloyd iterations from ``centers`` (k, d) until the summed squared shift of the centers is at most
+    ``tol`` times the mean variance of x's columns (scikit-learn's test) or ``max_iter``; empty clusters keep
+    their center.  Float32."""
+    x, centers = x.float(), centers.float()
+    k = centers.shape[0]
+    limit = tol * float(x.var(0).mean())
+    for _ in range(max_iter):
+        labels = nearest(x, centers, batch_size)
+        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
+        new = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        if shift <= limit:
+            break
+    return centers
