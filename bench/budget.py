@@ -43,6 +43,22 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
         print("".join(cell(row.get(key), spec) for _, key, spec in columns))
 
 
+def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int) -> float:
+    """images/s of ``latentatlas.training.train`` for ``steps`` batches of ``batch`` (set-up and checkpoints
+    included), into a temporary run folder."""
+    import tempfile
+
+    from latentatlas.config import TrainConfig
+    from latentatlas.training import train
+
+    train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=lr, max_steps=steps, progress=False, patience=None,
+                            device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(model, data, train_cfg, tmp, seed=0)
+        return steps * batch / (time.perf_counter() - start)
+
+
 def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
     """Alternate ``ours()`` and ``plain()`` (each returns images/s) ``repeats`` times through
     timing.alternate (every run, medians with min and max, load average), then the framework's cost;

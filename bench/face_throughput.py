@@ -13,12 +13,10 @@ machine to itself.  Usage:
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, trainer_against_plain, warm_up
+from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
@@ -36,16 +34,8 @@ def build(config: Path, seed: int = 0):
 
 def ours(config: Path, data, steps: int, batch: int) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
-    from latentatlas.config import TrainConfig
-    from latentatlas.training import train
-
     model, cfg = build(config)
-    train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=cfg.train.lr, max_steps=steps, progress=False,
-                            patience=None, device="cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        train(model, data, train_cfg, tmp, seed=0)
-        return steps * batch / (time.perf_counter() - start)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch)
 
 
 def plain(config: Path, images: torch.Tensor, steps: int, batch: int) -> float:

@@ -26,12 +26,10 @@ import argparse
 import logging
 import math
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, trainer_against_plain, warm_up
+from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,16 +61,8 @@ def plain_conv_vae(latent_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:
 # -- framework: the trainer against a plain loop over the same network ---------------------------------
 def ours(data, steps: int, batch: int) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
-    from latentatlas.config import TrainConfig
-    from latentatlas.training import train
-
     model, cfg = default_model(0)
-    train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=cfg.train.lr, max_steps=steps, progress=False,
-                            patience=None, device="cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        train(model, data, train_cfg, tmp, seed=0)
-        return steps * batch / (time.perf_counter() - start)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch)
 
 
 def plain(images: torch.Tensor, steps: int, batch: int) -> float:
