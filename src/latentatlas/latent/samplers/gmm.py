@@ -235,9 +235,11 @@ class GMM(LatentSampler):
         self._check_fitted()
         return self.weights_.double().cpu() * self.n_codes_
 
-    def _diagnostics(self) -> dict[str, Any]:
-        """component_diagnostics of the fitted state (usable inside ``_fit``, before the fit is marked done)."""
-        variances = diagnostics.mean_variances(self.covariances_, self.covariance, self.n_components_)
+    def _diagnostics(self, variances: torch.Tensor | None = None) -> dict[str, Any]:
+        """component_diagnostics of the fitted state (usable inside ``_fit``, before the fit is marked done);
+        ``variances``: the (k,) mean variances when the caller has them already."""
+        if variances is None:
+            variances = diagnostics.mean_variances(self.covariances_, self.covariance, self.n_components_)
         return diagnostics.component_diagnostics(self.weights_, self.n_codes_, variances, self.reg_covar,
                                                  self.reg_added_, self.covariance, int(self.means_.shape[1]))
 
@@ -274,7 +276,8 @@ class GMM(LatentSampler):
         return out + self.means_[comp]
 
     def _describe(self) -> dict[str, Any]:
-        var, found = self.component_variances(), self._diagnostics()
+        var = self.component_variances()
+        found = self._diagnostics(var)
         info = {"k": self.n_components_, "covariance": self.covariance, "reg_covar": self.reg_covar,
                 "reg_added_max": float(self.reg_added_.max()), "n_jittered": int((self.reg_added_ > 0).sum()),
                 "n_iter": self.n_iter_, "converged": self.converged_, "mean_log_likelihood": self.lower_bound_,
