@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
+from timing import add_repeats, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    add_repeats(parser)
     args = parser.parse_args()
     from latentatlas.config import DataConfig
     from latentatlas.data import load_dataset
@@ -64,8 +65,9 @@ def main() -> None:
     data = full.part("train")
     data.split = torch.zeros(len(data), dtype=torch.int8)       # train only: neither loop validates
     config = Path(args.config)
-    print(f"{config.name}: 64x64 faces, batch {args.batch}, {args.steps} steps per run, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    protocol("face training throughput: latentatlas's train() vs a plain loop, same network, loss and Adam",
+             {"config": config.name, "data": f"{args.celeba} ({len(data)} training faces, 64x64)",
+              "batch": args.batch, "steps per run": args.steps, "repeats": args.repeats}, ("torch",))
     warm_up()
     trainer_against_plain(lambda: ours(config, data, args.steps, args.batch), lambda: plain(config, data.images, args.steps, args.batch), args.repeats)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
+from timing import add_repeats, protocol
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +149,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--score-every", type=int, default=100,
                         help="network: score the test set every this many batches (untimed)")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_repeats(parser)
     parser.add_argument("--only", default="framework,network")
     parser.add_argument("--variant", action="append", default=[],
                         help="network: also the default network with these model fields, e.g. decoder_output=conv3x3")
@@ -163,11 +164,13 @@ def main() -> None:
     train_part.split = torch.zeros(len(train_part), dtype=torch.int8)   # train only: neither loop validates
     model, cfg = default_model(0)
     only = set(args.only.split(","))
-    print(f"MNIST ({'embedded 5,000 digits' if root is None else root}): {len(train_part)} training, "
-          f"{len(test_x)} test images; batch {args.batch}, Adam lr {cfg.train.lr:g}; torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})")
-    print(f"default network ({CONFIG.name}): {model.config}, {sum(p.numel() for p in model.parameters())} "
-          f"parameters")
+    protocol("MNIST training throughput: the trainer's cost and the default network's quality per second",
+             {"data": f"MNIST ({'embedded 5,000 digits' if root is None else root}): {len(train_part)} training, "
+                      f"{len(test_x)} test images", "batch": args.batch, "Adam lr": cfg.train.lr,
+              "interop threads": torch.get_num_interop_threads(), "repeats": args.repeats,
+              f"default network ({CONFIG.name})": f"{model.config}, "
+                                                 f"{sum(p.numel() for p in model.parameters())} parameters"},
+             ("torch",))
     warm_up()
     if "framework" in only:
         if args.steps > math.ceil(len(train_part) / args.batch):
