@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
+from latentatlas.fileio import torch_load, torch_save
 from latentatlas.latent.samplers import build_sampler, load_sampler
 from latentatlas.latent.samplers.ddpm import cosine_alpha_bar
 
@@ -112,3 +113,18 @@ def test_step_size_follows_a_half_cosine_and_the_average_is_validated():
     assert build_sampler("ddpm:iters=100,lr=0.002,lr_decay=none").learning_rate(99) == 0.002
     with pytest.raises(ValueError, match="ema"):
         build_sampler("ddpm:ema=1.5")
+
+
+def test_a_ddpm_saved_before_time_embedding_existed_loads_as_the_first_layer_network(tmp_path):
+    """Files written before the ``time_embedding`` parameter hold a first-layer denoiser and no such key."""
+    old = build_sampler("ddpm:steps=10,iters=5,hidden=16,depth=1,time_embedding=first-layer").fit(
+        mixture(200, 0).float(), generator=torch.Generator().manual_seed(1))
+    path = old.save(tmp_path / "old.pt")
+    saved = torch_load(path, "sampler")
+    del saved["params"]["time_embedding"]
+    torch_save(saved, path)
+    loaded = load_sampler(path)
+    assert loaded.time_embedding == "first-layer"
+    draw = dict(generator=torch.Generator().manual_seed(2))
+    assert torch.equal(loaded.sample(50, **draw), old.sample(50, generator=torch.Generator().manual_seed(2)))
+    assert build_sampler("ddpm").time_embedding == "every-block"   # new fits get the time-conditioned blocks

@@ -75,6 +75,8 @@ class LatentSampler:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # the value a parameter added later had in effect before it existed, for saved samplers without it
+    saved_before: ClassVar[dict[str, Any]] = {}
     min_codes: ClassVar[int] = 1
     code_kind: ClassVar[str] = "continuous"     # 'discrete' for samplers of code grids (VQ-VAE)
 
@@ -207,7 +209,7 @@ class LatentSampler:
         target = SAMPLERS.get(data["name"])
         if cls is not LatentSampler and not issubclass(target, cls):
             raise ValueError(f"path: {path} holds a {data['name']!r} sampler, not a {cls.name!r} sampler")
-        obj = target(**data["params"])
+        obj = target(**{**target.saved_before, **data["params"]})
         for key, value in data["state"].items():
             setattr(obj, key, value)
         return obj.to(map_location)

@@ -32,24 +32,57 @@ def cosine_alpha_bar(steps: int, s: float = 0.008) -> torch.Tensor:
     return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
 
 
-class Denoiser(nn.Module):
-    """eps_hat(x_t, t): an MLP on [x_t, sinusoidal embedding of t / T] with SiLU and a residual stack."""
+def time_features(t: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sinusoidal features (B, size) of diffusion times t / T in [0, 1] (B,), frequencies 1..1000."""
+    half = size // 2
+    freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    angle = 1000.0 * t[:, None].to(dtype) * freq[None]
+    return torch.cat([angle.sin(), angle.cos()], dim=1)
 
-    def __init__(self, d: int, hidden: int, depth: int, embed: int = 32) -> None:
+
+class Denoiser(nn.Module):
+    """eps_hat(x_t, t): (B, d), (B,) -> (B, d), a residual MLP of ``depth`` blocks of ``hidden`` units.
+    ``time_embedding="every-block"``: t's sinusoidal features pass through a small MLP and are added inside
+    every block (LayerNorm, SiLU, linear, + time, SiLU, linear: the time-conditioned residual block of
+    image diffusion models, in one dimension); ``"first-layer"``: t only enters with x_t at the input, each
+    block one SiLU and linear (the network before 2026-12)."""
+
+    def __init__(self, d: int, hidden: int, depth: int, time_embedding: str = "every-block", embed: int = 32) -> None:
         super().__init__()
-        self.embed = embed
-        self.inp = nn.Linear(d + embed, hidden)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, d))
+        self.embed, self.every_block = embed, time_embedding == "every-block"
+        if self.every_block:
+            self.inp = nn.Linear(d, hidden)
+            self.time = nn.Sequential(nn.Linear(embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+            self.blocks = nn.ModuleList(TimeBlock(hidden) for _ in range(depth))
+            self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, d))
+        else:
+            self.inp = nn.Linear(d + embed, hidden)
+            self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
+            self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, d))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        half = self.embed // 2
-        freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=x.device, dtype=x.dtype) / half)
-        angle = 1000.0 * t[:, None].to(x.dtype) * freq[None]
-        h = self.inp(torch.cat([x, angle.sin(), angle.cos()], dim=1))
+        features = time_features(t, self.embed, x.dtype)
+        if not self.every_block:
+            h = self.inp(torch.cat([x, features], dim=1))
+            for block in self.blocks:
+                h = h + block(h)
+            return self.out(h)
+        h, emb = self.inp(x), self.time(features)
         for block in self.blocks:
-            h = h + block(h)
+            h = h + block(h, emb)
         return self.out(h)
+
+
+class TimeBlock(nn.Module):
+    """h, emb (B, hidden) -> the residual (B, hidden): linear(SiLU(linear(SiLU(LayerNorm(h))) + emb))."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.norm, self.first, self.second = nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+        self.act = nn.SiLU()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.second(self.act(self.first(self.act(self.norm(h))) + emb))
 
 
 @SAMPLERS.register("ddpm")
@@ -58,7 +91,9 @@ class DDPM(LearnedSampler):
     ddpm or ddim with ``sample_steps``; plus the learned-sampler settings (iters, batch_size, lr)."""
 
     name = "ddpm"
-    defaults = dict(steps=200, hidden=256, depth=3, method="ddpm", sample_steps=50, **LEARNED_DEFAULTS)
+    defaults = dict(steps=200, hidden=256, depth=3, time_embedding="every-block", method="ddpm", sample_steps=50,
+                    **LEARNED_DEFAULTS)
+    saved_before = dict(time_embedding="first-layer")
     min_codes = 2
 
     def _check_params(self) -> None:
@@ -66,12 +101,13 @@ class DDPM(LearnedSampler):
         check_number("steps", self.steps, low=2, integer=True)
         check_number("hidden", self.hidden, low=1, integer=True)
         check_number("depth", self.depth, low=1, integer=True)
+        check_choice("time_embedding", self.time_embedding, ("every-block", "first-layer"))
         check_choice("method", self.method, ("ddpm", "ddim"))
         check_number("sample_steps", self.sample_steps, low=1, integer=True,
                      high=self.steps if self.method == "ddim" else None)   # DDIM runs on a subset of the steps
 
     def build_network(self, d: int) -> nn.Module:
-        return Denoiser(d, self.hidden, self.depth)
+        return Denoiser(d, self.hidden, self.depth, self.time_embedding)
 
     def alpha_bar(self, device: torch.device | str) -> torch.Tensor:
         return cosine_alpha_bar(self.steps).to(device=device, dtype=torch.float32)
