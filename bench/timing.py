@@ -66,11 +66,12 @@ def versions(packages: list[str] | tuple[str, ...]) -> str:
 
 
 def commit() -> str:
-    """The checkout's short commit, '+changes' when src/ or bench/ differ from it; '?' outside git."""
+    """The checkout's short commit, '+changes' when the code in src/ or bench/ differs from it (RESULTS.md,
+    where the figures are written, does not count); '?' outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     try:
-        return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "src", "bench") else "")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--", "src", "bench", ":!bench/RESULTS.md") else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"
 
