@@ -34,6 +34,8 @@ import warnings
 import numpy as np
 import torch
 
+from timing import commit, load_average, threads, versions
+
 from latentatlas.latent.samplers import GMM
 from latentatlas.latent.samplers import gmm_em as em
 from latentatlas.latent.samplers import gmm_kmeans as kmeans
@@ -151,6 +153,8 @@ def whole_fit(x, val, a) -> None:
             return time.perf_counter() - t, gm.n_iter_, gm.converged_, float(gm.score(V))
 
     seeds = [a.seed if a.same_seed else a.seed + r for r in range(a.repeats)]
+    print(f"{versions(('torch', 'scikit-learn'))}; latentatlas commit {commit()}; threads: {threads()}")
+    print(f"load average at start: {load_average()}")
     print(f"whole fit: N={a.n} d={a.d} k={a.k} covariance={a.covariance} threads={a.threads}; each library's "
           f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
           f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
@@ -170,6 +174,7 @@ def whole_fit(x, val, a) -> None:
             secs, it, conv, ll = results[name][-1]
             print(f"seed {seed}  {name:28s} {secs:8.2f} s  {it:3d} iterations{'' if conv else ' (not converged)'}  "
                   f"held-out ll {ll:.6f}", flush=True)
+    print(f"load average at end: {load_average()}")
     print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {'iterations':>11s} {'held-out ll':>13s} "
           f"{'minus sklearn (min, max)':>34s}")
     med = {}
