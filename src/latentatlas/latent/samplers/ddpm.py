@@ -41,33 +41,20 @@ def time_features(t: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tenso
 
 
 class Denoiser(nn.Module):
-    """eps_hat(x_t, t): (B, d), (B,) -> (B, d), a residual MLP of ``depth`` blocks of ``hidden`` units.
-    ``time_embedding="every-block"``: t's sinusoidal features pass through a small MLP and are added inside
-    every block (LayerNorm, SiLU, linear, + time, SiLU, linear: the time-conditioned residual block of
-    image diffusion models, in one dimension); ``"first-layer"``: t only enters with x_t at the input, each
-    block one SiLU and linear (the network before 2026-12)."""
+    """eps_hat(x_t, t): (B, d), (B,) -> (B, d), a residual MLP of ``depth`` blocks of ``hidden`` units; t's
+    sinusoidal features pass through a small MLP and are added inside every block (the time-conditioned
+    residual block of image diffusion models, in one dimension)."""
 
-    def __init__(self, d: int, hidden: int, depth: int, time_embedding: str = "every-block", embed: int = 32) -> None:
+    def __init__(self, d: int, hidden: int, depth: int, embed: int = 32) -> None:
         super().__init__()
-        self.embed, self.every_block = embed, time_embedding == "every-block"
-        if self.every_block:
-            self.inp = nn.Linear(d, hidden)
-            self.time = nn.Sequential(nn.Linear(embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-            self.blocks = nn.ModuleList(TimeBlock(hidden) for _ in range(depth))
-            self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, d))
-        else:
-            self.inp = nn.Linear(d + embed, hidden)
-            self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
-            self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, d))
+        self.embed = embed
+        self.inp = nn.Linear(d, hidden)
+        self.time = nn.Sequential(nn.Linear(embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.blocks = nn.ModuleList(TimeBlock(hidden) for _ in range(depth))
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, d))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        features = time_features(t, self.embed, x.dtype)
-        if not self.every_block:
-            h = self.inp(torch.cat([x, features], dim=1))
-            for block in self.blocks:
-                h = h + block(h)
-            return self.out(h)
-        h, emb = self.inp(x), self.time(features)
+        h, emb = self.inp(x), self.time(time_features(t, self.embed, x.dtype))
         for block in self.blocks:
             h = h + block(h, emb)
         return self.out(h)
@@ -83,6 +70,27 @@ class TimeBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return self.second(self.act(self.first(self.act(self.norm(h))) + emb))
+
+
+class FirstLayerDenoiser(nn.Module):
+    """The denoiser before 2026-12 (``time_embedding="first-layer"``): t's features enter only with x_t at the
+    input; each residual block is one SiLU and linear.  (B, d), (B,) -> (B, d)."""
+
+    def __init__(self, d: int, hidden: int, depth: int, embed: int = 32) -> None:
+        super().__init__()
+        self.embed = embed
+        self.inp = nn.Linear(d + embed, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, d))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h = self.inp(torch.cat([x, time_features(t, self.embed, x.dtype)], dim=1))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+DENOISERS = {"every-block": Denoiser, "first-layer": FirstLayerDenoiser}   # by ``time_embedding``
 
 
 @SAMPLERS.register("ddpm")
@@ -101,13 +109,13 @@ class DDPM(LearnedSampler):
         check_number("steps", self.steps, low=2, integer=True)
         check_number("hidden", self.hidden, low=1, integer=True)
         check_number("depth", self.depth, low=1, integer=True)
-        check_choice("time_embedding", self.time_embedding, ("every-block", "first-layer"))
+        check_choice("time_embedding", self.time_embedding, tuple(DENOISERS))
         check_choice("method", self.method, ("ddpm", "ddim"))
         check_number("sample_steps", self.sample_steps, low=1, integer=True,
                      high=self.steps if self.method == "ddim" else None)   # DDIM runs on a subset of the steps
 
     def build_network(self, d: int) -> nn.Module:
-        return Denoiser(d, self.hidden, self.depth, self.time_embedding)
+        return DENOISERS[self.time_embedding](d, self.hidden, self.depth)
 
     def alpha_bar(self, device: torch.device | str) -> torch.Tensor:
         return cosine_alpha_bar(self.steps).to(device=device, dtype=torch.float32)
