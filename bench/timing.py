@@ -71,7 +71,8 @@ def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     try:
-        return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--", "src", "bench", ":!bench/RESULTS.md") else "")
+        changed = git("status", "--porcelain", "--", "src", "bench", ":!bench/RESULTS.md")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"
 

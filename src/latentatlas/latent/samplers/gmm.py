@@ -34,8 +34,7 @@ from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
 
-INIT_MAX_POINTS = 100_000   # Lloyd iterations (init="kmeans") run on at most this many codes
-SEED_MAX_POINTS = 100_000   # k-means++ seeding runs on at most this many codes
+INIT_MAX_POINTS = 100_000   # k-means++ seeding and Lloyd iterations run on at most this many codes
 KMEANS_ITER = 100           # at most this many Lloyd iterations after k-means++ seeding,
 KMEANS_TOL = 1e-4           # stopped when the centers move less than this (scikit-learn's test)
 MIXED_MIN_WORK = 5e7        # dtype="mixed" runs the plain float64 EM below this n * k * p (its overhead)
@@ -145,14 +144,14 @@ class GMM(LatentSampler):
         return em.FeatureBatches(x, self.covariance, rows, cache and fits)
 
     def _initial_centers(self, x: torch.Tensor, k: int, rows: int, g: torch.Generator) -> torch.Tensor:
-        """k-means++ seeds on at most SEED_MAX_POINTS codes, then (init="kmeans") Lloyd iterations on at most
-        INIT_MAX_POINTS: (k, d) float32."""
+        """k-means++ seeds, then (init="kmeans") Lloyd iterations, on at most INIT_MAX_POINTS codes: (k, d)
+        float32."""
         n = x.shape[0]
-        perm = torch.randperm(n, generator=g).to(x.device) if n > min(SEED_MAX_POINTS, INIT_MAX_POINTS) else None
-        sub = x.float() if perm is None else x[perm[:max(SEED_MAX_POINTS, INIT_MAX_POINTS)]].float()
-        centers = kmeans.kmeans_plusplus(sub[:SEED_MAX_POINTS], k, generator=g)
+        sub = x if n <= INIT_MAX_POINTS else x[torch.randperm(n, generator=g)[:INIT_MAX_POINTS].to(x.device)]
+        sub = sub.float()
+        centers = kmeans.kmeans_plusplus(sub, k, generator=g)
         if self.init == "kmeans":
-            centers = kmeans.lloyd(sub[:INIT_MAX_POINTS], centers, KMEANS_ITER, KMEANS_TOL, rows)
+            centers = kmeans.lloyd(sub, centers, KMEANS_ITER, KMEANS_TOL, rows)
         return centers
 
     def _mixture_from(self, init: dict, shift: torch.Tensor, k: int) -> em.Mixture:
