@@ -2,7 +2,8 @@
 VQ-VAE with the same conv encoder/decoder (width 32, 16-d codes, or 7x7 grids of 16-d codebook vectors),
 each trained for ``--minutes``, then sampled by its samplers; 10,000 samples each scored against the 10,000
 test images in the dataset classifier's features (Fréchet distance, precision, recall, classes covered),
-with the test reconstruction error and each sampler's fitting time.  Also: VQ-VAE codebook usage over
+with the test reconstruction error and each sampler's fitting time; ``empirical`` (the training codes
+themselves) is each model's floor.  Also: VQ-VAE codebook usage over
 its first epoch with and without dead-code reset (same seed).  Run it with the machine to itself.
 Usage:
     python bench/families_mnist.py [--minutes 10] [--only vae,ae,aae,vqvae,usage] [--runs-dir /tmp/families]
@@ -18,9 +19,9 @@ from budget import SCORE_COLUMNS, budget_arguments, print_table
 
 METRICS = ["frechet", "prdc", "classes"]
 RUNS = {
-    "vae": ({"family": "vae", "latent_dim": 16, "width": 32}, ["prior", "gmm:k=100,covariance=full"]),
+    "vae": ({"family": "vae", "latent_dim": 16, "width": 32}, ["prior", "gmm:k=100,covariance=full", "empirical"]),
     "ae": ({"family": "ae", "latent_dim": 16, "width": 32},
-           ["gmm:k=100,covariance=full", "ddpm", "two-stage"]),
+           ["gmm:k=100,covariance=full", "ddpm", "two-stage", "empirical"]),
     "aae": ({"family": "aae", "latent_dim": 16, "width": 32, "prior": "normal"}, ["prior"]),
     "vqvae": ({"family": "vqvae", "latent_dim": 16, "width": 32, "codebook_size": 512},
               ["categorical", "pixelcnn"]),

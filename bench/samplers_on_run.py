@@ -1,21 +1,27 @@
 """Fit latent samplers on one trained run's codes and score their samples, without touching the run folder.
 
-For each spec: fit on the run's training codes (generator seed 1), draw ``--n`` codes (seed 2), decode,
-score against the run's evaluation split (Fréchet distance, precision/recall/density/coverage in the
-config's extractor's features).  One JSON line per spec with the fit time (a speed figure only when the
-machine is otherwise idle).
+For each spec and each fit seed: fit on the run's training codes, draw ``--n`` codes ``--draws`` times
+(draw seeds 1000 * fit seed + 1, + 2, ...), decode, score against the run's evaluation split (Fréchet
+distance, precision/recall/density/coverage in the config's extractor's features).  The sampler
+``empirical`` is the floor: ``--n`` of the training codes themselves, what a sampler that reproduced the
+training codes exactly would score; the spec ``test-codes`` decodes the evaluation split's own codes (the
+reconstruction error alone: paired image for image with the reference, so below any sampler's score).  With a few thousand samples the Fréchet distance of one draw varies by several percent; compare
+means over draws and fits.  One JSON line per fit with its scores and the fit time (a speed figure only
+when the machine is otherwise idle), then a summary line per spec (mean, sd, min, max over all draws).
 Usage:
-    python bench/samplers_on_run.py RUN SPEC [SPEC ...] [--n 10000]
-e.g. python bench/samplers_on_run.py /tmp/families/ae "gmm:k=100,covariance=full" "ddpm:batch_size=1024"
+    python bench/samplers_on_run.py RUN SPEC [SPEC ...] [--n 10000] [--fit-seeds 1] [--draws 1]
+e.g. python bench/samplers_on_run.py /tmp/families/ae empirical test-codes "gmm:k=100,covariance=full" ddpm --draws 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
+
 
 
 def main() -> None:
@@ -28,24 +34,42 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("specs", nargs="+")
     parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--fit-seeds", default="1", help="comma-separated generator seeds of the fits")
+    parser.add_argument("--draws", type=int, default=1, help="independent draws of --n codes per fit")
     args = parser.parse_args()
     session = as_session(args.run)
     config = session.config
     z = training_codes(session.run, config.sample.codes, seed=0)
     real = session.data.part(config.evaluate.split)
-    for spec in args.specs:
-        sampler = sampler_for(spec, config.model.family)
-        started = time.perf_counter()
-        sampler.fit(z, generator=make_generator(1))
-        fit_seconds = time.perf_counter() - started
-        images = session.code_map.decode(sampler.sample(args.n, generator=make_generator(2)), None)
-        fake = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+    def score(spec: str, fit_seed: int, draw: int, fit_seconds: float, codes: torch.Tensor) -> float:
+        """Print one JSON line of the decoded codes' scores; returns their Fréchet distance."""
+        fake = (session.code_map.decode(codes, None).clamp(0, 1) * 255).round().to(torch.uint8)
         scores = evaluate_samples(fake, real, metrics=("frechet", "prdc"), extractor=config.evaluate.extractor,
                                   train=session.data.part("train"), real_split=config.evaluate.split,
                                   n_real=min(args.n, len(real)))
-        print(json.dumps({"spec": spec, "fit_seconds": round(fit_seconds, 1), "protocol": scores["protocol"],
-                          **{k: v for k, v in scores.items() if isinstance(v, float)}}), flush=True)
+        print(json.dumps({"spec": spec, "fit_seed": fit_seed, "draw": draw, "fit_seconds": round(fit_seconds, 1),
+                          "protocol": scores["protocol"], **{k: v for k, v in scores.items() if isinstance(v, float)}}),
+              flush=True)
+        return scores["frechet"]
 
+    for spec in args.specs:
+        if spec == "test-codes":
+            test_codes = training_codes(session.run, config.sample.codes, split=config.evaluate.split)
+            draws = [score(spec, 0, 0, 0.0, test_codes)]
+        else:
+            draws = []
+            for fit_seed in [int(s) for s in args.fit_seeds.split(",")]:
+                started = time.perf_counter()
+                sampler = sampler_for(spec, config.model.family).fit(z, generator=make_generator(fit_seed))
+                fit_seconds = time.perf_counter() - started
+                draws += [score(spec, fit_seed, draw, fit_seconds,
+                                sampler.sample(args.n, generator=make_generator(1000 * fit_seed + draw)))
+                          for draw in range(1, args.draws + 1)]
+        print(json.dumps({"spec": spec, "frechet_mean": round(statistics.mean(draws), 3),
+                          "frechet_sd": round(statistics.stdev(draws), 3) if len(draws) > 1 else 0.0,
+                          "frechet_min": round(min(draws), 3), "frechet_max": round(max(draws), 3),
+                          "n_scores": len(draws)}), flush=True)
 
 if __name__ == "__main__":
     main()

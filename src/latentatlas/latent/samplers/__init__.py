@@ -1,8 +1,9 @@
 """Latent samplers: density models fitted on latent codes after training, then sampled.
 
 ``build_sampler("gmm:k=50,covariance=diag").fit(z).sample(n, generator=g)``; every sampler is in
-``SAMPLERS`` (prior, gaussian, gmm, kde, path, simplex, the learned ddpm and two-stage; for the code
-grids of a VQ-VAE, categorical and pixelcnn) and saves/loads its fitted state.
+``SAMPLERS`` (prior, gaussian, gmm, kde, path, simplex, the learned ddpm and two-stage, and empirical: the
+training codes themselves, the floor; for the code grids of a VQ-VAE, categorical and pixelcnn) and
+saves/loads its fitted state.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, NotFittedError
-from latentatlas.latent.samplers import convex, ddpm, gmm, grid, kde, pixelcnn, prior, two_stage  # noqa: F401
+from latentatlas.latent.samplers import convex, ddpm, empirical, gmm, grid, kde, pixelcnn, prior, two_stage  # noqa
 from latentatlas.latent.samplers.learned import LearnedSampler
 from latentatlas.latent.samplers.gmm import GMM, Gaussian
 from latentatlas.latent.samplers.gmm_select import hierarchical, select_k
