@@ -10,9 +10,10 @@ import torch
 from latentatlas.tensors import sq_dists
 
 
-def sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d)."""
-    return sq_dists(x, (x * x).sum(1), c, (c * c).sum(1))
+def sqdist(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared Euclidean distances (n, k) between rows of x (n, d) and c (k, d); ``x_sq`` (n,): x's squared
+    row norms when the caller has them."""
+    return sq_dists(x, (x * x).sum(1) if x_sq is None else x_sq, c, (c * c).sum(1))
 
 
 def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
@@ -22,22 +23,24 @@ def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | Non
     centers = x.new_empty(k, d)
     first = int(torch.randint(n, (1,), generator=generator))
     centers[0] = x[first]
-    closest = sqdist(x, x[first:first + 1])[:, 0]
+    x_sq = (x * x).sum(1)
+    closest = sqdist(x, x[first:first + 1], x_sq)[:, 0]
     for c in range(1, k):
         cum = torch.cumsum(closest, 0)
         r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
         cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
-        dist = torch.minimum(closest[:, None], sqdist(x, x[cand]))
+        dist = torch.minimum(closest[:, None], sqdist(x, x[cand], x_sq))
         best = int(dist.sum(0).argmin())
         closest = dist[:, best].contiguous()
         centers[c] = x[cand[best]]
     return centers
 
 
-def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Index of the nearest center of each code (float32 distances): (n,) long."""
-    c = centers.float()
-    return torch.cat([sqdist(b.float(), c).argmin(1) for b in x.split(batch_size)])
+def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int, x_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Index of the nearest center of each code (float32 distances): (n,) long; ``x_sq`` as in sqdist."""
+    c, batches = centers.float(), x.split(batch_size)
+    norms = x_sq.split(batch_size) if x_sq is not None else [None] * len(batches)
+    return torch.cat([sqdist(b.float(), c, b_sq).argmin(1) for b, b_sq in zip(batches, norms)])
 
 
 def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, batch_size: int) -> torch.Tensor:
@@ -46,9 +49,9 @@ def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, bat
     their center.  Float32."""
     x, centers = x.float(), centers.float()
     k = centers.shape[0]
-    limit = tol * float(x.var(0).mean())
+    limit, x_sq = tol * float(x.var(0).mean()), (x * x).sum(1)
     for _ in range(max_iter):
-        labels = nearest(x, centers, batch_size)
+        labels = nearest(x, centers, batch_size, x_sq)
         sums = torch.zeros_like(centers).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
         new = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
