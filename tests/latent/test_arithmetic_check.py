@@ -151,6 +151,23 @@ def test_fitted_step_scale_is_chosen_on_training_triples():
     assert fitted["step_scale_fitted"] and fitted["step_scale"]["balanced"] >= 2.0
     assert one["balanced"]["success"] < 0.1 < 0.9 < fitted["balanced"]["success"]
     assert not one["step_scale_fitted"] and one["step_scale"]["balanced"] == 1.0
+    assert fitted["step_scale_at_grid_top"] == [] and one["step_scale_at_grid_top"] == []
+
+
+def test_a_scale_at_the_top_of_the_grid_is_flagged(caplog):
+    """A judge that sees Smiling only beyond 2.5 (c at -1.5 needs more than 4/3 gaps of 3): of the grid
+    (1, 1.5) the top is best, which is reported and logged."""
+    z, table = correlated_codes()
+    names = ["Smiling", "Male", "Eyeglasses"]
+
+    def far_judge(codes: torch.Tensor) -> np.ndarray:
+        return torch.sigmoid(8 * (codes[:, :3].double() - torch.tensor([2.5, 0.0, 0.0]))).numpy()
+
+    m = ac.evaluate_pair(z, table, names, ("Smiling", "Male"), train_rows=np.arange(2000),
+                         test_rows=np.arange(2000, 2600), judge_codes=far_judge, judge_names=names,
+                         generator=make_generator(0), n_triples=200, fit_scales=(1.0, 1.5)).metrics
+    assert m["step_scale"]["balanced"] == 1.5 and "balanced" in m["step_scale_at_grid_top"]
+    assert "largest tried" in caplog.text
 
 
 def test_bad_input_names_the_parameter():

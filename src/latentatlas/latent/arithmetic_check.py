@@ -19,6 +19,7 @@ the edit included, and the second says what the arithmetic itself did.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,8 @@ import torch
 
 from latentatlas.latent import attributes as at
 from latentatlas.validate import check_number
+
+log = logging.getLogger(__name__)
 
 # Attributes that describe who is in the picture (sex, age, hair, facial hair, skin, glasses, hat), not an
 # expression, a pose or the photograph (Smiling, Mouth_Slightly_Open, Blurry, ...): an edit that adds a smile
@@ -39,7 +42,7 @@ HAIR = ("Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 VECTOR_VARIANTS = ("plain", "balanced", "probe")
 VARIANTS = ("triple", *VECTOR_VARIANTS)
 BASELINE = "unchanged"
-FIT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)   # step scales (x the group-mean gap) tried on training triples
+FIT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)   # step scales (x the group-mean gap) tried on training triples
 CHECKS = ("success", "a_present", "b_absent", "identity_kept", "b_as_decoded", "success_vs_decoded")
 
 JudgeCodes = Callable[[torch.Tensor], np.ndarray]   # codes (n, d) -> probabilities (n, K) of the judge's names
@@ -204,15 +207,19 @@ def evaluate_pair(z: torch.Tensor, table: np.ndarray, names: list[str], pair: tu
         fit_triples = draw_triples(triple_groups(table[:, col_a], table[:, col_b], train_rows), n_triples, generator)
         fitted = fit_step_scales(judge_codes, judge_names, z, fit_triples, gap_steps, pair, identity, max_flips,
                                  fit_scales)
+        at_top = sorted(k for k, value in fitted.items() if value == max(fit_scales))
+        if at_top:
+            log.warning("arithmetic %s/%s: the fitted step scale of %s is the largest tried (%g x the gap); "
+                        "larger steps may do better", a, b, ", ".join(at_top), max(fit_scales))
     else:
-        fitted = dict.fromkeys(gap_steps, float(step_scale))
+        fitted, at_top = dict.fromkeys(gap_steps, float(step_scale)), []
     steps = {k: fitted[k] * v for k, v in gap_steps.items()}
     groups = triple_groups(table[:, col_a], table[:, col_b], test_rows)
     triples = draw_triples(groups, n_triples, generator)
     za, zb, zc = (z[torch.as_tensor(triples[:, i], dtype=torch.long)] for i in range(3))
     metrics = {"pair": [a, b], "n_triples": n_triples, "groups": {k: int(len(v)) for k, v in groups.items()},
                "balanced_on": balance, "identity_attributes": identity, "max_identity_flips": max_flips,
-               "step_scale": fitted, "step_scale_fitted": step_scale is None}
+               "step_scale": fitted, "step_scale_fitted": step_scale is None, "step_scale_at_grid_top": at_top}
     metrics.update(check_triples(judge_codes, judge_names, za, zb, zc, steps, pair, identity, max_flips))
     k = min(n_sweep, n_triples)
     metrics["sweep"] = {"scales": list(scales),
