@@ -57,7 +57,7 @@ class Blocks:
         self.centres /= torch.tensor(sizes, dtype=x.dtype, device=x.device)[:, None]
         x -= self.centres[block]
         self.rows, self.labels = x.split(sizes), labels[order].split(sizes)
-        self.sums = torch.cat([block_stats(b, b.new_ones(len(b), 1), covariance) for b in self.rows])
+        self.sums = torch.cat([block_stats(b, None, covariance) for b in self.rows])
         self._screen = None
         if cache:
             F = em.features(x.float(), covariance, transposed=True)
@@ -132,14 +132,18 @@ def exact_logprob(x: torch.Tensor, mu: torch.Tensor, T: torch.Tensor, base: torc
     return out
 
 
-def block_stats(x: torch.Tensor, r: torch.Tensor, covariance: str) -> torch.Tensor:
+def block_stats(x: torch.Tensor, r: torch.Tensor | None, covariance: str) -> torch.Tensor:
     """Statistics ``[sum r, sum r x, sum r x2]`` (m, p) float64 of codes ``x: (b, d)`` with weights ``r: (b, m)``
-    (``x2`` the upper triangle of ``x x^T`` for full/tied, ``x**2`` else), as gmm_em.m_step takes them."""
-    d = x.shape[1]
+    (``x2`` the upper triangle of ``x x^T`` for full/tied, ``x**2`` else), as gmm_em.m_step takes them;
+    ``r=None``: one row of unit weights."""
+    b, d = x.shape
+    i, j = torch.triu_indices(d, d, device=x.device)
+    if r is None:
+        second = (x.T @ x)[i, j] if em.is_quadratic(covariance) else (x * x).sum(0)
+        return torch.cat([x.new_full((1,), b), x.sum(0), second])[None]
     first = torch.cat([r.sum(0)[:, None], r.T @ x], dim=1)
     if not em.is_quadratic(covariance):
         return torch.cat([first, r.T @ (x * x)], dim=1)
-    i, j = torch.triu_indices(d, d, device=x.device)
     step = max(1, CHUNK_BYTES // (8 * x.numel()))
     second = [((r.T[s:s + step, :, None] * x).transpose(1, 2) @ x)[:, i, j] for s in range(0, r.shape[1], step)]
     return torch.cat([first, torch.cat(second)], dim=1)
