@@ -76,6 +76,7 @@ def test_one_pass_equals_exact_float64(kind, cov):
 @pytest.mark.parametrize("cov", COVS)
 def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov, monkeypatch):
     monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)   # screened even on these few codes
+    monkeypatch.setattr(gmm, "MIXED_MAX_SHARE", 1.0)   # and on every pass, however much the screen keeps
     z = mixture_codes(kind, n=4000, seed=1)
     train, held_out = z[:3000].float(), z[3000:].float()   # float32 codes, as encoders give
     fits = {dtype: GMM(k=6, covariance=cov, dtype=dtype).fit(train, generator=torch.Generator().manual_seed(0))
@@ -84,6 +85,30 @@ def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov, monkeypatch):
     assert fits["mixed"].lower_bound_ == pytest.approx(fits["float64"].lower_bound_, abs=1e-6)
     assert fits["mixed"].score(held_out) == pytest.approx(fits["float64"].score(held_out), abs=1e-4)
     assert fits["mixed"].means_.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind, screened_passes", [("overlap", 1), ("far", None)])
+def test_the_screen_hands_over_to_float64_when_it_keeps_most_pairs(kind, screened_passes, monkeypatch):
+    """Overlapping components keep most (code, component) pairs as candidates: after one screened pass the
+    fit goes on with the plain float64 EM and ends where dtype=float64 does; separated ones stay screened."""
+    monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)
+    calls, shares = [], []
+    screened = mixed.em_pass
+
+    def counted(blocks, *args, **kwargs):
+        out = screened(blocks, *args, **kwargs)
+        calls.append(1)
+        shares.append(blocks.exact_share)
+        return out
+
+    monkeypatch.setattr(mixed, "em_pass", counted)
+    z = mixture_codes(kind, n=3000, seed=1)
+    fits = {dtype: GMM(k=6, dtype=dtype).fit(z, generator=torch.Generator().manual_seed(0))
+            for dtype in ("mixed", "float64")}
+    assert len(calls) == (screened_passes or fits["mixed"].n_iter_)
+    assert (shares[0] > gmm.MIXED_MAX_SHARE) == (kind == "overlap")
+    assert fits["mixed"].n_iter_ == fits["float64"].n_iter_
+    assert fits["mixed"].lower_bound_ == pytest.approx(fits["float64"].lower_bound_, abs=1e-9)
 
 
 @pytest.mark.slow

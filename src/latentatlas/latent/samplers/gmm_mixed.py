@@ -59,6 +59,7 @@ class Blocks:
         self.rows, self.labels = x.split(sizes), labels[order].split(sizes)
         self.sums = torch.cat([block_stats(b, None, covariance) for b in self.rows])
         self._screen = None
+        self.exact_share = 0.0   # of the (code, component) pairs, those the last em_pass computed exactly
         if cache:
             F = em.features(x.float(), covariance, transposed=True)
             self._screen = list(zip(F.split(sizes, dim=1), feature_norms(x, covariance).split(sizes)))
@@ -193,7 +194,8 @@ class _Statistics:
 
 
 def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One fused E + M-statistics pass: (sum of log-likelihoods, statistics (k, p)), both float64."""
+    """One fused E + M-statistics pass: (sum of log-likelihoods, statistics (k, p)), both float64; sets
+    ``blocks.exact_share``."""
     k, p = W.shape
     d = blocks.d
     T, base = whitening(mix, covariance)
@@ -202,6 +204,7 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
     gamma = (p + 4) * UNIT_ROUNDOFF
     total = torch.zeros((), dtype=torch.float64, device=W.device)
     stats = _Statistics(blocks, k, p, total)
+    exact_pairs = 0
     step = max(1, CHUNK_BYTES // (8 * max(k * (d + 1), p)))   # blocks whose frame weights are built at once
     for first in range(0, len(blocks), step):
         lin64 = frame_weights(W, covariance, blocks.centres[first:first + step])
@@ -221,6 +224,7 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
                 stats.add(cols, j, S[None])
                 continue
             x = blocks.rows[j]
+            exact_pairs += x.shape[0] * len(cols)
             exact = exact_logprob(x, mix.means - blocks.centres[j], T, base, cols, covariance)
             norm = torch.logsumexp(exact, dim=1)
             total += norm.sum()
@@ -230,6 +234,7 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
                 stats.add(cols[used], j, r[:, used].T @ em.features(x, covariance))
             else:
                 stats.add(cols[used], j, block_stats(x, r[:, used], covariance))
+    blocks.exact_share = exact_pairs / (blocks.n * k)
     return total, stats.flush()
 
 
