@@ -6,7 +6,8 @@ k-means++ (+ Lloyd) initialisation (gmm_kmeans.py), restarts, and adaptive jitte
 covariance positive definite (``reg_added_`` reports it).  ``dtype``: "mixed" (default) finds the pairs
 of codes and components that matter with a float32 screen and computes them in float64 (gmm_mixed.py):
 float64 results, up to responsibilities below 1e-30, at about float32 speed (small fits, under
-MIXED_MIN_WORK = n k p, run the plain float64 EM, which is then faster); "float64" is the plain
+MIXED_MIN_WORK = n k p, run the plain float64 EM, which is then faster, and so do fits whose screen keeps
+more than MIXED_MAX_SHARE of the pairs, as on overlapping real codes); "float64" is the plain
 float64 EM, scikit-learn's exact trajectory; "float32" the plain EM in float32 (fastest for a few
 iterations, loses accuracy on badly conditioned covariances); parameters are float64 except for the
 latter.  ``describe()`` reports each component's effective number of codes and how much of its covariance
