@@ -168,7 +168,8 @@ def whole_fit(x, val, a) -> None:
     seeds = [a.seed if a.same_seed else a.seed + r for r in range(a.repeats)]
     print(f"{versions(('torch', 'scikit-learn'))}; latentatlas commit {commit()}; threads: {threads()}")
     print(f"load average at start: {load_average()}")
-    print(f"whole fit on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} k={a.k} covariance={a.covariance} threads={a.threads}; each library's "
+    print(f"whole fit on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} k={a.k} "
+          f"covariance={a.covariance} threads={a.threads}; each library's "
           f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
           f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
           f"with {'the same seed' if a.same_seed else 'seed + r'} ({seeds})")

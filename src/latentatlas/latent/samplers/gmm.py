@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -126,7 +126,7 @@ class GMM(LatentSampler):
                 best = result
         self._set_result(best, shift)
 
-    def _screened_pass(self, blocks: mixed.Blocks, x: torch.Tensor, k: int):
+    def _screened_pass(self, blocks: mixed.Blocks, x: torch.Tensor, k: int) -> Callable:
         """``e_pass(W, mix)`` of the mixed EM, handing over to the plain float64 EM (same result) after a pass
         that computed more than MIXED_MAX_SHARE of the (code, component) pairs exactly: where components
         overlap, as on real codes (74 % on MNIST AE codes, d=16, k=100), the screen prunes little and its
