@@ -2,7 +2,7 @@
 
 Two modes, both in one process on the same synthetic codes (a 50-component mixture with anisotropic,
 badly conditioned covariances, float32, like latent means); held-out log-likelihood is the mean over
-separate draws of the same mixture.  ``--codes RUN/latents.npz``: a trained run's codes instead (the
+separate draws of the same mixture.  ``--codes RUN``: a trained run's codes instead (the
 training split's posterior means fitted, the test split's held out; --n and --d are then theirs).
 Separated synthetic clusters flatter the mixed EM's screen (it keeps 3-5 % of the pairs there, 74 % on
 MNIST AE codes), so quote both.
@@ -20,7 +20,7 @@ MNIST AE codes), so quote both.
     python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
     python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
     python bench/bench_gmm.py --whole-fit --n 30000 --d 32 --k 20
-    python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae/latents.npz --k 100
+    python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --k 100
     python bench/bench_gmm.py --whole-fit --n 60000 --d 64 --k 100 --ours-dtypes mixed,float64
     python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
     python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
@@ -47,11 +47,11 @@ from latentatlas.latent.samplers import gmm_kmeans as kmeans
 
 def run_codes(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A run's codes: (training split, test split) posterior means, float32."""
-    from latentatlas.data.base import SPLITS
+    from latentatlas.runs.pipeline import training_codes
+    from latentatlas.runs.store import Run
 
-    latents = np.load(path)
-    split = latents["split"]
-    return tuple(torch.from_numpy(latents["z_mean"][split == SPLITS.index(name)]).float() for name in ("train", "test"))
+    run = Run.open(path)
+    return tuple(training_codes(run, "mean", split).float() for split in ("train", "test"))
 
 
 def make_codes(n: int, d: int, true_k: int, seed: int) -> torch.Tensor:
@@ -227,7 +227,7 @@ def main() -> None:
     p.add_argument("--whole-fit", action="store_true", help="each library's defaults, own init, to convergence")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
     p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")
-    p.add_argument("--codes", default=None, help="a run's latents.npz: fit its training codes, hold out its test codes")
+    p.add_argument("--codes", default=None, help="a run folder: fit its training codes, hold out its test codes")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.codes:

@@ -24,7 +24,6 @@ import time
 import torch
 
 
-
 def main() -> None:
     from latentatlas.metrics.evaluate import evaluate_samples
     from latentatlas.rng import make_generator
@@ -71,6 +70,7 @@ def main() -> None:
                           "frechet_sd": round(statistics.stdev(draws), 3) if len(draws) > 1 else 0.0,
                           "frechet_min": round(min(draws), 3), "frechet_max": round(max(draws), 3),
                           "n_scores": len(draws)}), flush=True)
+
 
 if __name__ == "__main__":
     main()

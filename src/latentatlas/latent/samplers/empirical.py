@@ -31,6 +31,3 @@ class Empirical(LatentSampler):
         size = self.codes_.shape[0]
         rounds = [torch.randperm(size, generator=generator) for _ in range(-(-n // size))]
         return self.codes_[torch.cat(rounds)[:n].to(self.codes_device)]
-
-    def _describe(self) -> dict[str, Any]:
-        return {"without_replacement": True}
