@@ -87,10 +87,11 @@ def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov, monkeypatch):
     assert fits["mixed"].means_.dtype == torch.float64
 
 
-@pytest.mark.parametrize("kind, screened_passes", [("overlap", 1), ("far", None)])
-def test_the_screen_hands_over_to_float64_when_it_keeps_most_pairs(kind, screened_passes, monkeypatch):
+@pytest.mark.parametrize("kind, n_init, screened_passes", [("overlap", 1, 1), ("overlap", 3, 1), ("far", 1, None)])
+def test_the_screen_hands_over_to_float64_when_it_keeps_most_pairs(kind, n_init, screened_passes, monkeypatch):
     """Overlapping components keep most (code, component) pairs as candidates: after one screened pass the
-    fit goes on with the plain float64 EM and ends where dtype=float64 does; separated ones stay screened."""
+    fit goes on with the plain float64 EM and ends where dtype=float64 does, and later restarts start on
+    float64; separated ones stay screened."""
     monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)
     shares = []   # of each screened pass
     screened = mixed.em_pass
@@ -102,7 +103,7 @@ def test_the_screen_hands_over_to_float64_when_it_keeps_most_pairs(kind, screene
 
     monkeypatch.setattr(mixed, "em_pass", counted)
     z = mixture_codes(kind, n=3000, seed=1)
-    fits = {dtype: GMM(k=6, dtype=dtype).fit(z, generator=torch.Generator().manual_seed(0))
+    fits = {dtype: GMM(k=6, dtype=dtype, n_init=n_init).fit(z, generator=torch.Generator().manual_seed(0))
             for dtype in ("mixed", "float64")}
     assert len(shares) == (screened_passes or fits["mixed"].n_iter_)
     assert (shares[0] > gmm.MIXED_MAX_SHARE) == (kind == "overlap")

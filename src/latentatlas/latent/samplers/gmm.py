@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -116,34 +116,17 @@ class GMM(LatentSampler):
             if batches is None:
                 blocks = mixed.Blocks(x, labels, k, self.covariance, rows, cache)
                 stats = None if given is not None else mixed.hard_stats(blocks, k)
-                e_pass = self._screened_pass(blocks, x, k)
+                e_pass = _ScreenedPass(self, blocks, x, k)
             else:
                 stats = None if given is not None else em.hard_stats(batches, labels, k)
                 e_pass = lambda W, _, batches=batches: em.em_pass(batches, W)   # noqa: E731
             mix = given if stats is None else em.m_step(stats, self.covariance, self.reg_covar)
             result = em.run_em(e_pass, n, mix, self.covariance, self.reg_covar, self.max_iter, self.tol)
+            if batches is None and e_pass.plain is not None:   # the screen did not pay: later restarts skip it
+                batches = e_pass.plain
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         self._set_result(best, shift)
-
-    def _screened_pass(self, blocks: mixed.Blocks, x: torch.Tensor, k: int) -> Callable:
-        """``e_pass(W, mix)`` of the mixed EM, handing over to the plain float64 EM (same result) after a pass
-        that computed more than MIXED_MAX_SHARE of the (code, component) pairs exactly: where components
-        overlap, as on real codes (74 % on MNIST AE codes, d=16, k=100), the screen prunes little and its
-        per-block work costs several times the float64 GEMMs; on separated clusters it is 3-5 %."""
-        plain = None
-
-        def e_pass(W: torch.Tensor, mix: em.Mixture) -> tuple[torch.Tensor, torch.Tensor]:
-            nonlocal plain, blocks
-            if plain is not None:
-                return em.em_pass(plain, W)
-            out = mixed.em_pass(blocks, W, mix, covariance=self.covariance)
-            if blocks.exact_share > MIXED_MAX_SHARE:
-                log.debug("gmm: %.0f %% of the pairs computed exactly; plain float64 EM from here",
-                          100 * blocks.exact_share)
-                plain, blocks = self._batches(x, k, cache=True), None
-            return out
-        return e_pass
 
     def _centred(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = z.to(torch.float64 if self.dtype == "mixed" else getattr(torch, self.dtype))
@@ -252,6 +235,9 @@ class GMM(LatentSampler):
     def component_counts(self) -> torch.Tensor:
         """Effective number of codes of each component, ``weight_k * n``: (k,) float64."""
         self._check_fitted()
+        return self._counts()
+
+    def _counts(self) -> torch.Tensor:
         return self.weights_.double().cpu() * self.n_codes_
 
     def _diagnostics(self, variances: torch.Tensor | None = None) -> dict[str, Any]:
@@ -259,8 +245,8 @@ class GMM(LatentSampler):
         ``variances``: the (k,) mean variances when the caller has them already."""
         if variances is None:
             variances = diagnostics.mean_variances(self.covariances_, self.covariance, self.n_components_)
-        return diagnostics.component_diagnostics(self.weights_, self.n_codes_, variances, self.reg_covar,
-                                                 self.reg_added_, self.covariance, int(self.means_.shape[1]))
+        return diagnostics.component_diagnostics(self._counts(), variances, self.reg_covar, self.reg_added_,
+                                                 self.covariance, int(self.means_.shape[1]))
 
     def _starvation_warning(self, found: dict[str, Any] | None = None) -> str | None:
         found = found or self._diagnostics()
@@ -321,3 +307,25 @@ class Gaussian(GMM):
     defaults = dict(reg_covar=1e-6, dtype="float64", max_memory_gib=2.0)
     k, covariance, n_init, init, max_iter, tol, criterion = 1, "full", 1, "kmeans", 2, 1e-9, "bic"
     val_fraction, hierarchical, seed = 0.0, False, 0
+
+
+class _ScreenedPass:
+    """``e_pass(W, mix)`` of the mixed EM, handing over to the plain float64 EM (same result; its batches
+    are kept in ``plain``) after a pass that computed more than MIXED_MAX_SHARE of the (code, component)
+    pairs exactly: where components overlap, as on real codes (74 % on MNIST AE codes, d=16, k=100), the
+    screen prunes little and its per-block work costs several times the float64 GEMMs; on separated
+    clusters it is 3-5 %."""
+
+    def __init__(self, gmm: GMM, blocks: mixed.Blocks, x: torch.Tensor, k: int) -> None:
+        self.gmm, self.blocks, self.x, self.k = gmm, blocks, x, k
+        self.plain: em.FeatureBatches | None = None
+
+    def __call__(self, W: torch.Tensor, mix: em.Mixture) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.plain is not None:
+            return em.em_pass(self.plain, W)
+        out = mixed.em_pass(self.blocks, W, mix, covariance=self.gmm.covariance)
+        if self.blocks.exact_share > MIXED_MAX_SHARE:
+            log.debug("gmm: %.0f %% of the pairs computed exactly; plain float64 EM from here",
+                      100 * self.blocks.exact_share)
+            self.plain, self.blocks = self.gmm._batches(self.x, self.k, cache=True), None
+        return out

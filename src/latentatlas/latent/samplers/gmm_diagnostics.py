@@ -41,14 +41,13 @@ def starved_below(covariance: str, d: int) -> int:
     return {"full": d, "diag": 2, "spherical": 2, "tied": 0}[covariance]
 
 
-def component_diagnostics(weights: torch.Tensor, n_codes: int, variances: torch.Tensor, reg_covar: float,
-                          added: torch.Tensor, covariance: str, d: int) -> dict[str, Any]:
+def component_diagnostics(n_k: torch.Tensor, variances: torch.Tensor, reg_covar: float, added: torch.Tensor,
+                          covariance: str, d: int) -> dict[str, Any]:
     """Per-component ``n_k`` and regularisation share of the trace (lists of k floats) and their summary
-    over the starved components.  ``weights``, ``variances`` (mean variance, regularisation included) and
-    ``added`` (jitter beyond ``reg_covar``) are (k,)."""
-    check_number("n_codes", n_codes, low=1, integer=True)
+    over the starved components.  ``n_k`` (codes per component), ``variances`` (mean variance,
+    regularisation included) and ``added`` (jitter beyond ``reg_covar``) are (k,)."""
     check_number("reg_covar", reg_covar, low=0)
-    n_k = weights.double().cpu() * n_codes
+    n_k = n_k.double().cpu()
     reg = reg_covar + added.double().cpu()
     share = (reg / variances.double().cpu()).clamp(max=1.0)
     threshold = starved_below(covariance, d)
