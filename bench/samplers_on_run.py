@@ -7,10 +7,12 @@ distance, precision/recall/density/coverage in the config's extractor's features
 training codes exactly would score; the spec ``test-codes`` decodes the evaluation split's own codes (the
 reconstruction error alone: paired image for image with the reference, so below any sampler's score).
 One draw's Fréchet distance varies a lot (sd 14 % for 10,000 MNIST training codes): compare means over
-draws and fits.  One JSON line per fit with its scores and the fit time (a speed figure only
-when the machine is otherwise idle), then a summary line per spec (mean, sd, min, max over all draws).
+draws and fits, or add ``frechet_inf`` to ``--metrics`` (FD-infinity, without the 1/N bias; take
+``--n 50000``).  One JSON line per draw with its scores and the fit time (a speed figure only when the
+machine is otherwise idle), then a summary line per spec and distance (mean, sd, min, max over all draws).
 Usage:
     python bench/samplers_on_run.py RUN SPEC [SPEC ...] [--n 10000] [--fit-seeds 1] [--draws 1]
+                                    [--metrics frechet,prdc]
 e.g. python bench/samplers_on_run.py /tmp/families/ae empirical test-codes "gmm:k=100,covariance=full" ddpm --draws 3
 """
 
@@ -22,6 +24,8 @@ import statistics
 import time
 
 import torch
+
+DISTANCES = ("frechet", "frechet_inf")   # summarised over draws
 
 
 def main() -> None:
@@ -36,22 +40,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--fit-seeds", default="1", help="comma-separated generator seeds of the fits")
     parser.add_argument("--draws", type=int, default=1, help="independent draws of --n codes per fit")
+    parser.add_argument("--metrics", default="frechet,prdc", help="comma-separated names of metrics.evaluate")
     args = parser.parse_args()
     session = as_session(args.run)
     config = session.config
     z = training_codes(session.run, config.sample.codes, seed=0)
     real = session.data.part(config.evaluate.split)
 
-    def score(spec: str, fit_seed: int, draw: int, fit_seconds: float, codes: torch.Tensor) -> float:
-        """Print one JSON line of the decoded codes' scores; returns their Fréchet distance."""
-        fake = (session.code_map.decode(codes, None).clamp(0, 1) * 255).round().to(torch.uint8)
-        scores = evaluate_samples(fake, real, metrics=("frechet", "prdc"), extractor=config.evaluate.extractor,
+    def score(spec: str, fit_seed: int, draw: int, fit_seconds: float, codes: torch.Tensor) -> dict:
+        """Print one JSON line of the decoded codes' scores; returns their distances (frechet, frechet_inf)."""
+        fake = torch.cat([(session.code_map.decode(chunk, None).clamp(0, 1) * 255).round().to(torch.uint8)
+                          for chunk in codes.split(10_000)])
+        scores = evaluate_samples(fake, real, metrics=args.metrics.split(","), extractor=config.evaluate.extractor,
                                   train=session.data.part("train"), real_split=config.evaluate.split,
                                   n_real=min(args.n, len(real)))
         print(json.dumps({"spec": spec, "fit_seed": fit_seed, "draw": draw, "fit_seconds": round(fit_seconds, 1),
                           "protocol": scores["protocol"], **{k: v for k, v in scores.items() if isinstance(v, float)}}),
               flush=True)
-        return scores["frechet"]
+        return {k: scores[k] for k in DISTANCES if k in scores}
 
     for spec in args.specs:
         if spec == "test-codes":
@@ -66,10 +72,12 @@ def main() -> None:
                 draws += [score(spec, fit_seed, draw, fit_seconds,
                                 sampler.sample(args.n, generator=make_generator(1000 * fit_seed + draw)))
                           for draw in range(1, args.draws + 1)]
-        print(json.dumps({"spec": spec, "frechet_mean": round(statistics.mean(draws), 3),
-                          "frechet_sd": round(statistics.stdev(draws), 3) if len(draws) > 1 else 0.0,
-                          "frechet_min": round(min(draws), 3), "frechet_max": round(max(draws), 3),
-                          "n_scores": len(draws)}), flush=True)
+        for key in [k for k in DISTANCES if k in draws[0]]:
+            values = [d[key] for d in draws]
+            print(json.dumps({"spec": spec, "score": key, "mean": round(statistics.mean(values), 3),
+                              "sd": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0,
+                              "min": round(min(values), 3), "max": round(max(values), 3),
+                              "n_scores": len(values)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,18 @@ def test_a_reference_dataset_takes_data_settings_from_ref_set(tmp_path, mnist, c
     assert "--ref-set: unknown key(s) ['colour']" in capsys.readouterr().err
     assert main([*args, "--ref-set", "options.x_key=nothing"]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+def test_frechet_infinity_metric_and_its_protocol(mnist_test):
+    """Test digits against other test digits: FD-infinity takes off most of the 300-image distance's bias;
+    with too few images for the feature dimension the metric is skipped with the reason."""
+    pool = nn.Sequential(nn.AvgPool2d(7), nn.Flatten())           # 16 features
+    real = mnist_test.subset(torch.arange(200))
+    out = evaluate_samples(mnist_test.images[200:600], real, extractor=pool, metrics=("frechet", "frechet_inf"))
+    noise = evaluate_samples(noise_like(mnist_test.images[:400]), real, extractor=pool,
+                             metrics=("frechet", "frechet_inf"))
+    assert out["protocol"]["frechet_inf_sizes"] == "40-400 images, 15 sizes"
+    assert out["frechet_inf"] < 0.5 * out["frechet"] and out["frechet_inf_slope"] > 0
+    assert noise["frechet_inf"] > 10 * out["frechet"]
+    few = evaluate_samples(mnist_test.images[200:240], real, extractor=pool, metrics=("frechet_inf",))
+    assert "frechet_inf" not in few and "needs at least 64 images for 16-d" in few["skipped"]["frechet_inf"]

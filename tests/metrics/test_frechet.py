@@ -8,7 +8,7 @@ import scipy.linalg
 import torch
 
 from latentatlas.metrics.features import features_to_stats
-from latentatlas.metrics.frechet import FrechetReference, frechet
+from latentatlas.metrics.frechet import FrechetReference, frechet, frechet_infinity, frechet_infinity_sizes
 
 
 def scipy_frechet(mu1, s1, mu2, s2) -> float:
@@ -90,3 +90,35 @@ def test_exactly_singular_covariances_factor_exactly():
     ones = torch.ones(4, 4, dtype=torch.float64)                  # rank 1, every diagonal entry 1
     f = psd_factor(ones)
     torch.testing.assert_close(f @ f.T, ones, rtol=0, atol=1e-12)
+
+
+def test_frechet_infinity_removes_the_sample_size_bias():
+    """Two samples of one Gaussian N(0, I_D): the true distance is 0, a sample of N images scores about
+    (D + D (D + 1) / 4) / N (D / N from the mean, ||S - I||_F^2 / 4 from the square-root term)."""
+    d, n = 32, 3000
+    ref = (torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+    for seed in range(3):
+        x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        biased = frechet(ref, features_to_stats(x))
+        out = frechet_infinity(ref, x, generator=torch.Generator().manual_seed(100 + seed))
+        assert biased > 0.08
+        assert abs(out["frechet_inf"]) < 0.05
+        assert out["frechet_inf_slope"] == pytest.approx(d + d * (d + 1) / 4, rel=0.2)
+
+
+def test_frechet_infinity_is_seeded_and_keeps_a_real_distance():
+    """Same generator, same value; a true distance of D (s - 1)^2 between N(0, I) and N(0, s^2 I) survives."""
+    d, n, s = 16, 2000, 1.5
+    ref = (torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * s
+    first, again = (frechet_infinity(ref, x, generator=torch.Generator().manual_seed(7)) for _ in range(2))
+    assert first == again
+    assert first["frechet_inf"] == pytest.approx(d * (s - 1) ** 2, abs=0.3)
+
+
+def test_frechet_infinity_subset_sizes_and_too_few_images():
+    sizes = frechet_infinity_sizes(10_000, 64)
+    assert sizes[0] == 1000 and sizes[-1] == 10_000 and len(sizes) == 15 and (np.diff(sizes) > 0).all()
+    assert frechet_infinity_sizes(10_000, 2048)[0] == 4096        # at least 2 images per dimension
+    with pytest.raises(ValueError, match="fake_features: FD-infinity needs at least 256 images for 64-d"):
+        frechet_infinity_sizes(200, 64)

@@ -20,7 +20,7 @@ from latentatlas.data.base import ImageDataset, from_uint8_nhwc
 from latentatlas.fileio import load_npz
 from latentatlas.metrics.features import (Reference, build_extractor, extract_features, features_to_stats,
                                           load_reference_npz, reference_prdc_radii, reference_stats)
-from latentatlas.metrics.frechet import frechet
+from latentatlas.metrics.frechet import frechet, frechet_infinity, frechet_infinity_sizes
 from latentatlas.metrics.kid import kid
 from latentatlas.metrics.memorization import data_copying_test, nearest_train_distances
 from latentatlas.metrics.modes import MIN_SHARE, MISSING_RATIO, attribute_coverage, class_coverage
@@ -82,6 +82,17 @@ METRICS: Registry[Callable[[EvalContext], dict]] = Registry("metric")
 @METRICS.register("frechet")
 def _frechet(ctx: EvalContext) -> dict:
     return {"frechet": frechet(ctx.real.stats, features_to_stats(ctx.fake_features))}
+
+
+@METRICS.register("frechet_inf")
+def _frechet_inf(ctx: EvalContext) -> dict:
+    """FD-infinity (Chong & Forsyth 2020): the Fréchet distance without its 1/N sample-size bias."""
+    try:
+        sizes = frechet_infinity_sizes(*ctx.fake_features.shape)
+    except ValueError as exc:
+        raise MetricUnavailable(str(exc)) from None
+    ctx.protocol["frechet_inf_sizes"] = f"{sizes[0]}-{sizes[-1]} images, {len(sizes)} sizes"
+    return frechet_infinity(ctx.real.stats, ctx.fake_features, generator=ctx.generator("frechet_inf"))
 
 
 @METRICS.register("kid")

@@ -7,6 +7,10 @@ symmetric PSD matrix F^T S2 F for any factor F F^T = S1 (Cholesky, or V sqrt(Lam
 symmetric eigen-decomposition when S1 is singular).  All in float64 with symmetric solvers: no
 imaginary parts, and fewer samples than dimensions is fine.  When S1 is reused (a fixed reference)
 pass a :class:`FrechetReference` to factor it once.
+
+The distance between two finite samples is biased upward, by about b / N for N generated images
+(Chong & Forsyth, CVPR 2020): :func:`frechet_infinity` fits that line over subsets and extrapolates
+to N -> infinity, so samplers scored with different N, or close to each other, compare fairly.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from latentatlas.metrics.features import features_to_stats
+
+FD_INF_POINTS = 15       # subset sizes on the line (Chong & Forsyth's 15)
+FD_INF_MIN_SHARE = 0.1   # the smallest subset is this share of the images (their 5,000 of 50,000) ...
+FD_INF_MIN_PER_DIM = 2   # ... and at least this many images per feature dimension
 
 
 def _as_stats(stats: Any, param: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,3 +99,31 @@ def frechet(real_stats: Any, fake_stats: Any) -> float:
     value = float(diff @ diff) + float(torch.trace(s1)) + float(torch.trace(s2)) \
         - 2.0 * trace_sqrt_product(factor, s2)
     return max(value, 0.0)
+
+
+def frechet_infinity_sizes(n: int, dim: int) -> np.ndarray:
+    """The subset sizes (FD_INF_POINTS,) evenly spaced from max(n / 10, 2 dim) to n; ValueError when
+    that range is shorter than half of n (too few images for the feature dimension to extrapolate)."""
+    smallest = max(int(n * FD_INF_MIN_SHARE), FD_INF_MIN_PER_DIM * dim)
+    if smallest > n // 2:
+        raise ValueError(f"fake_features: FD-infinity needs at least {2 * FD_INF_MIN_PER_DIM * dim} images for "
+                         f"{dim}-d features, got {n}")
+    return np.unique(np.linspace(smallest, n, FD_INF_POINTS).astype(np.int64))
+
+
+def frechet_infinity(real_stats: Any, fake_features: torch.Tensor, *, generator: torch.Generator) -> dict:
+    """FD-infinity: the Fréchet distance extrapolated to infinitely many generated images.
+
+    The Fréchet distance of random subsets (without replacement) of ``fake_features`` (N, D) at the sizes
+    of :func:`frechet_infinity_sizes`, then the least-squares line FD(n) = FD_inf + slope / n.  Returns
+    ``{"frechet_inf": FD_inf, "frechet_inf_slope": slope}``; the reference's own finite size is not
+    extrapolated (it is the same for every sampler scored against it)."""
+    fake = torch.as_tensor(fake_features)
+    if fake.ndim != 2:
+        raise ValueError(f"fake_features: expected (N, D), got shape {tuple(fake.shape)}")
+    sizes = frechet_infinity_sizes(fake.shape[0], fake.shape[1])
+    ref = real_stats if isinstance(real_stats, FrechetReference) else FrechetReference(real_stats)
+    values = [frechet(ref, features_to_stats(fake[torch.randperm(fake.shape[0], generator=generator)[:n]]))
+              for n in sizes]
+    slope, intercept = np.polyfit(1.0 / sizes, np.asarray(values), 1)
+    return {"frechet_inf": float(intercept), "frechet_inf_slope": float(slope)}

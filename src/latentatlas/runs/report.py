@@ -15,8 +15,8 @@ from latentatlas.runs.report_html import (columns_table, details, e, figure, pag
 from latentatlas.runs.report_overview import answer_section, lineage_section, notes_section
 from latentatlas.runs.store import Run, flatten
 
-QUALITY_COLUMNS = ("frechet", "precision", "recall", "density", "coverage", "kid", "classes_covered",
-                   "attribute_gap", "attributes_missing")
+QUALITY_COLUMNS = ("frechet", "frechet_inf", "precision", "recall", "density", "coverage", "kid",
+                   "classes_covered", "attribute_gap", "attributes_missing")
 ATTRIBUTE_ROWS = 8   # attributes with the largest rate gaps shown in the report's attribute coverage table
 
 

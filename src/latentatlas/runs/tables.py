@@ -19,6 +19,8 @@ from latentatlas.fileio import write_text
 # metric key (the last part of a metrics.json path) -> column name; {features} is the extractor's name
 METRIC_LABELS = {
     "frechet": "Fréchet distance ({features} features)",
+    "frechet_inf": "FD-infinity ({features} features)",
+    "frechet_inf_slope": "FD bias slope (FD at N = FD-infinity + slope / N)",
     "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
     "kid": "kernel inception distance", "kid_std": "KID std",
     "is": "classifier score (IS)", "is_std": "IS std",
@@ -46,6 +48,7 @@ PROTOCOL_LABELS = {"extractor": "feature extractor", "weights_hash": "extractor 
                    "reference data set", "real_split": "reference split", "n_real": "real images",
                    "n_fake": "generated images", "seed": "seed", "k_precision_recall": "k (precision, recall)",
                    "k_density_coverage": "k (density, coverage)", "kid_subset_size": "KID subset size",
+                   "frechet_inf_sizes": "FD-infinity fitted on",
                    "classes_min_share": "least class share counted", "n_train": "training images",
                    "attribute_rate": "attribute rate",
                    "attribute_missing_ratio": "attribute missing below this share of its real rate"}
