@@ -117,7 +117,9 @@ def frechet_infinity(real_stats: Any, fake_features: torch.Tensor, *, generator:
     The Fréchet distance of random subsets (without replacement) of ``fake_features`` (N, D) at the sizes
     of :func:`frechet_infinity_sizes`, then the least-squares line FD(n) = FD_inf + slope / n.  Returns
     ``{"frechet_inf": FD_inf, "frechet_inf_slope": slope}``; the reference's own finite size is not
-    extrapolated (it is the same for every sampler scored against it)."""
+    extrapolated (it is the same for every sampler scored against it).  An extrapolation, not a distance:
+    near a true distance of 0 it can come out slightly negative, and the line's noise (from the small
+    subsets) makes it vary more between draws than the distance of all N images does."""
     fake = torch.as_tensor(fake_features)
     if fake.ndim != 2:
         raise ValueError(f"fake_features: expected (N, D), got shape {tuple(fake.shape)}")
