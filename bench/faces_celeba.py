@@ -64,7 +64,7 @@ def run_model(name: str, args) -> list[dict]:
              "attr_gap": results[stem].get("attribute_gap"), "missing": results[stem].get("attributes_missing"),
              "recon_mse": m.get("reconstruction", {}).get("mse"), "fit_seconds": s.get("fit_seconds"),
              "train_seconds": m["train"].get("train_seconds"), "protocol": results[stem]["protocol"]}
-            for stem, s in m["samplers"].items()]
+            for stem, s in m["samplers"].items() if stem in results]   # not samplers of an earlier config
 
 
 def arithmetic(name: str, result: dict) -> None:
