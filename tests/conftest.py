@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _python_sigint_handler():
+    """Python's own SIGINT handler, as in a terminal, for the suite and the processes it starts: a suite
+    started with SIGINT ignored (nohup, a shell without job control) would keep it ignored, its children
+    would inherit that, and the Ctrl-C tests would test nohup's behaviour instead of ours."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(scope="session", autouse=True)

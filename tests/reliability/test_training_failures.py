@@ -161,11 +161,8 @@ def test_ctrl_c_in_the_cli_is_one_line_with_the_resume_command_then_resume_works
 def test_sigint_stops_a_cli_training_cleanly_with_exit_code_130(tmp_path, cli):
     config = write_config(tmp_path, ring_config(tmp_path / "runs", train={"epochs": 100000, "patience": None}))
     last = tmp_path / "runs" / "r" / "checkpoints" / "last.pt"
-    # SIGINT back to its default in the child: a suite started in the background of a shell without job
-    # control inherits it ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "latentatlas.cli", "train", str(config)], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

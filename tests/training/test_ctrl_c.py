@@ -15,15 +15,6 @@ from latentatlas.training.state import CtrlC, TrainingInterrupted
 from .helpers import tiny_dataset, tiny_model, tiny_train_config
 
 
-@pytest.fixture(autouse=True)
-def python_sigint_handler():
-    """Python's own SIGINT handler, as in a terminal: a process started with SIGINT ignored (nohup, a shell
-    without job control) keeps it ignored, and CtrlC then rightly leaves it so."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
-
-
 def _press_ctrl_c() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
