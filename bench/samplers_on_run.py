@@ -5,7 +5,9 @@ For each spec and each fit seed: fit on the run's training codes, draw ``--n`` c
 distance, precision/recall/density/coverage in the config's extractor's features).  The sampler
 ``empirical`` is the floor: ``--n`` of the training codes themselves, what a sampler that reproduced the
 training codes exactly would score; the spec ``test-codes`` decodes the evaluation split's own codes (the
-reconstruction error alone: paired image for image with the reference, so below any sampler's score).
+reconstruction error alone: paired image for image with the reference, so below any sampler's score); the
+spec ``images:SPLIT`` scores ``--n`` real images of that split (all when it has fewer), not decoded: the
+data's own floor.
 One draw's Fréchet distance varies a lot (sd 14 % for 10,000 MNIST training codes): compare means over
 draws and fits, or add ``frechet_inf`` to ``--metrics`` (FD-infinity, without the 1/N bias; take
 ``--n 50000``).  One JSON line per draw with its scores and the fit time (a speed figure only when the
@@ -47,10 +49,12 @@ def main() -> None:
     z = training_codes(session.run, config.sample.codes, seed=0)
     real = session.data.part(config.evaluate.split)
 
-    def score(spec: str, fit_seed: int, draw: int, fit_seconds: float, codes: torch.Tensor) -> dict:
-        """Print one JSON line of the decoded codes' scores; returns their distances (frechet, frechet_inf)."""
-        fake = torch.cat([(session.code_map.decode(chunk, None).clamp(0, 1) * 255).round().to(torch.uint8)
+    def decoded(codes: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(session.code_map.decode(chunk, None).clamp(0, 1) * 255).round().to(torch.uint8)
                           for chunk in codes.split(10_000)])
+
+    def score(spec: str, fit_seed: int, draw: int, fit_seconds: float, fake: torch.Tensor) -> dict:
+        """Print one JSON line of the images' scores; returns their distances (frechet, frechet_inf)."""
         scores = evaluate_samples(fake, real, metrics=args.metrics.split(","), extractor=config.evaluate.extractor,
                                   train=session.data.part("train"), real_split=config.evaluate.split,
                                   n_real=min(args.n, len(real)))
@@ -62,7 +66,10 @@ def main() -> None:
     for spec in args.specs:
         if spec == "test-codes":
             test_codes = training_codes(session.run, config.sample.codes, split=config.evaluate.split)
-            draws = [score(spec, 0, 0, 0.0, test_codes)]
+            draws = [score(spec, 0, 0, 0.0, decoded(test_codes))]
+        elif spec.startswith("images:"):
+            images = session.data.part(spec.partition(":")[2]).images
+            draws = [score(spec, 0, 0, 0.0, images[torch.randperm(len(images), generator=make_generator(0))[:args.n]])]
         else:
             draws = []
             for fit_seed in [int(s) for s in args.fit_seeds.split(",")]:
@@ -70,7 +77,7 @@ def main() -> None:
                 sampler = sampler_for(spec, config.model.family).fit(z, generator=make_generator(fit_seed))
                 fit_seconds = time.perf_counter() - started
                 draws += [score(spec, fit_seed, draw, fit_seconds,
-                                sampler.sample(args.n, generator=make_generator(1000 * fit_seed + draw)))
+                                decoded(sampler.sample(args.n, generator=make_generator(1000 * fit_seed + draw))))
                           for draw in range(1, args.draws + 1)]
         for key in [k for k in DISTANCES if k in draws[0]]:
             values = [d[key] for d in draws]
