@@ -15,12 +15,15 @@ MNIST AE codes), so quote both.
   max_iter 100, reg_covar 1e-6, full covariance), initialisation included, to convergence, alternating
   ours and scikit-learn ``--repeats`` times, repeat r seeding both with seed + r (``--same-seed``: all
   with --seed); prints each run, then median (min, max) seconds, iterations, held-out log-likelihood and
-  its paired difference to scikit-learn, and the ratio of the median times.
+  its paired difference to scikit-learn, and the ratio of the median times.  ``--grid K1,K2,...``: the whole
+  k selection instead (``gmm:k=K1|K2|...``: each k on 80 % of the codes, the lowest BIC, refitted on all),
+  against the same procedure written with scikit-learn.
 
     python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
     python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
     python bench/bench_gmm.py --whole-fit --n 30000 --d 32 --k 20
     python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --k 100
+    python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --grid 10,20,50,100
     python bench/bench_gmm.py --whole-fit --n 60000 --d 64 --k 100 --ours-dtypes mixed,float64
     python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
     python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
@@ -151,24 +154,37 @@ def whole_fit(x, val, a) -> None:
     X, V = x.numpy().astype(dt), val.numpy().astype(dt)
     dtypes = a.ours_dtypes.split(",")
 
+    grid = [int(k) for k in a.grid.split(",")] if a.grid else None
+    count = "selected k" if grid else "iterations"   # the third column of each row
+
     def ours(dtype, seed):
-        m = GMM(k=a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
+        m = GMM(k=grid or a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
         t = time.perf_counter()
         m.fit(x)
-        return time.perf_counter() - t, m.n_iter_, m.converged_, m.score(val)
+        return time.perf_counter() - t, m.n_components_ if grid else m.n_iter_, m.converged_, m.score(val)
 
     def sklearn(seed):
-        gm = GaussianMixture(a.k, covariance_type=a.covariance, random_state=seed)
+        """One fit, or with --grid the selection a user writes: each k on a random 80 % of the codes, the
+        lowest BIC there, that k refitted on all codes (what ``gmm:k=K1|K2|...`` does)."""
+        def fit(k, codes):
+            return GaussianMixture(k, covariance_type=a.covariance, random_state=seed).fit(codes)
+
         with threadpool_limits(a.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()
-            gm.fit(X)
-            return time.perf_counter() - t, gm.n_iter_, gm.converged_, float(gm.score(V))
+            if grid:
+                train = X[np.random.default_rng(seed).permutation(len(X))[len(X) // 5:]]
+                gm = fit(min(grid, key=lambda k: fit(k, train).bic(train)), X)
+            else:
+                gm = fit(a.k, X)
+            return (time.perf_counter() - t, gm.n_components if grid else gm.n_iter_, gm.converged_,
+                    float(gm.score(V)))
 
     seeds = [a.seed if a.same_seed else a.seed + r for r in range(a.repeats)]
     print(f"{versions(('torch', 'scikit-learn'))}; latentatlas commit {commit()}; threads: {threads()}")
     print(f"load average at start: {load_average()}")
-    print(f"whole fit on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} k={a.k} "
+    print(f"whole fit on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} "
+          f"k={'selected by BIC from ' + a.grid if grid else a.k} "
           f"covariance={a.covariance} threads={a.threads}; each library's "
           f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
           f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
@@ -186,10 +202,10 @@ def whole_fit(x, val, a) -> None:
         for name, run in runs.items():
             results[name].append(run(seed))
             secs, it, conv, ll = results[name][-1]
-            print(f"seed {seed}  {name:28s} {secs:8.2f} s  {it:3d} iterations{'' if conv else ' (not converged)'}  "
+            print(f"seed {seed}  {name:28s} {secs:8.2f} s  {it:3d} {count}{'' if conv else ' (not converged)'}  "
                   f"held-out ll {ll:.6f}", flush=True)
     print(f"load average at end: {load_average()}")
-    print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {'iterations':>11s} {'held-out ll':>13s} "
+    print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {count:>11s} {'held-out ll':>13s} "
           f"{'minus sklearn (min, max)':>34s}")
     med = {}
     for name, rows in results.items():
@@ -203,7 +219,7 @@ def whole_fit(x, val, a) -> None:
     for name in runs:
         if name != sk_name:
             print(f"speed-up of {name} over scikit-learn (ratio of medians): {med[sk_name] / med[name]:.1f}x")
-    print("(iterations: median; held-out ll: median over the repeats, and the median of the paired difference to "
+    print(f"({count}: median; held-out ll: median over the repeats, and the median of the paired difference to "
           "scikit-learn with the same seed)")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
@@ -227,6 +243,7 @@ def main() -> None:
     p.add_argument("--whole-fit", action="store_true", help="each library's defaults, own init, to convergence")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
     p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")
+    p.add_argument("--grid", default=None, help="--whole-fit: k selected by BIC from these (comma-separated)")
     p.add_argument("--codes", default=None, help="a run folder: fit its training codes, hold out its test codes")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -92,7 +92,7 @@ def _frechet_inf(ctx: EvalContext) -> dict:
     except ValueError as exc:
         raise MetricUnavailable(str(exc)) from None
     ctx.protocol["frechet_inf_sizes"] = f"{sizes[0]}-{sizes[-1]} images, {len(sizes)} sizes"
-    return frechet_infinity(ctx.real.stats, ctx.fake_features, generator=ctx.generator("frechet_inf"))
+    return frechet_infinity(ctx.real.stats, ctx.fake_features, generator=ctx.generator("frechet_inf"), sizes=sizes)
 
 
 @METRICS.register("kid")

@@ -111,11 +111,12 @@ def frechet_infinity_sizes(n: int, dim: int) -> np.ndarray:
     return np.unique(np.linspace(smallest, n, FD_INF_POINTS).astype(np.int64))
 
 
-def frechet_infinity(real_stats: Any, fake_features: torch.Tensor, *, generator: torch.Generator) -> dict:
+def frechet_infinity(real_stats: Any, fake_features: torch.Tensor, *, generator: torch.Generator,
+                     sizes: np.ndarray | None = None) -> dict:
     """FD-infinity: the Fréchet distance extrapolated to infinitely many generated images.
 
     The Fréchet distance of random subsets (without replacement) of ``fake_features`` (N, D) at the sizes
-    of :func:`frechet_infinity_sizes`, then the least-squares line FD(n) = FD_inf + slope / n.  Returns
+    of :func:`frechet_infinity_sizes` (or ``sizes``), then the least-squares line FD(n) = FD_inf + slope / n.  Returns
     ``{"frechet_inf": FD_inf, "frechet_inf_slope": slope}``; the reference's own finite size is not
     extrapolated (it is the same for every sampler scored against it).  An extrapolation, not a distance:
     near a true distance of 0 it can come out slightly negative, and the line's noise (from the small
@@ -123,7 +124,7 @@ def frechet_infinity(real_stats: Any, fake_features: torch.Tensor, *, generator:
     fake = torch.as_tensor(fake_features)
     if fake.ndim != 2:
         raise ValueError(f"fake_features: expected (N, D), got shape {tuple(fake.shape)}")
-    sizes = frechet_infinity_sizes(fake.shape[0], fake.shape[1])
+    sizes = frechet_infinity_sizes(fake.shape[0], fake.shape[1]) if sizes is None else sizes
     ref = real_stats if isinstance(real_stats, FrechetReference) else FrechetReference(real_stats)
     values = [frechet(ref, features_to_stats(fake[torch.randperm(fake.shape[0], generator=generator)[:n]]))
               for n in sizes]

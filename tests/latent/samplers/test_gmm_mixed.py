@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 
-from latentatlas.latent.samplers import GMM, gmm
+from latentatlas.latent.samplers import GMM, build_sampler, gmm
 from latentatlas.latent.samplers import gmm_em as em
 from latentatlas.latent.samplers import gmm_kmeans as kmeans
 from latentatlas.latent.samplers import gmm_mixed as mixed
@@ -108,6 +108,30 @@ def test_the_screen_hands_over_to_float64_when_it_keeps_most_pairs(kind, n_init,
     assert len(shares) == (screened_passes or fits["mixed"].n_iter_)
     assert (shares[0] > gmm.MIXED_MAX_SHARE) == (kind == "overlap")
     assert fits["mixed"].n_iter_ == fits["float64"].n_iter_
+    assert fits["mixed"].lower_bound_ == pytest.approx(fits["float64"].lower_bound_, abs=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["grid", "hierarchical"])
+def test_a_selection_spends_one_screened_pass_where_the_screen_does_not_pay(mode, monkeypatch):
+    """k selection on overlapping codes: once a fit's screen hands over to float64, the fits with as many
+    components or fewer skip it (a grid, fitted largest k first: one screened pass in all; divisive growth:
+    one per new k, not one per candidate split); the selection ends where dtype=float64 ends."""
+    monkeypatch.setattr(gmm, "MIXED_MIN_WORK", 0)
+    screened_k = []   # the number of components of each screened pass
+    screened = mixed.em_pass
+    monkeypatch.setattr(mixed, "em_pass", lambda b, W, mix, **kw: screened_k.append(len(mix.weights))
+                        or screened(b, W, mix, **kw))
+    z = mixture_codes("overlap", n=3000, seed=1)
+    spec = "gmm:k=2|4|6|8" if mode == "grid" else "gmm:k=6,hierarchical=true"
+    fits = {dtype: build_sampler(f"{spec},dtype={dtype}").fit(z, generator=torch.Generator().manual_seed(0))
+            for dtype in ("mixed", "float64")}
+    curve = fits["mixed"].describe()["selection"]
+    # (k = 1 has nothing to screen away: its screen pays and stays)
+    assert [k for k in screened_k if k > 1] == ([8] if mode == "grid" else [2, 3, 4, 5, 6])
+    reference = fits["float64"].describe()["selection"]
+    assert [r.keys() for r in curve] == [r.keys() for r in reference]
+    assert all(math.isclose(a[key], b[key], rel_tol=1e-12) if isinstance(a[key], float) else a[key] == b[key]
+               for a, b in zip(curve, reference) for key in a)
     assert fits["mixed"].lower_bound_ == pytest.approx(fits["float64"].lower_bound_, abs=1e-9)
 
 

@@ -126,6 +126,7 @@ class GMM(LatentSampler):
                 batches = e_pass.plain
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
+        self._screen_paid = (batches is None) if screened else None   # read by gmm_select.ScreenVerdict
         self._set_result(best, shift)
 
     def _centred(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
