@@ -72,6 +72,27 @@ def test_one_pass_equals_exact_float64(kind, cov):
         assert torch.allclose(stats[:, 0], ref_stats[:, 0], rtol=0, atol=1e-9 * len(x))
 
 
+@pytest.mark.parametrize("kind", ["far", "overlap"])
+def test_a_pass_gives_up_after_a_tenth_of_the_codes_where_the_screen_keeps_most_pairs(kind, monkeypatch):
+    """give_up_above: overlapping components keep most pairs, so the pass stops after the blocks of a tenth of
+    the codes (None); on separated ones it runs to the end and returns what the pass without it returns."""
+    x = mixture_codes(kind)
+    x = x - x.mean(0)
+    fit = GMM(k=6, dtype="float64", max_iter=3, tol=0).fit(x)
+    W, _, mix = em.logprob_weights(em.Mixture(fit.weights_, fit.means_ - fit.shift_, fit.covariances_), "full")
+    blocks = mixed.Blocks(x, kmeans.nearest(x, mix.means, 1000), 6, "full", 200, True)
+    whole, share = mixed.em_pass(blocks, W, mix, "full"), blocks.exact_share
+    visited, screen = [], blocks.screen_features
+    monkeypatch.setattr(blocks, "screen_features", lambda j: visited.append(j) or screen(j))
+    out = mixed.em_pass(blocks, W, mix, "full", give_up_above=gmm.MIXED_MAX_SHARE)
+    if kind == "overlap":
+        assert share > gmm.MIXED_MAX_SHARE and out is None and blocks.exact_share > gmm.MIXED_MAX_SHARE
+        assert mixed.PROBE_SHARE * len(x) <= sum(len(blocks.rows[j]) for j in visited) < len(x) / 2
+    else:
+        assert share < gmm.MIXED_MAX_SHARE and len(visited) == len(blocks)
+        assert float(out[0]) == float(whole[0]) and torch.equal(out[1], whole[1])
+
+
 @pytest.mark.parametrize("kind", ["far", "conditioned", "overlap", "anisotropic"])
 @pytest.mark.parametrize("cov", COVS)
 def test_mixed_fit_equals_float64_fit_on_held_out_codes(kind, cov, monkeypatch):

@@ -33,6 +33,7 @@ MIN_BLOCK = 32            # clusters with fewer rows are pooled into shared bloc
 UNIT_ROUNDOFF = 2.0**-24  # of float32
 CHUNK_BYTES = 64 * 2**20  # float64 temporaries of this size are built at once
 GRAM_MAX = 4              # a block's statistics for more components come from its float64 feature map
+PROBE_SHARE = 0.1         # em_pass(give_up_above=...) decides after the blocks of this share of the codes
 
 
 class Blocks:
@@ -193,9 +194,12 @@ class _Statistics:
         return self.acc
 
 
-def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -> tuple[torch.Tensor, torch.Tensor]:
+def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str, *,
+            give_up_above: float | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """One fused E + M-statistics pass: (sum of log-likelihoods, statistics (k, p)), both float64; sets
-    ``blocks.exact_share``."""
+    ``blocks.exact_share``.  With ``give_up_above``: None as soon as the blocks of PROBE_SHARE of the codes
+    have computed more than that share of their pairs exactly (``exact_share`` then that share): the
+    screen does not pay on these codes, and the rest of the pass is not worth doing."""
     k, p = W.shape
     d = blocks.d
     T, base = whitening(mix, covariance)
@@ -204,13 +208,20 @@ def em_pass(blocks: Blocks, W: torch.Tensor, mix: em.Mixture, covariance: str) -
     gamma = (p + 4) * UNIT_ROUNDOFF
     total = torch.zeros((), dtype=torch.float64, device=W.device)
     stats = _Statistics(blocks, k, p, total)
-    exact_pairs = 0
+    exact_pairs = rows_done = 0
+    probe_rows = PROBE_SHARE * blocks.n if give_up_above is not None else math.inf
     step = max(1, CHUNK_BYTES // (8 * max(k * (d + 1), p)))   # blocks whose frame weights are built at once
     for first in range(0, len(blocks), step):
         lin64 = frame_weights(W, covariance, blocks.centres[first:first + step])
         lin32 = lin64.float()
         bound = (gamma * ((lin64 ** 2).sum(-1) + quad_sq).sqrt()).float()   # (m, k): err / |F row|
         for j in range(first, min(first + step, len(blocks))):
+            if rows_done >= probe_rows:
+                probe_rows = math.inf
+                if exact_pairs > give_up_above * rows_done * k:
+                    blocks.exact_share = exact_pairs / (rows_done * k)
+                    return None
+            rows_done += blocks.rows[j].shape[0]
             Ft, fnorm = blocks.screen_features(j)
             logp = Ft[:1 + d].T @ lin32[j - first].T
             logp.addmm_(Ft[1 + d:].T, quad32.T)
