@@ -126,7 +126,6 @@ class GMM(LatentSampler):
                 batches = e_pass.plain
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
-        self._screen_paid = (batches is None) if screened else None   # read by gmm_select.ScreenVerdict
         self._set_result(best, shift)
 
     def _centred(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,9 +312,9 @@ class Gaussian(GMM):
 class _ScreenedPass:
     """``e_pass(W, mix)`` of the mixed EM, handing over to the plain float64 EM (same result; its batches
     are kept in ``plain``) once a pass computes more than MIXED_MAX_SHARE of the (code, component) pairs
-    exactly, judged on its first tenth of the codes (the pass is then done in float64): where components overlap, as on real codes (74 % on MNIST AE codes, d=16, k=100), the
-    screen prunes little and its per-block work costs several times the float64 GEMMs; on separated
-    clusters it is 3-5 %."""
+    exactly, judged on its first tenth of the codes (that pass is then done in float64): where components
+    overlap, as on real codes (74 % on MNIST AE codes, d=16, k=100), the screen prunes little and its
+    per-block work costs several times the float64 GEMMs; on separated clusters it is 3-5 %."""
 
     def __init__(self, gmm: GMM, blocks: mixed.Blocks, x: torch.Tensor, k: int) -> None:
         self.gmm, self.blocks, self.x, self.k = gmm, blocks, x, k

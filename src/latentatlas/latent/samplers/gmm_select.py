@@ -29,26 +29,6 @@ def _split(z: torch.Tensor, val_fraction: float, g: torch.Generator) -> tuple[to
     return z[perm[n_val:]], z[perm[:n_val]]
 
 
-class ScreenVerdict:
-    """Fits of one selection on the same codes share what the mixed EM learned there: once a fit's float32
-    screen did not pay (it handed over to float64 after its first pass), fits with as many components or
-    fewer start on float64 and skip that pass (components overlap more, not less, as k falls)."""
-
-    def __init__(self, params: dict[str, Any]) -> None:
-        self.params, self.plain_up_to = params, 0
-
-    def fit(self, k: int, z: torch.Tensor, g: torch.Generator, init: dict | None = None):
-        """A GMM with ``k`` components fitted on ``z`` (n, d) with the selection's parameters."""
-        from latentatlas.latent.samplers.gmm import GMM
-
-        plain = k <= self.plain_up_to and self.params.get("dtype", "mixed") == "mixed"
-        model = GMM(k=k, **dict(self.params, **({"dtype": "float64"} if plain else {})))
-        model.fit(z, generator=g, init=init)
-        if model._screen_paid is False:
-            self.plain_up_to = max(self.plain_up_to, k)
-        return model
-
-
 def select_k(z: torch.Tensor, ks: list[int], *, criterion: str = "bic", generator: torch.Generator | None = None,
              val_fraction: float = 0.2, **gmm_params: Any):
     """Fit a GMM for each k on a training split, score it, refit the best k on all codes.
@@ -56,7 +36,7 @@ def select_k(z: torch.Tensor, ks: list[int], *, criterion: str = "bic", generato
     Returns ``(best, curve)``: the fitted GMM and ``[{k, bic, aic, heldout_ll, train_ll, n_iter}]``
     (bic/aic on the training split, heldout_ll the mean log-likelihood of the validation split).
     """
-    from latentatlas.latent.samplers.gmm import parse_k
+    from latentatlas.latent.samplers.gmm import GMM, parse_k
 
     z = check_codes(z, "z", min_rows=2)
     check_choice("criterion", criterion, ("bic", "aic", "heldout"))
@@ -72,16 +52,16 @@ def select_k(z: torch.Tensor, ks: list[int], *, criterion: str = "bic", generato
         raise ValueError(f"val_fraction: {val_fraction} leaves no validation codes out of {z.shape[0]}")
     if grid[0] > train.shape[0]:
         raise ValueError(f"ks: every k exceeds the {train.shape[0]} training codes, got {grid}")
-    curve, verdict = [], ScreenVerdict(gmm_params)
-    for k in sorted((k for k in grid if k <= train.shape[0]), reverse=True):   # largest first: see ScreenVerdict
-        m = verdict.fit(k, train, g)
-        curve.insert(0, {"k": k, "bic": m.bic(train), "aic": m.aic(train),
-                         "heldout_ll": m.score(val) if val is not None else None,
-                         "train_ll": m.score(train), "n_iter": m.n_iter_})
-        log.info("select_k: %s", curve[0])
+    curve = []
+    for k in [k for k in grid if k <= train.shape[0]]:
+        m = GMM(k=k, **gmm_params).fit(train, generator=g)
+        curve.append({"k": k, "bic": m.bic(train), "aic": m.aic(train),
+                      "heldout_ll": m.score(val) if val is not None else None,
+                      "train_ll": m.score(train), "n_iter": m.n_iter_})
+        log.info("select_k: %s", curve[-1])
     key = {"bic": lambda r: r["bic"], "aic": lambda r: r["aic"], "heldout": lambda r: -r["heldout_ll"]}
     best_k = min(curve, key=key[criterion])["k"]
-    best = verdict.fit(best_k, z, g)
+    best = GMM(k=best_k, **gmm_params).fit(z, generator=g)
     best.selection_, best.selection_criterion_ = curve, criterion
     return best, curve
 
@@ -114,6 +94,8 @@ def hierarchical(z: torch.Tensor, k_max: int, *, generator: torch.Generator | No
 
     Returns ``(model, curve)`` with ``curve = [{k, heldout_ll, train_ll, split}]``.
     """
+    from latentatlas.latent.samplers.gmm import GMM
+
     z = check_codes(z, "z", min_rows=2)
     check_number("k_max", k_max, low=1, integer=True)
     for key in ("k", "hierarchical", "criterion", "val_fraction"):
@@ -122,15 +104,14 @@ def hierarchical(z: torch.Tensor, k_max: int, *, generator: torch.Generator | No
     train, val = _split(z, val_fraction, g)
     if val is None:
         raise ValueError(f"val_fraction: hierarchical mode needs held-out codes, got {val_fraction!r}")
-    verdict = ScreenVerdict(gmm_params)
-    model = verdict.fit(1, train, g)
+    model = GMM(k=1, **gmm_params).fit(train, generator=g)
     current = model.score_samples(val)
     curve = [{"k": 1, "heldout_ll": float(current.mean()), "train_ll": model.lower_bound_, "split": None}]
     while model.n_components_ < min(k_max, train.shape[0]):
         order = torch.argsort(model.weights_ * model.component_variances(), descending=True)
         tries = []
         for c in order[:SPLIT_CANDIDATES].tolist():
-            m = verdict.fit(model.n_components_ + 1, train, g, init=_split_init(model, c))
+            m = GMM(k=model.n_components_ + 1, **gmm_params).fit(train, generator=g, init=_split_init(model, c))
             tries.append((m.score_samples(val), c, m))
         scores, c, m = max(tries, key=lambda t: float(t[0].mean()))
         gain = scores - current  # paired per held-out code
@@ -141,7 +122,7 @@ def hierarchical(z: torch.Tensor, k_max: int, *, generator: torch.Generator | No
                       "split": c})
         log.info("hierarchical: %s", curve[-1])
     init = {"weights": model.weights_, "means": model.means_, "covariances": model.covariances_}
-    final = verdict.fit(model.n_components_, z, g, init=init)
+    final = GMM(k=model.n_components_, **gmm_params).fit(z, generator=g, init=init)
     final.selection_, final.selection_criterion_ = curve, "hierarchical"
     return final, curve
 
