@@ -7,7 +7,7 @@ then the checked attribute arithmetic (``latentatlas attributes RUN``) of the en
 pair and vector variant, absolute and against c's own decoding.
 Usage:
     python bench/faces_celeba.py [--epochs 8] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
-                                 [--train-only] [--json out.json]
+                                 [--samplers MODEL=SPEC;SPEC ...] [--train-only] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def config_for(name: str, args):
     from latentatlas import config as config_mod
 
     model, samplers = RUNS[name]
+    samplers = args.samplers.get(name, samplers)
     return config_mod.from_dict({
         "name": name, "runs_dir": args.runs_dir, "seed": 0, "data": {"name": "celeba", "root": args.celeba},
         "model": model, "train": {"epochs": args.epochs, "batch_size": 64, "patience": None, "progress": False},
@@ -84,15 +85,29 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--only", default="vae,ae,dcgan")
     parser.add_argument("--runs-dir", default="/tmp/latentatlas-faces")
+    parser.add_argument("--samplers", action="append", default=[], metavar="MODEL=SPEC;SPEC",
+                        help="samplers of one model in place of its defaults, e.g. 'vae=prior;empirical' (repeatable)")
     parser.add_argument("--train-only", action="store_true", help="only train (or resume) the models")
     parser.add_argument("--json", default=None, help="also write the table to this file")
     args = parser.parse_args()
+    args.samplers = sampler_overrides(parser, args.samplers)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows: list[dict] = []
     for name in args.only.split(","):
         rows += run_model(name, args)
         if rows:
             report(rows, args)
+
+
+def sampler_overrides(parser: argparse.ArgumentParser, values: list[str]) -> dict[str, list[str]]:
+    """{model: [sampler spec, ...]} from 'MODEL=SPEC;SPEC' arguments."""
+    out = {}
+    for value in values:
+        name, _, specs = value.partition("=")
+        if name not in RUNS or not specs:
+            parser.error(f"--samplers: expected MODEL=SPEC;SPEC with MODEL one of {sorted(RUNS)}, got {value!r}")
+        out[name] = specs.split(";")
+    return out
 
 
 def report(rows: list[dict], args) -> None:
