@@ -4,6 +4,8 @@ and ``latentatlas evaluate SAMPLES.npz --ref celeba:test --ref-root FOLDER`` on 
 
 from __future__ import annotations
 
+import logging
+
 import json
 
 import numpy as np
@@ -80,7 +82,22 @@ def test_attributes_metric_needs_an_attribute_head_or_attributes(banded_faces):
     real = banded_faces(30, seed=1, side=16)
     real.attributes = None
     out = evaluate_samples(real.images, real, extractor="pixels", metrics=("attributes",))
-    assert "attribute head" in out["skipped"]["attributes"] and "attribute_rates" not in out
+    assert "needs images with attributes" in out["skipped"]["attributes"] and "attribute_rates" not in out
+
+
+def test_a_metric_the_data_does_not_have_is_skipped_quietly(banded_faces, mnist_test, caplog):
+    """The default metric list names both class and attribute coverage: faces have no classes, digits no
+    attributes; each is skipped with its reason at info level, while a metric that lacks what it needs from the
+    extractor (IS without logits) still warns."""
+    faces = banded_faces(40, seed=1, side=16)
+    digits = mnist_test.subset(torch.arange(60))
+    with caplog.at_level(logging.INFO, logger="latentatlas.metrics.evaluate"):
+        on_faces = evaluate_samples(faces.images, faces, extractor=BandJudge(), metrics=("classes", "attributes", "is"))
+        on_digits = evaluate_samples(digits.images, digits, extractor="pixels", metrics=("frechet", "attributes"))
+    assert "has none" in on_faces["skipped"]["classes"] and "attribute_rates" in on_faces
+    assert "has none" in on_digits["skipped"]["attributes"] and on_digits["frechet"] >= 0
+    levels = {r.getMessage().split()[1]: r.levelno for r in caplog.records if "skipped" in r.getMessage()}
+    assert levels == {"classes": logging.INFO, "attributes": logging.INFO, "is": logging.WARNING}
 
 
 def celeba_folder(folder, ds) -> None:

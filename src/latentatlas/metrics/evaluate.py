@@ -52,6 +52,7 @@ class EvalContext:
     protocol: dict = field(default_factory=dict)
     cache_dir: Path | None = None
     attribute_space: Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor]] | None = None
+    data: ImageDataset | None = None      # the real images when given as a dataset (their labels, attributes)
     _train_features: torch.Tensor | None = None
 
     def generator(self, name: str) -> torch.Generator:
@@ -73,7 +74,14 @@ class EvalContext:
 
 
 class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed from what was given (recorded under ``skipped``, not raised)."""
+    """A metric cannot be computed from what was given (recorded under ``skipped``, not raised; logged as a
+    warning)."""
+
+
+class MetricNotApplicable(MetricUnavailable):
+    """A metric that does not apply to this kind of data (class coverage of faces without class labels,
+    attribute coverage of digits without attributes): recorded under ``skipped`` and logged at info level,
+    since the default metric list names both."""
 
 
 METRICS: Registry[Callable[[EvalContext], dict]] = Registry("metric")
@@ -120,6 +128,8 @@ def _is(ctx: EvalContext) -> dict:
 @METRICS.register("classes")
 def _classes(ctx: EvalContext) -> dict:
     """Class coverage of the samples by the dataset classifier against the training class distribution."""
+    if ctx.data is not None and ctx.data.labels is None and (ctx.train is None or ctx.train.labels is None):
+        raise MetricNotApplicable(f"classes needs class labels; {ctx.data.name!r} has none")
     if ctx.fake_logits is None:
         raise MetricUnavailable(f"classes needs an extractor with logits (classifier), not {ctx.extractor.name!r}")
     if ctx.train is None or ctx.train.labels is None:
@@ -141,6 +151,8 @@ def _attributes(ctx: EvalContext) -> dict:
     elif ctx.attribute_space is not None:   # another network gives the Fréchet distance: judge with the net
         net, real, fake = ctx.attribute_space()
         ctx.protocol.update(attribute_extractor=net.name, attribute_weights_hash=net.weights_hash)
+    elif ctx.data is not None and ctx.data.attributes is None:
+        raise MetricNotApplicable(f"attributes needs images with attributes; {ctx.data.name!r} has none")
     else:
         raise MetricUnavailable(f"attributes needs an extractor with an attribute head (celeba-attributes) or a "
                                 f"reference with attributes, not {ctx.extractor.name!r} alone")
@@ -233,7 +245,8 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
     protocol = {"extractor": ext.name, "weights_hash": ext.weights_hash,
                 "real_dataset": ref.protocol.get("dataset"), "real_split": real_split,
                 "n_real": ref.protocol.get("count"), "n_fake": int(fake.shape[0]), "seed": seed}
-    ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol, cache_dir)
+    ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol, cache_dir,
+                      data=real if isinstance(real, ImageDataset) else None)
     if (isinstance(real, ImageDataset) and real.attributes is not None and fit_on is not None
             and fit_on.attributes is not None and not _has_attribute_head(ext)):
         ctx.attribute_space = _attribute_space(fake, real, fit_on, real_split=real_split, n_real=n_real,
@@ -244,7 +257,8 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
         try:
             result.update(METRICS.get(name)(ctx))
         except MetricUnavailable as exc:
-            log.warning("metric %s skipped: %s", name, exc)
+            level = logging.INFO if isinstance(exc, MetricNotApplicable) else logging.WARNING
+            log.log(level, "metric %s skipped: %s", name, exc)
             skipped[name] = str(exc)
     result["protocol"] = protocol
     if skipped:
