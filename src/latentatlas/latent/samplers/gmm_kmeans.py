@@ -37,10 +37,11 @@ def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | Non
 
 
 def nearest(x: torch.Tensor, centers: torch.Tensor, batch_size: int, x_sq: torch.Tensor | None = None) -> torch.Tensor:
-    """Index of the nearest center of each code (float32 distances): (n,) long; ``x_sq`` as in sqdist."""
+    """Index of the nearest center of each code (float32 distances): (n,) long; ``x_sq`` as in sqdist.
+    ``min(1).indices`` is argmin (the first minimum on ties) at half argmin's time on CPU."""
     c, batches = centers.float(), x.split(batch_size)
     norms = x_sq.split(batch_size) if x_sq is not None else [None] * len(batches)
-    return torch.cat([sqdist(b.float(), c, b_sq).argmin(1) for b, b_sq in zip(batches, norms)])
+    return torch.cat([sqdist(b.float(), c, b_sq).min(1).indices for b, b_sq in zip(batches, norms)])
 
 
 def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, batch_size: int) -> torch.Tensor:
@@ -49,7 +50,8 @@ def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, bat
     their center.  Float32."""
     x, centers = x.float(), centers.float()
     k = centers.shape[0]
-    limit, x_sq = tol * float(x.var(0).mean()), (x * x).sum(1)
+    column_var = ((x - x.mean(0)) ** 2).sum(0) / (x.shape[0] - 1)   # x.var(0), which takes 5x as long on CPU
+    limit, x_sq = tol * float(column_var.mean()), (x * x).sum(1)
     for _ in range(max_iter):
         labels = nearest(x, centers, batch_size, x_sq)
         sums = torch.zeros_like(centers).index_add_(0, labels, x)
