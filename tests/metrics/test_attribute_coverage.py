@@ -4,9 +4,8 @@ and ``latentatlas evaluate SAMPLES.npz --ref celeba:test --ref-root FOLDER`` on 
 
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -76,13 +75,6 @@ def test_attributes_metric_equals_the_hand_computation(banded_faces):
     assert out["attribute_gap"] == pytest.approx(float((fake_rate - real_rate).abs().mean()))
     assert out["attributes_missing"] == int((fake_rate < 0.5 * real_rate).sum()) == 1
     assert out["protocol"]["attribute_rate"] == "mean probability" and set(out["skipped"]) == {"is", "classes"}
-
-
-def test_attributes_metric_needs_an_attribute_head_or_attributes(banded_faces):
-    real = banded_faces(30, seed=1, side=16)
-    real.attributes = None
-    out = evaluate_samples(real.images, real, extractor="pixels", metrics=("attributes",))
-    assert "needs images with attributes" in out["skipped"]["attributes"] and "attribute_rates" not in out
 
 
 def test_a_metric_the_data_does_not_have_is_skipped_quietly(banded_faces, mnist_test, caplog):
