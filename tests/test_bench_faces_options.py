@@ -1,0 +1,37 @@
+"""bench/faces_celeba.py's ``--samplers MODEL=SPEC;SPEC``: parsed per model, bad values refused in one line."""
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture
+def faces(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))   # the script imports its sibling modules (budget, timing)
+    spec = importlib.util.spec_from_file_location("faces_celeba", BENCH / "faces_celeba.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    for name in ("budget", "timing"):
+        sys.modules.pop(name, None)
+
+
+def test_sampler_overrides_split_per_model(faces):
+    parser = argparse.ArgumentParser()
+    out = faces.sampler_overrides(parser, ["vae=prior;empirical", "ae=gmm:k=50,covariance=full;ddpm"])
+    assert out == {"vae": ["prior", "empirical"], "ae": ["gmm:k=50,covariance=full", "ddpm"]}
+
+
+@pytest.mark.parametrize("value", ["gan=prior", "vae=", "prior;empirical"])
+def test_a_bad_sampler_override_is_refused(faces, value, capsys):
+    parser = argparse.ArgumentParser(prog="faces_celeba.py")
+    with pytest.raises(SystemExit) as exit_info:
+        faces.sampler_overrides(parser, [value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--samplers: expected MODEL=SPEC;SPEC with MODEL one of ['ae', 'dcgan', 'vae']" in err and repr(value) in err
