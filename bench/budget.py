@@ -43,16 +43,16 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
         print("".join(cell(row.get(key), spec) for _, key, spec in columns))
 
 
-def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int) -> float:
+def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int, precision: str = "fp32") -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches of ``batch`` (set-up and checkpoints
-    included), into a temporary run folder."""
+    included) at ``train.precision``, into a temporary run folder."""
     import tempfile
 
     from latentatlas.config import TrainConfig
     from latentatlas.training import train
 
     train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=lr, max_steps=steps, progress=False, patience=None,
-                            device="cpu")
+                            device="cpu", precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         train(model, data, train_cfg, tmp, seed=0)
@@ -71,14 +71,18 @@ def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
 
 def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: int | None = None,
                    steps: int | None = None, variational: bool = True, beta: float = 1.0,
-                   likelihood: str = "bernoulli", seed: int = 0, every: int | None = None, after=None) -> float:
+                   likelihood: str = "bernoulli", seed: int = 0, every: int | None = None, after=None,
+                   precision: str = "fp32") -> float:
     """Train ``encoder`` (images -> (B, 2d) mean and log-variance, or (B, d) codes when not ``variational``)
     and ``decoder`` ((B, d) -> logits) on uint8 ``images`` (N, C, H, W) as a hand-written loop would: Adam
     over both, each epoch a fresh shuffle in batches of ``batch`` (the last one smaller), the reparameterised
     sample, the per-image reconstruction (BCE on the logits, or the squared error of their sigmoid for
     'gaussian') plus ``beta`` times the KL, batch mean.  Stops after ``epochs`` epochs or ``steps`` batches,
-    whichever comes first.  ``after(steps_done, seconds)`` runs untimed every ``every`` batches and at the
-    end, with the training seconds so far (e.g. to score the networks).  Returns the training seconds."""
+    whichever comes first.  ``precision`` bf16 / fp16: the two networks run under ``torch.autocast`` to that
+    type and their outputs are taken to float32 for the loss (the usual mixed-precision loop; fp16 without a
+    gradient scaler, so use it for timing only).  ``after(steps_done, seconds)`` runs untimed every ``every``
+    batches and at the end, with the training seconds so far (e.g. to score the networks).  Returns the
+    training seconds."""
     import itertools
 
     import torch
@@ -88,6 +92,12 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
         raise ValueError("plain_vae_loop: expected epochs or steps, got neither")
     opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
     g = torch.Generator().manual_seed(seed)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+    def run(network, inputs):
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return network(inputs).float()
+
     seconds, step, reported = 0.0, 0, 0
     encoder.train(), decoder.train()
     start = time.perf_counter()
@@ -97,14 +107,14 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
             if steps is not None and step >= steps:
                 break
             x = images[order[first:first + batch]].float().div_(255)
-            h = encoder(x)
+            h = run(encoder, x)
             if variational:
                 mean, logvar = h.chunk(2, dim=1)
                 z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
                 kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
             else:
                 z, kl = h, torch.zeros(())
-            logits = decoder(z)
+            logits = run(decoder, z)
             if likelihood == "gaussian":
                 recon = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
             else:

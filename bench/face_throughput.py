@@ -7,7 +7,8 @@ CelebA 10k folder, batch 64, Adam at the config's learning rate, for ``--steps``
 ``train()`` call is timed (set-up and checkpoint included; the data have no validation part, so neither loop
 validates).  They alternate ``--repeats`` times; medians with min and max are printed.  Run it with the
 machine to itself.  Usage:
-    python bench/face_throughput.py [--steps 60] [--repeats 5] [--celeba ../shared/data/celeba_10k/...tar]
+    python bench/face_throughput.py [--steps 60] [--repeats 5] [--precision fp32|bf16|fp16]
+        [--celeba ../shared/data/celeba_10k/...tar]
 """
 
 from __future__ import annotations
@@ -33,20 +34,20 @@ def build(config: Path, seed: int = 0):
     return build_model(cfg.model, (3, 64, 64), None), cfg
 
 
-def ours(config: Path, data, steps: int, batch: int) -> float:
+def ours(config: Path, data, steps: int, batch: int, precision: str) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
     model, cfg = build(config)
-    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision)
 
 
-def plain(config: Path, images: torch.Tensor, steps: int, batch: int) -> float:
+def plain(config: Path, images: torch.Tensor, steps: int, batch: int, precision: str) -> float:
     """images/s of a hand-written loop (budget.plain_vae_loop) over the model's encoder and decoder, with its
     likelihood and KL weight, Adam over all parameters."""
     model, cfg = build(config)
     c = model.config
     beta = getattr(c, "kl_weight", 0.0) if model.variational else 0.0
     seconds = plain_vae_loop(model.encoder, model.decoder, images, batch=batch, lr=cfg.train.lr, steps=steps,
-                             variational=model.variational, beta=beta, likelihood=c.likelihood)
+                             variational=model.variational, beta=beta, likelihood=c.likelihood, precision=precision)
     return steps * batch / seconds
 
 
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="train.precision of the trainer and the plain loop's autocast")
     add_repeats(parser)
     args = parser.parse_args()
     from latentatlas.config import DataConfig
@@ -67,9 +70,12 @@ def main() -> None:
     config = Path(args.config)
     protocol("face training throughput: latentatlas's train() vs a plain loop, same network, loss and Adam",
              {"config": config.name, "data": f"{args.celeba} ({len(data)} training faces, 64x64)",
-              "batch": args.batch, "steps per run": args.steps, "repeats": args.repeats}, ("torch",))
+              "batch": args.batch, "precision": args.precision, "steps per run": args.steps,
+              "repeats": args.repeats}, ("torch",))
     warm_up()
-    trainer_against_plain(lambda: ours(config, data, args.steps, args.batch), lambda: plain(config, data.images, args.steps, args.batch), args.repeats)
+    trainer_against_plain(lambda: ours(config, data, args.steps, args.batch, args.precision),
+                          lambda: plain(config, data.images, args.steps, args.batch, args.precision), args.repeats)
+
 
 if __name__ == "__main__":
     main()

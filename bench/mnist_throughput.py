@@ -12,12 +12,14 @@ training split, and scored on the test split every ``--score-every`` batches (un
 final test reconstruction error of the posterior means (Bernoulli NLL in nats per image, and MSE per
 pixel) and the training seconds each network took to first score at or below the plain VAE's final test
 NLL (quality per second).  ``--variant decoder_output=conv3x3`` adds the default network with that field
-changed (the default until 2026-12; repeatable).
+changed (the default until 2026-12; repeatable); ``--variant precision=bf16`` the default network trained in
+mixed precision (autocast).  ``--precision`` sets the framework part's precision (trainer and loop alike).
 
 Both parts alternate their contenders ``--repeats`` times (run r uses seed r) and print the medians with
 min and max.  Run it with the machine to itself.  Usage:
     python bench/mnist_throughput.py [--mnist ../shared/data/mnist | embedded] [--steps 200] [--epochs 3]
         [--score-every 100] [--repeats 5] [--only framework,network] [--variant decoder_output=conv3x3]
+        [--precision fp32|bf16|fp16]
 """
 
 from __future__ import annotations
@@ -60,17 +62,17 @@ def plain_conv_vae(latent_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:
 
 
 # -- framework: the trainer against a plain loop over the same network ---------------------------------
-def ours(data, steps: int, batch: int) -> float:
+def ours(data, steps: int, batch: int, precision: str) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
     model, cfg = default_model(0)
-    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision)
 
 
-def plain(images: torch.Tensor, steps: int, batch: int) -> float:
+def plain(images: torch.Tensor, steps: int, batch: int, precision: str) -> float:
     """images/s of budget.plain_vae_loop over the same network, loss and Adam."""
     model, cfg = default_model(0)
     seconds = plain_vae_loop(model.encoder, model.decoder, images, batch=batch, lr=cfg.train.lr, steps=steps,
-                             beta=model.config.kl_weight, likelihood=model.config.likelihood)
+                             beta=model.config.kl_weight, likelihood=model.config.likelihood, precision=precision)
     return steps * batch / seconds
 
 
@@ -91,15 +93,17 @@ def test_error(encoder: nn.Module, decoder: nn.Module, images: torch.Tensor) -> 
 def train_network(name: str, seed: int, train_x: torch.Tensor, test_x: torch.Tensor, epochs: int, batch: int,
                   lr: float, every: int) -> dict:
     """Train one contender with budget.plain_vae_loop; its images/s, final test errors and their curve."""
+    precision = "fp32"
     if name == "plain conv VAE":
         encoder, decoder = plain_conv_vae(16, seed)
-    else:   # "latentatlas default", or "default k=v ..." (a --variant)
+    else:   # "latentatlas default", or "default k=v ..." (a --variant; precision=P is the loop's)
         changes = dict(item.split("=", 1) for item in name.split(" ")[1:] if "=" in item)
+        precision = changes.pop("precision", "fp32")
         model, _ = default_model(seed, changes)
         encoder, decoder = model.encoder, model.decoder
     curve: list[tuple[float, float, float]] = []     # (training seconds so far, test NLL, test MSE)
     seconds = plain_vae_loop(encoder, decoder, train_x, batch=batch, lr=lr, epochs=epochs, seed=seed,
-                             every=every, after=lambda step, spent: curve.append(
+                             every=every, precision=precision, after=lambda step, spent: curve.append(
                                  (spent, *test_error(encoder, decoder, test_x))))
     return {"images/s": epochs * train_x.shape[0] / seconds, "nll": curve[-1][1], "mse": curve[-1][2],
             "curve": curve}
@@ -152,7 +156,10 @@ def main() -> None:
     add_repeats(parser)
     parser.add_argument("--only", default="framework,network")
     parser.add_argument("--variant", action="append", default=[],
-                        help="network: also the default network with these model fields, e.g. decoder_output=conv3x3")
+                        help="network: also the default network with these model fields, e.g. decoder_output=conv3x3,"
+                             " or trained at precision=bf16 (the loop's autocast)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="framework: train.precision of the trainer and the plain loop's autocast")
     args = parser.parse_args()
     logging.getLogger("latentatlas").setLevel(logging.ERROR)   # the trainer's 'no validation rows' is intended
     from latentatlas.config import DataConfig
@@ -176,10 +183,11 @@ def main() -> None:
         if args.steps > math.ceil(len(train_part) / args.batch):
             raise SystemExit(f"--steps: expected at most one epoch ({math.ceil(len(train_part) / args.batch)} "
                              f"batches), got {args.steps}")
-        print(f"\nframework: train() vs a plain loop, same network, {args.steps} batches per run, "
+        print(f"\nframework: train() vs a plain loop, same network, precision {args.precision}, "
+              f"{args.steps} batches per run, "
               f"{args.repeats} runs alternating")
-        trainer_against_plain(lambda: ours(train_part, args.steps, args.batch),
-                              lambda: plain(train_part.images, args.steps, args.batch), args.repeats)
+        trainer_against_plain(lambda: ours(train_part, args.steps, args.batch, args.precision),
+                              lambda: plain(train_part.images, args.steps, args.batch, args.precision), args.repeats)
     if "network" in only:
         names = ["latentatlas default", *(f"default {v}" for v in args.variant), "plain conv VAE"]
         print(f"\nnetwork: {args.epochs} epochs per run, the same plain loop, {args.repeats} runs alternating "

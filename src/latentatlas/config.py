@@ -47,6 +47,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=rule(low=0))
     patience: int | None = field(default=5, metadata=rule(low=1))  # epochs without a better selection score
     device: str = "auto"                # auto | cpu | cuda | cuda:N
+    precision: str = field(default="fp32", metadata=rule(choices=("fp32", "bf16", "fp16")))  # mixed precision:
+    #                                   bf16/fp16 autocast of the forward passes (weights stay float32)
     progress: bool = True
     max_steps: int | None = field(default=None, metadata=rule(low=1))  # stop after this many batches
     max_minutes: float | None = field(default=None, metadata=rule(low=0, strict=True))  # stop after this much

@@ -161,6 +161,7 @@ def test_resolve_device():
     ({"patience": 0}, r"train.patience: expected an int >= 1 or None, got 0"),
     ({"max_steps": 0}, r"train.max_steps"),
     ({"device": "gpu"}, r"device: expected"),
+    ({"precision": "fp8"}, r"train.precision: expected one of .*fp8"),
 ])
 def test_bad_train_config(tmp_path, changes, pattern):
     with pytest.raises(ValueError, match=pattern):

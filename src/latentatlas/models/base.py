@@ -22,12 +22,19 @@ from torch import nn
 from latentatlas.validate import check_fields
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 when it is a 16-bit float (an output under mixed-precision autocast), else ``t``:
+    losses and posteriors are computed in full precision whatever the training precision."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class Posterior:
-    """A diagonal Gaussian q(z|x) = N(mean, exp(logvar)); an AE's posterior has zero variance (logvar None)."""
+    """A diagonal Gaussian q(z|x) = N(mean, exp(logvar)); an AE's posterior has zero variance (logvar None).
+    16-bit parameters (from autocast) are held as float32."""
 
     def __init__(self, mean: torch.Tensor, logvar: torch.Tensor | None = None) -> None:
-        self.mean = mean
-        self.logvar = logvar
+        self.mean = full_precision(mean)
+        self.logvar = None if logvar is None else full_precision(logvar)
 
     @property
     def std(self) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentatlas.models.base import batch_rand, batch_randn
+from latentatlas.models.base import batch_rand, batch_randn, full_precision
 from latentatlas.models.gan import GAN, DCGANConfig
 from latentatlas.models.registry import register_family
 from latentatlas.validate import check_number, rule
@@ -71,8 +71,8 @@ class InfoGAN(GAN):
 
     def info_loss(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mutual-information loss of the codes z (B, latent_dim) given discriminator features h (B, F)."""
-        q = self.q_head(h)
-        start, out, loss = self.noise_dim, 0, h.new_zeros(())
+        q = full_precision(self.q_head(h))
+        start, out, loss = self.noise_dim, 0, q.new_zeros(())
         terms: dict[str, torch.Tensor] = {}
         for i, k in enumerate(self.categorical):
             target = z[:, start:start + k].argmax(1)

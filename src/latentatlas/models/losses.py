@@ -1,4 +1,5 @@
 """Pure loss functions.  Reconstruction losses are summed over the pixels of each image, shape (B,).
+Losses are computed in float32 from 16-bit inputs (mixed-precision training).
 
 Images x are (B, C, H, W) in [0, 1]; decoders output logits of the same shape.
 """
@@ -10,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from latentatlas.models.base import Posterior
+from latentatlas.models.base import Posterior, full_precision
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -31,6 +32,7 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, likelihood: str) 
     'bernoulli': BCE on the logits.  'gaussian': squared error of the mean ``sigmoid(logits)`` (the decoder
     mean is squashed into [0, 1], the data range, like the Bernoulli probabilities).
     """
+    logits = full_precision(logits)
     if likelihood == "bernoulli":
         return bce_recon(logits, x)
     if likelihood == "gaussian":
@@ -62,6 +64,7 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
 
     non-saturating (Goodfellow et al. 2014): softplus(-real) + softplus(fake), i.e. binary cross-entropy;
     hinge (Lim & Ye 2017): relu(1 - real) + relu(1 + fake); wasserstein (Arjovsky et al. 2017): fake - real."""
+    real, fake = full_precision(real), full_precision(fake)
     if kind == "non-saturating":
         return F.softplus(-real).mean() + F.softplus(fake).mean()
     if kind == "hinge":
@@ -74,6 +77,7 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
 def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     """Batch-mean generator loss from the scores of fake samples (B,): softplus(-fake) for the
     non-saturating loss, -fake for hinge and wasserstein."""
+    fake = full_precision(fake)
     if kind == "non-saturating":
         return F.softplus(-fake).mean()
     if kind in ("hinge", "wasserstein"):

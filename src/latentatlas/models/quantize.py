@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentatlas.models.base import full_precision
 from latentatlas.rng import choice
 
 UPDATES = ("ema", "loss")
@@ -57,7 +58,12 @@ class VectorQuantizer(nn.Module):
         return F.embedding(indices, self.codebook).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, ze: torch.Tensor, generator: torch.Generator | None = None):
-        """-> (zq with straight-through gradients (B, D, h, w), indices (B, h, w), losses {commitment, codebook})."""
+        """-> (zq with straight-through gradients (B, D, h, w), indices (B, h, w), losses {commitment, codebook}).
+        Runs in float32 under mixed-precision training: 16-bit distances would change the assignment."""
+        with torch.autocast(ze.device.type, enabled=False):
+            return self._quantize(full_precision(ze), generator)
+
+    def _quantize(self, ze: torch.Tensor, generator: torch.Generator | None):
         b, d, h, w = ze.shape
         flat = ze.permute(0, 2, 3, 1).reshape(-1, d)
         if self.training and not bool(self.initialized):

@@ -6,7 +6,8 @@ A checkpoint (format 2) is a plain dict of tensors, numbers, strings, lists and 
 ``image_shape`` ([C, H, W]), ``n_classes`` (int or None), and for training checkpoints also ``optimizers`` ({phase: state dict}),
 ``epoch`` (epochs completed), ``step`` (optimizer steps, counting batches), ``best_score``,
 ``best_epoch``, ``bad_epochs``, ``generator_state`` (uint8 tensor), ``train_config`` (dict),
-``history`` (one dict per epoch, the lines of metrics.jsonl) and ``callback_stop`` (bool).
+``history`` (one dict per epoch, the lines of metrics.jsonl), ``callback_stop`` (bool) and ``grad_scalers``
+({phase: GradScaler state}, empty unless ``train.precision`` is fp16).
 Format 1 (AE/VAE only, one shared ModelConfig with an ``options`` dict) is read and migrated.
 The functions at the end are what a resumed training takes from a checkpoint and what it refuses.
 """

@@ -31,14 +31,16 @@ import torch
 from torch import nn
 
 from latentatlas.config import TrainConfig
-from latentatlas.data.base import ImageDataset, to_float
+from latentatlas.data.base import ImageDataset
 from latentatlas.fileio import file_identity, remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
+from latentatlas.training.batches import batch_rows, device_parts
 from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
+from latentatlas.training.precision import Precision
 from latentatlas.training.progress import epoch_progress
 from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted,
                                        TrainResult, TrainState, check_train_config, jsonable)
@@ -69,9 +71,10 @@ class _Trainer:
         self.cfg, self.seed, self.callbacks = cfg, int(seed), list(callbacks)
         self.dist, self.device = setup_distributed(resolve_device(cfg.device))
         self.model = model.to(self.device)
-        self.train_part, self.val_part = _parts(data, model, self.device)
+        self.train_part, self.val_part = device_parts(data, model, self.device)
         self.phases = model.phases()
         self.optimizers = {p.name: _adam(p, cfg) for p in self.phases}
+        self.precision = Precision(cfg.precision, self.device, self.optimizers)
         self.round = max(p.repeat for p in self.phases)
         self.metric = model.selection_metric
         runner = _PhaseRunner(model, self.phases)
@@ -106,8 +109,9 @@ class _Trainer:
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
         self.written = (self.last_path, int(ckpt["epoch"]))
         ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
-        if ckpt.get("train_config", {}).get("batch_size") != self.cfg.batch_size:
-            log.warning("resume: batch_size changed; the run will not match an uninterrupted one")
+        for key in ("batch_size", "precision"):
+            if ckpt.get("train_config", {}).get(key, "fp32") != getattr(self.cfg, key):
+                log.warning("resume: %s changed; the run will not match an uninterrupted one", key)
         self.state = TrainState.from_checkpoint(ckpt)
         if set(ckpt["optimizers"]) != set(self.optimizers):
             raise ValueError(f"resume: the checkpoint has optimizers {sorted(ckpt['optimizers'])} but the model's "
@@ -115,6 +119,7 @@ class _Trainer:
         self.model.load_state_dict(ckpt["model"])
         for name, opt in self.optimizers.items():
             ckpt_io.load_optimizer(name, opt, ckpt["optimizers"][name])
+        self.precision.load_state_dict(ckpt.get("grad_scalers", {}))
         self.generator.set_state(ckpt["generator_state"].cpu())
         self.best_state = ckpt_io.best_weights(ckpt, self.best_path, repair=self.dist.is_main)
         if self.dist.is_main:
@@ -135,6 +140,7 @@ class _Trainer:
         payload.update(self.state.to_checkpoint())
         payload["optimizers"] = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         payload["generator_state"] = self.generator.get_state()
+        payload["grad_scalers"] = self.precision.state_dict()
         payload["train_config"] = dataclasses.asdict(self.cfg)
         payload["seed"] = self.seed
         published = file_identity(self.last_path)
@@ -166,7 +172,7 @@ class _Trainer:
                 if len(index) < self.dist.world:
                     continue  # a last batch too small to give every rank a row
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
-                x, y = _batch(self.train_part, index[lo:hi].to(self.device))
+                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device))
                 terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
                 means.add(terms, hi - lo)
@@ -196,10 +202,10 @@ class _Trainer:
                     continue
                 opt = self.optimizers[phase.name]
                 opt.zero_grad(set_to_none=True)
-                total, terms = self.runner(x, y, i, self.generator, progress)
+                with self.precision.autocast():
+                    total, terms = self.runner(x, y, i, self.generator, progress)
                 self._check_health(total, terms, phase.name)
-                (total * scale).backward()
-                opt.step()
+                self.precision.backward_step(total * scale, opt, phase.name)
                 if phase.after_step is not None:
                     phase.after_step()
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}_"
@@ -241,7 +247,7 @@ class _Trainer:
             lo, hi = shard_bounds(count, self.dist.rank, self.dist.world)
             if hi == lo:
                 continue
-            x, y = _batch(self.val_part, torch.arange(start + lo, start + hi, device=self.device))
+            x, y = batch_rows(self.val_part, torch.arange(start + lo, start + hi, device=self.device))
             with batch_shard(lo, hi, count):
                 out = self.model.validation_loss(Batch(x, y), generator=generator)
             if out is None:
@@ -340,37 +346,6 @@ def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
     opt = phase.optim
     return torch.optim.Adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
                             weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
-
-
-def _batch(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tensor):
-    """Float images and labels (or None) of rows ``index`` of a (uint8 images, labels) pair."""
-    images, labels = part
-    return to_float(images[index]), (labels[index] if labels is not None else None)
-
-
-def _parts(data: ImageDataset, model: nn.Module, device: torch.device):
-    """(uint8 images, labels or None) of the train and val splits on ``device``, after checking the
-    dataset against the model; labels only for conditional models."""
-    if not isinstance(data, ImageDataset):
-        raise TypeError(f"data: expected an ImageDataset, got {type(data).__name__}")
-    if data.split is None:
-        raise ValueError(f"data: {data.name} has no split assigned; call assign_split first")
-    if tuple(data.image_shape) != tuple(model.image_shape):
-        raise ValueError(f"data: image shape {tuple(data.image_shape)} does not match the model's "
-                         f"{tuple(model.image_shape)}")
-    train, val = data.part("train"), data.part("val")
-    if len(train) == 0:
-        raise ValueError(f"data: {data.name} has no training rows")
-    if len(val) == 0 and model.selection_metric == "val_loss":
-        log.warning("data: no validation rows; model selection and early stopping use the training loss")
-    wants_labels = getattr(model, "uses_labels", False)
-    if wants_labels and data.labels is None:
-        raise ValueError(f"data: the {model.config.family!r} model needs class labels; {data.name} has none")
-
-    def pair(part: ImageDataset):
-        return part.images.to(device), (part.labels.long().to(device) if wants_labels else None)
-
-    return pair(train), pair(val)
 
 
 def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str | Path, *, seed: int,

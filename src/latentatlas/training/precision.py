@@ -1,0 +1,58 @@
+"""Mixed-precision training, ``train.precision``: ``fp32`` (default), ``bf16`` or ``fp16``.
+
+With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.autocast`: matrix products and
+convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
+checkpoints are float32 whatever the setting).  Losses, posteriors and the VQ codebook's assignment are
+computed in float32 (:func:`latentatlas.models.base.full_precision`).  bf16 has float32's range and needs no
+loss scaling; it pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX, e.g. Sapphire Rapids).
+fp16's range is narrow, so its steps go through a :class:`torch.amp.GradScaler` per phase, which skips a
+step whose gradients overflowed and adapts the scale; the scalers are saved in checkpoints so that a resumed
+run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
+under fp16 prefer bf16 for those models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterable
+
+import torch
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Precision:
+    """The autocast context and the backward/optimizer step of one training run's precision ``name``
+    on ``device``, with a gradient scaler per phase name in ``phases`` for fp16."""
+
+    def __init__(self, name: str, device: torch.device, phases: Iterable[str]) -> None:
+        self.name, self.device, self.dtype = name, torch.device(device), PRECISIONS[name]
+        self.scalers = {p: torch.amp.GradScaler(self.device.type) for p in phases} if name == "fp16" else {}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to the 16-bit type, or a null context for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, phase: str) -> None:
+        """``loss.backward()`` then ``optimizer.step()``; under fp16 through the phase's scaler."""
+        scaler = self.scalers.get(phase)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scalers' states by phase ({} unless fp16), for the checkpoint."""
+        return {p: s.state_dict() for p, s in self.scalers.items()}
+
+    def load_state_dict(self, states: dict[str, Any]) -> None:
+        """Restore the scalers saved by a checkpoint; a phase the checkpoint lacks (it was trained in
+        another precision) keeps a fresh scaler."""
+        for phase, scaler in self.scalers.items():
+            if phase in states:
+                scaler.load_state_dict(states[phase])
