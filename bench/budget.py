@@ -43,16 +43,17 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
         print("".join(cell(row.get(key), spec) for _, key, spec in columns))
 
 
-def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int, precision: str = "fp32") -> float:
+def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int, precision: str = "fp32",
+                              device: str = "cpu") -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches of ``batch`` (set-up and checkpoints
-    included) at ``train.precision``, into a temporary run folder."""
+    included) at ``train.precision`` on ``device``, into a temporary run folder."""
     import tempfile
 
     from latentatlas.config import TrainConfig
     from latentatlas.training import train
 
     train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=lr, max_steps=steps, progress=False, patience=None,
-                            device="cpu", precision=precision)
+                            device=device, precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         train(model, data, train_cfg, tmp, seed=0)
@@ -72,7 +73,7 @@ def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
 def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: int | None = None,
                    steps: int | None = None, variational: bool = True, beta: float = 1.0,
                    likelihood: str = "bernoulli", seed: int = 0, every: int | None = None, after=None,
-                   precision: str = "fp32") -> float:
+                   precision: str = "fp32", device: str = "cpu") -> float:
     """Train ``encoder`` (images -> (B, 2d) mean and log-variance, or (B, d) codes when not ``variational``)
     and ``decoder`` ((B, d) -> logits) on uint8 ``images`` (N, C, H, W) as a hand-written loop would: Adam
     over both, each epoch a fresh shuffle in batches of ``batch`` (the last one smaller), the reparameterised
@@ -80,7 +81,8 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
     'gaussian') plus ``beta`` times the KL, batch mean.  Stops after ``epochs`` epochs or ``steps`` batches,
     whichever comes first.  ``precision`` bf16 / fp16: the two networks run under ``torch.autocast`` to that
     type and their outputs are taken to float32 for the loss (the usual mixed-precision loop; fp16 without a
-    gradient scaler, so use it for timing only).  ``after(steps_done, seconds)`` runs untimed every ``every``
+    gradient scaler, so use it for timing only).  On ``device`` (images, networks and noise moved there; the
+    clock waits for CUDA).  ``after(steps_done, seconds)`` runs untimed every ``every``
     batches and at the end, with the training seconds so far (e.g. to score the networks).  Returns the
     training seconds."""
     import itertools
@@ -90,19 +92,27 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
 
     if epochs is None and steps is None:
         raise ValueError("plain_vae_loop: expected epochs or steps, got neither")
+    device = torch.device(device)
+    encoder.to(device), decoder.to(device)
+    images = images.to(device)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
     g = torch.Generator().manual_seed(seed)
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
     def run(network, inputs):
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return network(inputs).float()
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
 
     seconds, step, reported = 0.0, 0, 0
     encoder.train(), decoder.train()
-    start = time.perf_counter()
+    start = clock()
     for _ in itertools.count() if epochs is None else range(epochs):
-        order = torch.randperm(images.shape[0], generator=g)
+        order = torch.randperm(images.shape[0], generator=g).to(device)
         for first in range(0, images.shape[0], batch):
             if steps is not None and step >= steps:
                 break
@@ -110,10 +120,10 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
             h = run(encoder, x)
             if variational:
                 mean, logvar = h.chunk(2, dim=1)
-                z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+                z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g).to(device)
                 kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
             else:
-                z, kl = h, torch.zeros(())
+                z, kl = h, torch.zeros((), device=device)
             logits = run(decoder, z)
             if likelihood == "gaussian":
                 recon = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
@@ -125,17 +135,31 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
             opt.step()
             step += 1
             if after is not None and every and step % every == 0:
-                seconds += time.perf_counter() - start
+                seconds += clock() - start
                 after(step, seconds)
                 reported = step
                 encoder.train(), decoder.train()
-                start = time.perf_counter()
+                start = clock()
         if steps is not None and step >= steps:
             break
-    seconds += time.perf_counter() - start
+    seconds += clock() - start
     if after is not None and reported != step:
         after(step, seconds)
     return seconds
+
+
+def synthetic_images(n: int, shape: tuple[int, int, int], seed: int = 0):
+    """An ImageDataset of ``n`` uniform random uint8 images (n, C, H, W), every row in the training split: a
+    stand-in for timing where the data folder is absent (a lent GPU machine); speed does not depend on
+    the pixels."""
+    import torch
+
+    from latentatlas.data.base import ImageDataset
+
+    images = torch.randint(256, (n, *shape), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    data = ImageDataset("synthetic", images)
+    data.split = torch.zeros(n, dtype=torch.int8)
+    return data
 
 
 def warm_up() -> None:

@@ -7,8 +7,8 @@ CelebA 10k folder, batch 64, Adam at the config's learning rate, for ``--steps``
 ``train()`` call is timed (set-up and checkpoint included; the data have no validation part, so neither loop
 validates).  They alternate ``--repeats`` times; medians with min and max are printed.  Run it with the
 machine to itself.  Usage:
-    python bench/face_throughput.py [--steps 60] [--repeats 5] [--precision fp32|bf16|fp16]
-        [--celeba ../shared/data/celeba_10k/...tar]
+    python bench/face_throughput.py [--steps 60] [--repeats 5] [--precision fp32|bf16|fp16] [--device cuda]
+        [--celeba ../shared/data/celeba_10k/...tar | synthetic]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
+from budget import plain_vae_loop, synthetic_images, trainer_against_plain, trainer_images_per_second, warm_up
 from timing import add_repeats, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,29 +34,33 @@ def build(config: Path, seed: int = 0):
     return build_model(cfg.model, (3, 64, 64), None), cfg
 
 
-def ours(config: Path, data, steps: int, batch: int, precision: str) -> float:
+def ours(config: Path, data, steps: int, batch: int, precision: str, device: str) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
     model, cfg = build(config)
-    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision,
+                                     device=device)
 
 
-def plain(config: Path, images: torch.Tensor, steps: int, batch: int, precision: str) -> float:
+def plain(config: Path, images: torch.Tensor, steps: int, batch: int, precision: str, device: str) -> float:
     """images/s of a hand-written loop (budget.plain_vae_loop) over the model's encoder and decoder, with its
     likelihood and KL weight, Adam over all parameters."""
     model, cfg = build(config)
     c = model.config
     beta = getattr(c, "kl_weight", 0.0) if model.variational else 0.0
     seconds = plain_vae_loop(model.encoder, model.decoder, images, batch=batch, lr=cfg.train.lr, steps=steps,
-                             variational=model.variational, beta=beta, likelihood=c.likelihood, precision=precision)
+                             variational=model.variational, beta=beta, likelihood=c.likelihood, precision=precision,
+                             device=device)
     return steps * batch / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--celeba", default=str(TAR))
+    parser.add_argument("--celeba", default=str(TAR),
+                        help="the CelebA 10k tar, or 'synthetic' (8,000 random 64x64 images: timing only)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="train.precision of the trainer and the plain loop's autocast")
     add_repeats(parser)
@@ -64,17 +68,20 @@ def main() -> None:
     from latentatlas.config import DataConfig
     from latentatlas.data import load_dataset
 
-    full = load_dataset(DataConfig(name="celeba", root=args.celeba), seed=0)
-    data = full.part("train")
-    data.split = torch.zeros(len(data), dtype=torch.int8)       # train only: neither loop validates
+    if args.celeba == "synthetic":
+        data = synthetic_images(8000, (3, 64, 64))
+    else:
+        data = load_dataset(DataConfig(name="celeba", root=args.celeba), seed=0).part("train")
+        data.split = torch.zeros(len(data), dtype=torch.int8)   # train only: neither loop validates
     config = Path(args.config)
     protocol("face training throughput: latentatlas's train() vs a plain loop, same network, loss and Adam",
              {"config": config.name, "data": f"{args.celeba} ({len(data)} training faces, 64x64)",
-              "batch": args.batch, "precision": args.precision, "steps per run": args.steps,
+              "batch": args.batch, "device": args.device, "precision": args.precision, "steps per run": args.steps,
               "repeats": args.repeats}, ("torch",))
     warm_up()
-    trainer_against_plain(lambda: ours(config, data, args.steps, args.batch, args.precision),
-                          lambda: plain(config, data.images, args.steps, args.batch, args.precision), args.repeats)
+    trainer_against_plain(lambda: ours(config, data, args.steps, args.batch, args.precision, args.device),
+                          lambda: plain(config, data.images, args.steps, args.batch, args.precision, args.device),
+                          args.repeats)
 
 
 if __name__ == "__main__":

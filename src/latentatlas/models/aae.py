@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.models.ae import AE, AEConfig
-from latentatlas.models.base import Batch, Optim, Phase, batch_rand, batch_randn
+from latentatlas.models.base import Batch, Optim, Phase, batch_rand, batch_randn, full_precision
 from latentatlas.models.losses import discriminator_loss, generator_loss
 from latentatlas.models.registry import register_family
 from latentatlas.validate import rule
@@ -102,7 +102,7 @@ class AAE(AE):
     def _code_scores(self, z: torch.Tensor, modes: torch.Tensor | None) -> torch.Tensor:
         if self.config.prior == "labels":
             z = torch.cat([z, F.one_hot(modes, self.modes).to(z.dtype)], dim=1)
-        return self.code_discriminator(z).squeeze(1)
+        return full_precision(self.code_discriminator(z).squeeze(1))   # float32 under autocast
 
     def _modes_of(self, batch: Batch) -> torch.Tensor | None:
         """The mixture component each row's code must match: its label for the 'labels' prior."""

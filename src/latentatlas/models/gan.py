@@ -21,7 +21,7 @@ from torch import nn
 
 from latentatlas.config import ModelConfig
 from latentatlas.models.augment import diff_augment, parse_policy
-from latentatlas.models.base import Batch, GenerativeModel, Optim, Phase, batch_rand
+from latentatlas.models.base import Batch, GenerativeModel, Optim, Phase, batch_rand, full_precision
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
 from latentatlas.models.losses import (ADVERSARIAL, discriminator_loss, generator_loss, gradient_penalty,
                                        r1_penalty)
@@ -103,7 +103,7 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body.forward_features(with_label_planes(x, y, self.n_classes))
-        return self.body.head(h).squeeze(1), h
+        return full_precision(self.body.head(h).squeeze(1)), h   # scores in float32 under autocast
 
 
 class GAN(GenerativeModel):

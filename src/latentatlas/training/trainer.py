@@ -13,7 +13,9 @@ by the sample-quality monitor callback); ``best_<metric>`` holds the best so far
 ``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling and all
 training noise come from one CPU generator seeded with ``seed`` and saved in every checkpoint, so
 ``resume=True`` continues a killed run to the same weights as an uninterrupted one.  Validation uses the
-model's ``validation_loss`` with a generator re-seeded every epoch, so it is deterministic.  Under
+model's ``validation_loss`` with a generator re-seeded every epoch, so it is deterministic, and in float32
+whatever ``train.precision`` (bf16/fp16 run the training forward passes under autocast:
+:mod:`latentatlas.training.precision`).  Under
 ``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
 """
 
@@ -109,8 +111,9 @@ class _Trainer:
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
         self.written = (self.last_path, int(ckpt["epoch"]))
         ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
+        saved = {"precision": "fp32", **ckpt.get("train_config", {})}   # checkpoints before train.precision: fp32
         for key in ("batch_size", "precision"):
-            if ckpt.get("train_config", {}).get(key, "fp32") != getattr(self.cfg, key):
+            if saved.get(key) != getattr(self.cfg, key):
                 log.warning("resume: %s changed; the run will not match an uninterrupted one", key)
         self.state = TrainState.from_checkpoint(ckpt)
         if set(ckpt["optimizers"]) != set(self.optimizers):
