@@ -1,5 +1,6 @@
 """Pure loss functions.  Reconstruction losses are summed over the pixels of each image, shape (B,).
-Losses are computed in float32 from 16-bit inputs (mixed-precision training).
+Under mixed-precision training they are computed in float32: the reconstruction loss takes 16-bit logits
+to float32 here, posteriors and discriminator scores arrive in float32 from the models.
 
 Images x are (B, C, H, W) in [0, 1]; decoders output logits of the same shape.
 """
@@ -64,7 +65,6 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
 
     non-saturating (Goodfellow et al. 2014): softplus(-real) + softplus(fake), i.e. binary cross-entropy;
     hinge (Lim & Ye 2017): relu(1 - real) + relu(1 + fake); wasserstein (Arjovsky et al. 2017): fake - real."""
-    real, fake = full_precision(real), full_precision(fake)
     if kind == "non-saturating":
         return F.softplus(-real).mean() + F.softplus(fake).mean()
     if kind == "hinge":
@@ -77,7 +77,6 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
 def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     """Batch-mean generator loss from the scores of fake samples (B,): softplus(-fake) for the
     non-saturating loss, -fake for hinge and wasserstein."""
-    fake = full_precision(fake)
     if kind == "non-saturating":
         return F.softplus(-fake).mean()
     if kind in ("hinge", "wasserstein"):
