@@ -82,9 +82,8 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
     whichever comes first.  ``precision`` bf16 / fp16: the two networks run under ``torch.autocast`` to that
     type and their outputs are taken to float32 for the loss (the usual mixed-precision loop; fp16 without a
     gradient scaler, so use it for timing only).  On ``device`` (images, networks and noise moved there; the
-    clock waits for CUDA).  ``after(steps_done, seconds)`` runs untimed every ``every``
-    batches and at the end, with the training seconds so far (e.g. to score the networks).  Returns the
-    training seconds."""
+    clock waits for CUDA).  ``after(steps_done, seconds)`` runs untimed every ``every`` batches and at the
+    end, with the training seconds so far (e.g. to score the networks).  Returns the training seconds."""
     import itertools
 
     import torch

@@ -13,12 +13,12 @@ final test reconstruction error of the posterior means (Bernoulli NLL in nats pe
 pixel) and the training seconds each network took to first score at or below the plain VAE's final test
 NLL (quality per second).  ``--variant decoder_output=conv3x3`` adds the default network with that field
 changed (the default until 2026-12; repeatable); ``--variant precision=bf16`` the default network trained in
-mixed precision (autocast).  ``--precision`` and ``--device`` set the framework part's precision and device (trainer and loop
-alike); ``--mnist synthetic`` times it on random images where the data folder is absent.
+mixed precision (autocast).  ``--precision`` and ``--device`` set the framework part's precision and device
+(trainer and loop alike); ``--mnist synthetic`` times it on random images where the data folder is absent.
 
 Both parts alternate their contenders ``--repeats`` times (run r uses seed r) and print the medians with
 min and max.  Run it with the machine to itself.  Usage:
-    python bench/mnist_throughput.py [--mnist ../shared/data/mnist | embedded] [--steps 200] [--epochs 3]
+    python bench/mnist_throughput.py [--mnist ../shared/data/mnist | embedded | synthetic] [--steps 200] [--epochs 3]
         [--score-every 100] [--repeats 5] [--only framework,network] [--variant decoder_output=conv3x3]
         [--precision fp32|bf16|fp16] [--device cuda]
 """
