@@ -11,10 +11,11 @@
 #      sampler, PRDC and the Fréchet distance, and the whole chain, on cpu and cuda;
 #   2. face training throughput (configs/celeba64-betavae.yaml on 8,000 random 64x64 images: the data folder
 #      does not travel, and speed does not depend on the pixels): train() vs a plain loop at fp32, bf16, fp16;
-#   3. the default MNIST VAE's training throughput likewise at fp32 and bf16.
-# Everything is printed and kept in $OUT/gpu_session.log.  Written in a session without a GPU: its first
-# run is also its test.
+#   3. the default MNIST VAE's training throughput likewise.
+# Everything is printed and kept in $OUT/gpu_session.log.  A dry run on a CPU (python3 with torch first on
+# PATH): DEVICE=cpu STEPS=5 REPEATS=1 PRECISIONS="fp32 bf16" bash bench/gpu_session.sh
 set -uo pipefail
+DEVICE=${DEVICE:-cuda} STEPS=${STEPS:-100} REPEATS=${REPEATS:-5} PRECISIONS=${PRECISIONS:-fp32 bf16 fp16}
 export PYTHONPATH="$PWD/src:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT"
@@ -23,13 +24,13 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 {
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests/training/test_precision.py
-    for precision in fp32 bf16 fp16; do
-        python3 bench/face_throughput.py --celeba synthetic --device cuda --precision $precision --steps 100
-    done
-    for precision in fp32 bf16; do
-        python3 bench/mnist_throughput.py --mnist synthetic --only framework --device cuda --precision $precision
+    for precision in $PRECISIONS; do
+        python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" --precision "$precision" \
+            --steps "$STEPS" --repeats "$REPEATS"
+        python3 bench/mnist_throughput.py --mnist synthetic --only framework --device "$DEVICE" \
+            --precision "$precision" --steps "$((2 * STEPS))" --repeats "$REPEATS"
     done
 } 2>&1 | tee "$OUT/gpu_session.log"
