@@ -89,6 +89,8 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
     import torch
     import torch.nn.functional as F
 
+    from latentatlas.training.precision import DTYPES
+
     if epochs is None and steps is None:
         raise ValueError("plain_vae_loop: expected epochs or steps, got neither")
     device = torch.device(device)
@@ -96,7 +98,7 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
     images = images.to(device)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = DTYPES[precision]
 
     def run(network, inputs):
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
@@ -147,6 +149,14 @@ def plain_vae_loop(encoder, decoder, images, *, batch: int, lr: float, epochs: i
     return seconds
 
 
+def train_only(data):
+    """``data`` (an ImageDataset) with every row in the training split, so that neither loop validates."""
+    import torch
+
+    data.split = torch.zeros(len(data), dtype=torch.int8)
+    return data
+
+
 def synthetic_images(n: int, shape: tuple[int, int, int], seed: int = 0):
     """An ImageDataset of ``n`` uniform random uint8 images (n, C, H, W), every row in the training split: a
     stand-in for timing where the data folder is absent (a lent GPU machine); speed does not depend on
@@ -156,9 +166,7 @@ def synthetic_images(n: int, shape: tuple[int, int, int], seed: int = 0):
     from latentatlas.data.base import ImageDataset
 
     images = torch.randint(256, (n, *shape), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
-    data = ImageDataset("synthetic", images)
-    data.split = torch.zeros(n, dtype=torch.int8)
-    return data
+    return train_only(ImageDataset("synthetic", images))
 
 
 def warm_up() -> None:

@@ -17,7 +17,9 @@ import argparse
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, synthetic_images, trainer_against_plain, trainer_images_per_second, warm_up
+from latentatlas.config import PRECISIONS
+from budget import (plain_vae_loop, synthetic_images, train_only, trainer_against_plain, trainer_images_per_second,
+                    warm_up)
 from timing import add_repeats, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="train.precision of the trainer and the plain loop's autocast")
     add_repeats(parser)
     args = parser.parse_args()
@@ -71,8 +73,7 @@ def main() -> None:
     if args.celeba == "synthetic":
         data = synthetic_images(8000, (3, 64, 64))
     else:
-        data = load_dataset(DataConfig(name="celeba", root=args.celeba), seed=0).part("train")
-        data.split = torch.zeros(len(data), dtype=torch.int8)   # train only: neither loop validates
+        data = train_only(load_dataset(DataConfig(name="celeba", root=args.celeba), seed=0).part("train"))
     config = Path(args.config)
     protocol("face training throughput: latentatlas's train() vs a plain loop, same network, loss and Adam",
              {"config": config.name, "data": f"{args.celeba} ({len(data)} training faces, 64x64)",

@@ -32,7 +32,9 @@ import statistics
 from pathlib import Path
 
 import torch
-from budget import plain_vae_loop, synthetic_images, trainer_against_plain, trainer_images_per_second, warm_up
+from latentatlas.config import PRECISIONS
+from budget import (plain_vae_loop, synthetic_images, train_only, trainer_against_plain, trainer_images_per_second,
+                    warm_up)
 from timing import add_repeats, protocol
 from torch import nn
 
@@ -163,7 +165,7 @@ def main() -> None:
                         help="network: also the default network with these model fields, e.g. decoder_output=conv3x3,"
                              " or trained at precision=bf16 (the loop's autocast)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="framework: train.precision of the trainer and the plain loop's autocast")
     args = parser.parse_args()
     logging.getLogger("latentatlas").setLevel(logging.ERROR)   # the trainer's 'no validation rows' is intended
@@ -179,8 +181,7 @@ def main() -> None:
         train_part, test_x = synthetic_images(54000, (1, 28, 28)), torch.zeros(0, 1, 28, 28, dtype=torch.uint8)
     else:
         data = load_dataset(DataConfig(name="mnist", root=root, limit=args.limit), seed=0)
-        train_part, test_x = data.part("train"), data.part("test").images
-        train_part.split = torch.zeros(len(train_part), dtype=torch.int8)   # train only: neither loop validates
+        train_part, test_x = train_only(data.part("train")), data.part("test").images
     model, cfg = default_model(0)
     protocol("MNIST training throughput: the trainer's cost and the default network's quality per second",
              {"data": f"MNIST ({args.mnist if root is None else root}): {len(train_part)} training, "

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from latentatlas.config import TrainConfig
+from latentatlas.config import PRECISIONS, TrainConfig
 from latentatlas.data.base import ImageDataset, assign_split
 from latentatlas.latent.samplers import SAMPLERS, build_sampler
 from latentatlas.metrics import features_to_stats, frechet, prdc
@@ -30,7 +30,7 @@ def _labelled_images(n: int = 48) -> ImageDataset:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("family", MODELS.names())
 def test_every_family_trains_at_every_precision(tmp_path, family, precision, device):
     extra = {"latent_dim": 16} if family == "infogan" else {"latent_dim": 6}

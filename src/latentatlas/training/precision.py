@@ -4,7 +4,8 @@ With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.auto
 convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
 checkpoints are float32 whatever the setting).  Losses, posteriors and the VQ codebook's assignment are
 computed in float32 (:func:`latentatlas.models.base.full_precision`).  bf16 has float32's range and needs no
-loss scaling; it pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX, e.g. Sapphire Rapids).
+loss scaling; it is meant for GPUs (not measured here yet) and pays on CPUs with bfloat16 matrix units
+(Intel AMX, e.g. Sapphire Rapids).
 fp16's range is narrow, so its steps go through a :class:`torch.amp.GradScaler` per phase, which skips a
 step whose gradients overflowed and adapts the scale; the scalers are saved in checkpoints so that a resumed
 run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
@@ -18,15 +19,17 @@ from typing import Any, Iterable
 
 import torch
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from latentatlas.config import PRECISIONS
+
+DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16)))   # the autocast type of each precision
 
 
 class Precision:
-    """The autocast context and the backward/optimizer step of one training run's precision ``name``
-    on ``device``, with a gradient scaler per phase name in ``phases`` for fp16."""
+    """The autocast context and the backward/optimizer step of one training run's precision ``name`` (one of
+    config.PRECISIONS) on ``device``, with a gradient scaler per phase name in ``phases`` for fp16."""
 
     def __init__(self, name: str, device: torch.device, phases: Iterable[str]) -> None:
-        self.name, self.device, self.dtype = name, torch.device(device), PRECISIONS[name]
+        self.device, self.dtype = torch.device(device), DTYPES[name]
         self.scalers = {p: torch.amp.GradScaler(self.device.type) for p in phases} if name == "fp16" else {}
 
     def autocast(self) -> contextlib.AbstractContextManager:
