@@ -18,6 +18,9 @@ MNIST AE codes), so quote both.
   its paired difference to scikit-learn, and the ratio of the median times.  ``--grid K1,K2,...``: the whole
   k selection instead (``gmm:k=K1|K2|...``: each k on 80 % of the codes, the lowest BIC, refitted on all),
   against the same procedure written with scikit-learn.
+- ``--start-effect``: whether our k-means start costs held-out likelihood: per seed, our default fit and our
+  EM from scikit-learn's k-means labels (scikit-learn's own fit, without its slower EM), paired, with a 95 %
+  interval of the mean difference.
 
     python bench/bench_gmm.py                                   # N=60000, d=64, k=100, 10 iterations
     python bench/bench_gmm.py --n 5000 --d 16 --k 10 --iters 5  # smoke run
@@ -25,6 +28,7 @@ MNIST AE codes), so quote both.
     python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --k 100
     python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --grid 10,20,50,100
     python bench/bench_gmm.py --whole-fit --n 60000 --d 64 --k 100 --ours-dtypes mixed,float64
+    python bench/bench_gmm.py --start-effect --repeats 20            # N=60000, d=64, k=100
     python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
     python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
 """
@@ -39,6 +43,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.stats
 import torch
 
 from timing import commit, load_average, threads, versions
@@ -75,12 +80,16 @@ def make_codes(n: int, d: int, true_k: int, seed: int) -> torch.Tensor:
 def start(x: torch.Tensor, k: int, covariance: str, seed: int, reg: float) -> dict:
     """Shared starting parameters: k-means++ seeds on (at most 20000) codes, then one hard M-step."""
     g = torch.Generator().manual_seed(seed)
+    xc = x.double() - x.double().mean(0)
+    sub = xc[torch.randperm(len(xc), generator=g)[:20000]]
+    return hard_start(x, kmeans.nearest(xc, kmeans.kmeans_plusplus(sub, k, generator=g), 4096), k, covariance, reg)
+
+
+def hard_start(x: torch.Tensor, labels: torch.Tensor, k: int, covariance: str, reg: float) -> dict:
+    """Starting parameters from a hard assignment ``labels`` (n,): one M-step in float64, as GMM's ``init``."""
     xc = x.double()
     shift = xc.mean(0)
     xc -= shift
-    sub = xc[torch.randperm(len(xc), generator=g)[:20000]]
-    centers = kmeans.kmeans_plusplus(sub, k, generator=g)
-    labels = kmeans.nearest(xc, centers, 4096)
     mix = em.m_step(em.hard_stats(em.FeatureBatches(xc, covariance, 4096, False), labels, k), covariance, reg)
     return {"weights": mix.weights, "means": mix.means + shift, "covariances": mix.covariances}
 
@@ -224,6 +233,40 @@ def whole_fit(x, val, a) -> None:
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
+def start_effect(x, val, a) -> None:
+    """How much of the held-out difference to scikit-learn is the k-means start: per seed, our default fit
+    against our EM from scikit-learn's own start (``KMeans(k, n_init=1, random_state=seed)`` labels, one
+    M-step: what GaussianMixture's default does; our EM from there reproduces its fit), paired."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    seeds = [a.seed + r for r in range(a.repeats)]
+    print(f"{versions(('torch', 'scikit-learn'))}; latentatlas commit {commit()}; threads: {threads()}")
+    print(f"load average at start: {load_average()}")
+    print(f"start effect on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} k={a.k} "
+          f"covariance={a.covariance}; seeds {seeds}; EM defaults (tol 1e-3, max_iter 100, reg_covar 1e-6)")
+    diffs, ours_ll, theirs_ll = [], [], []
+    for seed in seeds:
+        ours = GMM(k=a.k, covariance=a.covariance, seed=seed).fit(x)
+        with threadpool_limits(a.threads):
+            labels = KMeans(a.k, n_init=1, random_state=seed).fit(x.double().numpy()).labels_
+        init = hard_start(x, torch.from_numpy(labels).long(), a.k, a.covariance, 1e-6)
+        theirs = GMM(k=a.k, covariance=a.covariance, seed=seed).fit(x, init=init)
+        ours_ll.append(ours.score(val))
+        theirs_ll.append(theirs.score(val))
+        diffs.append(ours_ll[-1] - theirs_ll[-1])
+        print(f"seed {seed}: our start {ours_ll[-1]:.6f} ({ours.n_iter_} it)  scikit-learn's start "
+              f"{theirs_ll[-1]:.6f} ({theirs.n_iter_} it)  difference {diffs[-1]:+.6f}", flush=True)
+    print(f"load average at end: {load_average()}")
+    mean, se = statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs))
+    t975 = scipy.stats.t.ppf(0.975, len(diffs) - 1)
+    print(f"held-out ll, our start minus scikit-learn's (nats/code): median {statistics.median(diffs):+.4f}, "
+          f"mean {mean:+.4f}, 95 % interval ({mean - t975 * se:+.4f}, {mean + t975 * se:+.4f}); ours higher on "
+          f"{sum(v > 0 for v in diffs)} of {len(diffs)} seeds")
+    print(f"seed-to-seed spread (standard deviation) of the held-out ll: our start {statistics.stdev(ours_ll):.4f}, "
+          f"scikit-learn's {statistics.stdev(theirs_ll):.4f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=60000)
@@ -244,6 +287,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
     p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")
     p.add_argument("--grid", default=None, help="--whole-fit: k selected by BIC from these (comma-separated)")
+    p.add_argument("--start-effect", action="store_true",
+                   help="our fit vs our EM from scikit-learn's k-means start, paired over --repeats seeds")
     p.add_argument("--codes", default=None, help="a run folder: fit its training codes, hold out its test codes")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -253,8 +298,8 @@ def main() -> None:
     else:
         x, val = make_codes(a.n, a.d, a.true_k, a.seed), make_codes(min(10000, max(1000, a.n // 5)), a.d, a.true_k,
                                                                     a.seed + 1)
-    if a.whole_fit:
-        whole_fit(x, val, a)
+    if a.whole_fit or a.start_effect:
+        (start_effect if a.start_effect else whole_fit)(x, val, a)
         return
     t = time.perf_counter()
     init = start(x, a.k, a.covariance, a.seed, max(a.reg, a.sk_reg))
