@@ -11,15 +11,14 @@ import yaml
 
 from latentatlas.config import PRECISIONS, TrainConfig
 from latentatlas.data.base import ImageDataset, assign_split
-from latentatlas.latent.samplers import SAMPLERS, build_sampler
+from latentatlas.latent.samplers import SAMPLERS
 from latentatlas.metrics import features_to_stats, frechet, prdc
-from latentatlas.models import MODELS, build_model, model_config
+from latentatlas.models import MODELS
 from latentatlas.training import load_checkpoint, load_model, train
+from tests.latent.samplers.small import small
+from tests.models.small import N_CLASSES, SHAPE, small_model
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-SHAPE, N_CLASSES = (1, 16, 16), 4
-QUICK = {"gmm": "gmm:k=2", "ddpm": "ddpm:iters=60,steps=10,hidden=16,depth=1",
-         "two-stage": "two-stage:iters=60,hidden=16,depth=1", "pixelcnn": "pixelcnn:iters=40,dim=8,layers=2"}
 
 
 def _labelled_images(n: int = 48) -> ImageDataset:
@@ -33,9 +32,7 @@ def _labelled_images(n: int = 48) -> ImageDataset:
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("family", MODELS.names())
 def test_every_family_trains_at_every_precision(tmp_path, family, precision, device):
-    extra = {"latent_dim": 16} if family == "infogan" else {"latent_dim": 6}
-    torch.manual_seed(0)
-    model = build_model(model_config(family, width=8, **extra), SHAPE, n_classes=N_CLASSES)
+    model = small_model(family)
     cfg = TrainConfig(epochs=2, batch_size=12, lr=1e-3, patience=None, device=device, progress=False,
                       precision=precision)
     result = train(model, _labelled_images(), cfg, tmp_path, seed=0)
@@ -56,7 +53,7 @@ def test_every_sampler_fits_and_samples_on_the_codes_device(name, device):
         codes = torch.randn(200, 3, generator=g) + 4.0 * (torch.arange(200) % 2)[:, None]
     else:                                                                 # code grids of a VQ-VAE
         codes = torch.randint(4, (200, 3, 3), generator=g)
-    sampler = build_sampler(QUICK.get(name, name)).fit(codes.to(device), generator=g)
+    sampler = small(name).fit(codes.to(device), generator=g)
     a = sampler.sample(40, generator=torch.Generator().manual_seed(1))
     b = sampler.sample(40, generator=torch.Generator().manual_seed(1))
     assert a.device.type == device and a.dtype == codes.dtype and a.shape[1:] == codes.shape[1:]

@@ -6,21 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentatlas.models import MODELS, Batch, GenerativeModel, build_model, model_config
+from latentatlas.models import MODELS, Batch, GenerativeModel
 from latentatlas.training.checkpoint import load_model, save_model
-
-SHAPE = (1, 16, 16)
-N_CLASSES = 4
-
-
-def _build(family: str, seed: int = 0) -> GenerativeModel:
-    extra = {"latent_dim": 16} if family == "infogan" else {"latent_dim": 6}
-    if "ema_decay" in {f.name for f in __import__("dataclasses").fields(MODELS.get(family).config)}:
-        extra["ema_decay"] = 0.9   # the EMA generator is part of the contract's round trip
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return build_model(model_config(family, width=8, **extra), SHAPE, n_classes=N_CLASSES)
-
+from tests.models.small import N_CLASSES, SHAPE, small_model
 
 def _batch(rows: int = 6) -> Batch:
     g = torch.Generator().manual_seed(1)
@@ -33,7 +21,7 @@ def family(request) -> str:
 
 
 def test_declares_its_capabilities(family):
-    model = _build(family)
+    model = small_model(family)
     assert isinstance(model, GenerativeModel) and model.config.family == family
     if model.code_kind == "continuous":
         assert model.code_shape == (model.latent_dim,)
@@ -45,7 +33,7 @@ def test_declares_its_capabilities(family):
 
 
 def test_one_step_of_each_phase_moves_only_its_parameters(family):
-    model = _build(family).train()
+    model = small_model(family).train()
     batch, g = _batch(), torch.Generator().manual_seed(2)
     for phase in model.phases():
         params = phase.parameters()
@@ -71,7 +59,7 @@ def test_one_step_of_each_phase_moves_only_its_parameters(family):
 def test_each_phase_trains_under_bf16_autocast(family):
     """train.precision bf16: every phase's loss is a finite float32 scalar close to its float32 value from the
     same weights and draws, and its gradients are finite float32."""
-    full_model, mixed_model = _build(family).train(), _build(family).train()
+    full_model, mixed_model = small_model(family).train(), small_model(family).train()
     for full_phase, phase in zip(full_model.phases(), mixed_model.phases()):
         full, _ = full_phase.loss(_batch(), generator=torch.Generator().manual_seed(2), progress=0.0)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -85,7 +73,7 @@ def test_each_phase_trains_under_bf16_autocast(family):
 
 
 def test_save_and_load_round_trip(family, tmp_path):
-    model = _build(family).eval()
+    model = small_model(family).eval()
     loaded = load_model(save_model(tmp_path / "m.pt", model))
     assert type(loaded) is type(model) and loaded.config == model.config
     z = model.prior_sample(5, generator=torch.Generator().manual_seed(3))
@@ -94,18 +82,18 @@ def test_save_and_load_round_trip(family, tmp_path):
 
 
 def test_generate_shape_range_and_seed(family):
-    model = _build(family).eval()
+    model = small_model(family).eval()
     y = torch.arange(7) % N_CLASSES if model.conditional else None
     with torch.no_grad():
         a = model.generate(7, generator=torch.Generator().manual_seed(4), y=y)
-        b = _build(family).eval().generate(7, generator=torch.Generator().manual_seed(4), y=y)
+        b = small_model(family).eval().generate(7, generator=torch.Generator().manual_seed(4), y=y)
         c = model.generate(7, generator=torch.Generator().manual_seed(5), y=y)
     assert a.shape == (7, *SHAPE) and float(a.min()) >= 0 and float(a.max()) <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_encoder_families_encode_and_the_others_say_why_not(family):
-    model = _build(family).eval()
+    model = small_model(family).eval()
     batch = _batch(3)
     if model.code_kind == "discrete":
         grids = model.encode(batch.x)
@@ -121,7 +109,7 @@ def test_encoder_families_encode_and_the_others_say_why_not(family):
 def test_infogan_codes_and_their_agreement_with_classes():
     from latentatlas.models.infogan import categorical_agreement
 
-    model = _build("infogan")   # latent 16 = 4 noise + 10 categorical + 2 continuous
+    model = small_model("infogan")   # latent 16 = 4 noise + 10 categorical + 2 continuous
     z = model.prior_sample(200, generator=torch.Generator().manual_seed(0), fixed=(0, 7))
     assert model.noise_dim == 4 and torch.equal(z[:, 4:14].argmax(1), torch.full((200,), 7))
     assert torch.equal(z[:, 4:14].sum(1), torch.ones(200)) and float(z[:, 14:].abs().max()) <= 1

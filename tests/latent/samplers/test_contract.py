@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from latentatlas.latent.samplers import SAMPLERS, LatentSampler, NotFittedError, build_sampler, load_sampler
+from latentatlas.latent.samplers import SAMPLERS, NotFittedError, build_sampler, load_sampler
+from tests.latent.samplers.small import small
 
 NAMES = [name for name in SAMPLERS.names() if SAMPLERS.get(name).code_kind == "continuous"]
 
@@ -16,14 +17,6 @@ def codes(n: int = 120, d: int = 3, dtype=torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     centers = torch.tensor([[0.0] * d, [4.0] * d])
     return (torch.randn(n, d, generator=g) + centers[torch.arange(n) % 2]).to(dtype)
-
-
-SMALL = {"gmm": "gmm:k=2", "ddpm": "ddpm:iters=60,steps=10,hidden=16,depth=1",
-         "two-stage": "two-stage:iters=60,hidden=16,depth=1"}
-
-
-def small(name: str) -> LatentSampler:
-    return build_sampler(SMALL.get(name, name))
 
 
 def test_registry_lists_the_issue_samplers():

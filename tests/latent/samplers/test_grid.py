@@ -10,9 +10,9 @@ import torch
 
 from latentatlas.latent.samplers import SAMPLERS, build_sampler, load_sampler
 from latentatlas.latent.samplers.pixelcnn import GatedPixelCNN
+from tests.latent.samplers.small import small
 
 GRID_NAMES = [name for name in SAMPLERS.names() if SAMPLERS.get(name).code_kind == "discrete"]
-SMALL = {"categorical": "categorical", "pixelcnn": "pixelcnn:iters=40,dim=8,layers=2"}
 
 
 def known_categorical(seed: int = 0, cells: int = 9, values: int = 4) -> torch.Tensor:
@@ -34,7 +34,7 @@ def test_registry_has_the_grid_samplers():
 def test_grid_sampler_contract(name, tmp_path):
     probs = known_categorical()
     z = grids(200, probs, 1)
-    s = build_sampler(SMALL[name])
+    s = small(name)
     assert s.fit(z, generator=torch.Generator().manual_seed(0)) is s
     a = s.sample(6, generator=torch.Generator().manual_seed(3))
     assert a.shape == (6, 3, 3) and a.dtype == torch.long and int(a.min()) >= 0 and int(a.max()) < 4
@@ -48,9 +48,9 @@ def test_grid_sampler_contract(name, tmp_path):
     assert build_sampler(s.spec).get_params() == s.get_params()
     json.dumps(s.describe())
     with pytest.raises(ValueError, match=r"z: expected integer code grids \(n, h, w\)"):
-        build_sampler(SMALL[name]).fit(z.float())
+        small(name).fit(z.float())
     with pytest.raises(ValueError, match="z: expected code values >= 0"):
-        build_sampler(SMALL[name]).fit(z - 1)
+        small(name).fit(z - 1)
     with pytest.raises(ValueError, match=r"z: expected grids of shape \(3, 3\)"):
         s.score_samples(z[:, :2])
     with pytest.raises(ValueError, match="z: expected code values < 4"):
