@@ -3,8 +3,8 @@ each trained for the same number of epochs on the 8,000 training faces of the Ce
 by its samplers (prior; Gaussian mixtures, a diffusion model and a second-stage VAE on the AE's codes);
 10,000 samples each scored against the 1,000 test faces in the ``celeba-attributes`` features (Fréchet
 distance, precision, recall, attribute coverage), with the test reconstruction error and fitting times;
-then the checked attribute arithmetic (``latentatlas attributes RUN``) of the encoder models: success per
-pair and vector variant, absolute and against c's own decoding.
+then the checked attribute arithmetic (``latentatlas attributes RUN``; the GAN's on its inverted codes): success
+per pair and vector variant, absolute and against c's own decoding.
 Usage:
     python bench/faces_celeba.py [--epochs 8] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
                                  [--samplers MODEL=SPEC;SPEC ...] [--train-only] [--json out.json]
@@ -56,8 +56,7 @@ def run_model(name: str, args) -> list[dict]:
     pipeline.encode_stage(session)
     pipeline.sample_stage(session)
     results = pipeline.evaluate_stage(session)
-    if name != "dcgan":
-        arithmetic(name, analyses.attributes_stage(session.run))
+    arithmetic(name, analyses.attributes_stage(session.run))
     write_report(session.run)
     m = session.run.read_metrics()
     return [{"model": name, "sampler": s["spec"], "frechet": results[stem]["frechet"],
