@@ -39,7 +39,8 @@ class ModelConfig:
     hidden_layers: int = field(default=2, metadata=rule(low=1))  # hidden layers of the MLP networks
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")   # train.precision: float32, or bfloat16 / float16 autocast
+PRECISIONS = ("fp32", "bf16", "fp16")   # train.precision: float32, or bfloat16 / float16 autocast; "auto" picks
+#                                         one of them for the device (training.precision.resolve_precision)
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=rule(low=0))
     patience: int | None = field(default=5, metadata=rule(low=1))  # epochs without a better selection score
     device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = field(default="fp32", metadata=rule(choices=PRECISIONS))  # mixed precision:
-    #                                   bf16/fp16 autocast of the forward passes (weights stay float32)
+    precision: str = field(default="fp32", metadata=rule(choices=(*PRECISIONS, "auto")))  # mixed precision:
+    #                                   bf16/fp16 autocast of the forward passes (weights stay float32); auto:
+    #                                   bf16 where the device has bfloat16 matrix units, else fp32
     progress: bool = True
     max_steps: int | None = field(default=None, metadata=rule(low=1))  # stop after this many batches
     max_minutes: float | None = field(default=None, metadata=rule(low=0, strict=True))  # stop after this much

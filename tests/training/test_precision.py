@@ -10,7 +10,9 @@ from latentatlas.models.base import Posterior
 from latentatlas.models.losses import reconstruction_loss
 from latentatlas.models.quantize import VectorQuantizer
 from latentatlas.training import load_checkpoint, train
-from latentatlas.training.precision import Precision
+from latentatlas.config import PRECISIONS
+from latentatlas.training import precision as precision_mod
+from latentatlas.training.precision import Precision, resolve_precision
 
 from .helpers import Kill, tiny_dataset, tiny_model, tiny_train_config
 
@@ -93,3 +95,30 @@ def test_resuming_in_another_precision_warns(tmp_path, caplog):
     assert resumed.epochs_run == 2
     assert "resume: precision changed; the run will not match an uninterrupted one" in caplog.text
     assert "batch_size changed" not in caplog.text
+
+
+def test_auto_picks_bf16_only_where_the_device_has_bfloat16_units(monkeypatch):
+    assert [resolve_precision(name, torch.device("cpu")) for name in PRECISIONS] == list(PRECISIONS)
+    for amx, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision_mod, "_cpu_has_amx", lambda amx=amx: amx)
+        assert resolve_precision("auto", torch.device("cpu")) == expected
+    for capability, expected in (((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
+        assert resolve_precision("auto", torch.device("cuda:0")) == expected
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"
+
+
+@pytest.mark.parametrize("amx, resolved", [(True, "bf16"), (False, "fp32")])
+def test_auto_trains_in_what_it_resolved_to_and_records_it(tmp_path, monkeypatch, caplog, amx, resolved):
+    monkeypatch.setattr(precision_mod, "_cpu_has_amx", lambda: amx)
+    data = tiny_dataset()
+    auto = train(tiny_model(), data, tiny_train_config(epochs=2, precision="auto"), tmp_path / "auto", seed=0)
+    train(tiny_model(), data, tiny_train_config(epochs=2, precision=resolved), tmp_path / "named", seed=0)
+    assert auto.precision == resolved
+    saved = load_checkpoint(tmp_path / "auto" / "checkpoints" / "last.pt")
+    assert saved["train_config"]["precision"] == resolved                 # the checkpoint says what ran
+    named = load_checkpoint(tmp_path / "named" / "checkpoints" / "last.pt")["model"]
+    for key, value in saved["model"].items():
+        torch.testing.assert_close(value, named[key], rtol=0, atol=1e-6)
+    train(tiny_model(), data, tiny_train_config(epochs=3, precision=resolved), tmp_path / "auto", seed=0, resume=True)
+    assert "precision changed" not in caplog.text                          # resuming it by name is no change

@@ -102,9 +102,8 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
     run.update_metrics("train", {
         "epochs_run": result.epochs_run, "steps": result.steps, "selection_metric": result.selection_metric,
         "best_score": result.best_score, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "reason": result.reason, "device": str(result.device), "seconds_per_epoch": _seconds_per_epoch(result.history),
-        "train_seconds": round(result.train_seconds, 2),
-    })
+        "reason": result.reason, "device": str(result.device), "precision": result.precision,
+        "seconds_per_epoch": _seconds_per_epoch(result.history), "train_seconds": round(result.train_seconds, 2)})
     tracking.sync(run)
     return session
 

@@ -1,4 +1,4 @@
-"""Mixed-precision training, ``train.precision``: ``fp32`` (default), ``bf16`` or ``fp16``.
+"""Mixed-precision training, ``train.precision``: ``fp32`` (default), ``bf16``, ``fp16`` or ``auto``.
 
 With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.autocast`: matrix products and
 convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
@@ -10,27 +10,56 @@ fp16's range is narrow, so its steps go through a :class:`torch.amp.GradScaler` 
 step whose gradients overflowed and adapts the scale; the scalers are saved in checkpoints so that a resumed
 run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
 under fp16 prefer bf16 for those models.
+``auto`` resolves to bf16 on a device with bfloat16 matrix units (a CUDA GPU of compute capability 8.0 or
+later; a CPU with Intel AMX, where bf16 trained 1.3-2.3x as fast at the same quality, bench/RESULTS.md) and
+to fp32 elsewhere (a CPU without them emulates bfloat16, slower than float32); the run records what it chose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Iterable
 
 import torch
 
 from latentatlas.config import PRECISIONS
 
+log = logging.getLogger(__name__)
+
 DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16)))   # the autocast type of each precision
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``name``, or for "auto" the precision for ``device``: bf16 with bfloat16 matrix units, else fp32."""
+    if name != "auto":
+        return name
+    device = torch.device(device)
+    if device.type == "cuda":
+        native = torch.cuda.get_device_capability(device) >= (8, 0)   # Ampere and later
+    else:
+        native = device.type == "cpu" and _cpu_has_amx()
+    return "bf16" if native else "fp32"
+
+
+def _cpu_has_amx() -> bool:
+    """Whether this CPU has Intel AMX tiles (their bfloat16 units); False where torch cannot tell."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe()) if probe is not None else False
 
 
 class Precision:
     """The autocast context and the backward/optimizer step of one training run's precision ``name`` (one of
-    config.PRECISIONS) on ``device``, with a gradient scaler per phase name in ``phases`` for fp16."""
+    config.PRECISIONS, or "auto": ``name`` then holds what it resolved to) on ``device``, with a gradient
+    scaler per phase name in ``phases`` for fp16."""
 
     def __init__(self, name: str, device: torch.device, phases: Iterable[str]) -> None:
-        self.device, self.dtype = torch.device(device), DTYPES[name]
-        self.scalers = {p: torch.amp.GradScaler(self.device.type) for p in phases} if name == "fp16" else {}
+        self.device = torch.device(device)
+        self.name = resolve_precision(name, self.device)
+        self.dtype = DTYPES[self.name]
+        if name == "auto":
+            log.info("train.precision auto: %s on %s", self.name, self.device)
+        self.scalers = {p: torch.amp.GradScaler(self.device.type) for p in phases} if self.name == "fp16" else {}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to the 16-bit type, or a null context for fp32."""

@@ -82,6 +82,7 @@ class TrainResult:
     reason: str
     history: list[dict]
     device: str
+    precision: str = "fp32"             # the precision it trained in (train.precision "auto" resolved)
     best_epoch: int | None = None
     checkpoint: str | None = None
     train_seconds: float = 0.0          # time in training batches over the whole run

@@ -112,8 +112,8 @@ class _Trainer:
         self.written = (self.last_path, int(ckpt["epoch"]))
         ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
         saved = {"precision": "fp32", **ckpt.get("train_config", {})}   # checkpoints before train.precision: fp32
-        for key in ("batch_size", "precision"):
-            if saved.get(key) != getattr(self.cfg, key):
+        for key, now in (("batch_size", self.cfg.batch_size), ("precision", self.precision.name)):
+            if saved.get(key) != now:
                 log.warning("resume: %s changed; the run will not match an uninterrupted one", key)
         self.state = TrainState.from_checkpoint(ckpt)
         if set(ckpt["optimizers"]) != set(self.optimizers):
@@ -144,7 +144,7 @@ class _Trainer:
         payload["optimizers"] = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         payload["generator_state"] = self.generator.get_state()
         payload["grad_scalers"] = self.precision.state_dict()
-        payload["train_config"] = dataclasses.asdict(self.cfg)
+        payload["train_config"] = {**dataclasses.asdict(self.cfg), "precision": self.precision.name}   # as run
         payload["seed"] = self.seed
         published = file_identity(self.last_path)
         try:
@@ -339,7 +339,7 @@ class _Trainer:
                  self.state.best_epoch)
         return TrainResult(epochs_run=self.state.epoch, steps=self.state.step, best_score=self.state.best_score,
                            selection_metric=self.metric, stopped_early=stopped_early, reason=reason,
-                           history=list(self.state.history), device=str(self.device),
+                           history=list(self.state.history), device=str(self.device), precision=self.precision.name,
                            best_epoch=self.state.best_epoch, checkpoint=str(self.best_path),
                            train_seconds=self.state.train_seconds)
 
