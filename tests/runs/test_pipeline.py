@@ -58,7 +58,7 @@ def test_samples_are_uint8_nhwc(tiny_run):
 
 def test_metrics_and_report(tiny_run):
     metrics = tiny_run.read_metrics()
-    assert metrics["train"]["epochs_run"] == 2
+    assert metrics["train"]["epochs_run"] == 2 and metrics["train"]["precision"] == "fp32"   # what it ran in
     assert 0 < metrics["reconstruction"]["mse"] < 0.5
     for name in ("prior", "gmm_k-2_covariance-full"):
         fd = metrics["evaluate"][name]["frechet"]
