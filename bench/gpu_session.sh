@@ -25,7 +25,8 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    python3 -c "import torch; from latentatlas.training.precision import resolve_precision as r; \
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision auto:', r('auto', '$DEVICE'))"
     python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests/training/test_precision.py
     for precision in $PRECISIONS; do
         python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" --precision "$precision" \
