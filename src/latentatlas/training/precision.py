@@ -11,7 +11,8 @@ step whose gradients overflowed and adapts the scale; the scalers are saved in c
 run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
 under fp16 prefer bf16 for those models.
 ``auto`` resolves to bf16 on a device with bfloat16 matrix units (a CUDA GPU of compute capability 8.0 or
-later; a CPU with Intel AMX, where bf16 trained 1.3-2.3x as fast at the same quality, bench/RESULTS.md) and
+later; a CPU with Intel AMX, where bf16 trained 1.3-2.3x as fast at the same quality in the benches, one whole
+face run 1.05x, bench/RESULTS.md) and
 to fp32 elsewhere (a CPU without them emulates bfloat16, slower than float32); the run records what it chose.
 """
 
