@@ -54,6 +54,8 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata=rule(choices=(*PRECISIONS, "auto")))  # mixed precision:
     #                                   bf16/fp16 autocast of the forward passes (weights stay float32); auto:
     #                                   bf16 where the device has bfloat16 matrix units, else fp32
+    hflip: bool = False                 # mirror each training image left-right with probability 1/2 (faces,
+    #                                   natural images; not digits or text)
     progress: bool = True
     max_steps: int | None = field(default=None, metadata=rule(low=1))  # stop after this many batches
     max_minutes: float | None = field(default=None, metadata=rule(low=0, strict=True))  # stop after this much

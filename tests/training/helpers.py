@@ -41,7 +41,7 @@ def tiny_train_config(**kw) -> TrainConfig:
     return TrainConfig(**values)
 
 
-DDP_EPOCHS = 2  # the DDP test compares this many epochs of tiny_train_config with a single process
+DDP_EPOCHS = 2  # the DDP test compares this many epochs of tiny_train_config (mirror flips on) with one process
 # the two-player model of the DDP and resume tests: two critic steps per generator step, an EMA generator
 GAN_OPTIONS = {"n_critic": 2, "ema_decay": 0.9, "penalty": "r1", "penalty_weight": 1.0}
 

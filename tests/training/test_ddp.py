@@ -28,7 +28,7 @@ def test_ddp_matches_single_process(tmp_path, family):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("rank done") == 2
 
-    single = train(tiny_model(family, **family_options(family)), tiny_dataset(), tiny_train_config(epochs=DDP_EPOCHS),
+    single = train(tiny_model(family, **family_options(family)), tiny_dataset(), tiny_train_config(epochs=DDP_EPOCHS, hflip=True),
                    tmp_path / "single", seed=5)
     a = torch.load(tmp_path / "single" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)

@@ -50,9 +50,9 @@ def test_same_seed_same_weights_and_val_loss_is_deterministic(tmp_path):
     assert a.history[0]["val_loss"] == b.history[0]["val_loss"] != c.history[0]["val_loss"]
 
 
-@pytest.mark.parametrize("family", ["vae", "ae"])
-def test_resume_reaches_the_same_weights(tmp_path, family):
-    data, cfg = tiny_dataset(), tiny_train_config(epochs=3)
+@pytest.mark.parametrize("family, hflip", [("vae", False), ("ae", True)])
+def test_resume_reaches_the_same_weights(tmp_path, family, hflip):
+    data, cfg = tiny_dataset(), tiny_train_config(epochs=3, hflip=hflip)
     straight = train(tiny_model(family), data, cfg, tmp_path / "straight", seed=1)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_model(family), data, cfg, tmp_path / "killed", seed=1, callbacks=[Kill(2)])
@@ -225,6 +225,32 @@ def test_a_phase_with_repeat_r_runs_on_the_last_r_batches_of_each_round(tmp_path
     model.phases = lambda: phases
     train(model, tiny_dataset(), tiny_train_config(epochs=3, max_steps=6), tmp_path, seed=0)  # 4 batches an epoch
     assert ran == ["decoder", "decoder", "encoder", "decoder"] * 2
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_hflip_mirrors_about_half_the_training_rows(tmp_path, hflip):
+    """Every row a training step sees is a training image or its left-right mirror; with train.hflip
+    about half are mirrored (the tiny images are not symmetric), without it none."""
+    data, model, seen = tiny_dataset(), tiny_model("ae"), []
+    phases = model.phases()
+    inner = phases[0].loss
+
+    def spy(batch, **kw):
+        if torch.is_grad_enabled():
+            seen.append(batch.x.detach().clone())
+        return inner(batch, **kw)
+
+    phases[0].loss = spy
+    model.phases = lambda: phases
+    train(model, data, tiny_train_config(epochs=4, hflip=hflip), tmp_path, seed=0)
+    rows = torch.cat(seen).flatten(1)
+    images = data.part("train").images.float().div(255)
+    plain, mirrored = images.flatten(1), images.flip(3).flatten(1)
+    is_plain = (rows[:, None] == plain[None]).all(2).any(1)
+    is_mirrored = (rows[:, None] == mirrored[None]).all(2).any(1)
+    assert len(rows) == 4 * len(images) and bool((is_plain | is_mirrored).all())
+    share = float((is_mirrored & ~is_plain).float().mean())
+    assert (0.35 < share < 0.65) if hflip else share == 0.0
 
 
 def test_a_time_budget_stops_training(tmp_path):

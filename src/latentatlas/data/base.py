@@ -109,6 +109,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).div_(255.0)
 
 
+def mirror(images: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """images (B, C, H, W) with the rows where ``which`` (B,) bool is True mirrored left-right."""
+    return torch.where(which.view(-1, 1, 1, 1), images.flip(3), images)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float (N, C, H, W) in [0, 1] -> uint8 tensor (N, C, H, W), rounding and clipping, on the CPU."""
     return x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
+from latentatlas.data.base import ImageDataset, dataset_fingerprint, mirror, to_float
 from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator
 
@@ -138,9 +138,7 @@ def train_attribute_net(ds: ImageDataset, *, epochs: int = DEFAULT_EPOCHS, batch
         perm = train[torch.randperm(len(train), generator=g)]
         for s in range(0, len(perm), batch_size):
             idx = perm[s:s + batch_size]
-            x = to_float(ds.images[idx])
-            flip = (torch.rand(len(idx), generator=g) < 0.5).view(-1, 1, 1, 1)
-            x = torch.where(flip, x.flip(3), x).to(device)
+            x = mirror(to_float(ds.images[idx]), torch.rand(len(idx), generator=g) < 0.5).to(device)
             loss = F.binary_cross_entropy_with_logits(model.attribute_logits(x), targets[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()

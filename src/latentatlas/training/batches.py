@@ -8,15 +8,18 @@ import logging
 import torch
 from torch import nn
 
-from latentatlas.data.base import ImageDataset, to_float
+from latentatlas.data.base import ImageDataset, mirror, to_float
 
 log = logging.getLogger(__name__)
 
 
-def batch_rows(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tensor):
-    """Float images and labels (or None) of rows ``index`` of a (uint8 images, labels) pair."""
+def batch_rows(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tensor,
+               flip: torch.Tensor | None = None):
+    """Float images and labels (or None) of rows ``index`` (B,) of a (uint8 images, labels) pair, the rows
+    where ``flip`` (B,) bool is True mirrored left-right."""
     images, labels = part
-    return to_float(images[index]), (labels[index] if labels is not None else None)
+    x = to_float(images[index])
+    return (x if flip is None else mirror(x, flip)), (labels[index] if labels is not None else None)
 
 
 def device_parts(data: ImageDataset, model: nn.Module, device: torch.device):

@@ -10,9 +10,9 @@ score improves (the run's chosen weights), and ``metrics.jsonl`` with one line p
 The selection score is the line's ``model.selection_metric`` (lower is better): ``val_loss`` for
 likelihood models (``train_loss`` when there is no validation split), ``monitor_frechet`` for GANs (logged
 by the sample-quality monitor callback); ``best_<metric>`` holds the best so far.  Multi-phase models log
-``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling and all
-training noise come from one CPU generator seeded with ``seed`` and saved in every checkpoint, so
-``resume=True`` continues a killed run to the same weights as an uninterrupted one.  Validation uses the
+``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling, the
+mirror flips of ``train.hflip`` and all training noise come from one CPU generator seeded with ``seed`` and
+saved in every checkpoint, so ``resume=True`` continues a killed run to the same weights as an uninterrupted one.  Validation uses the
 model's ``validation_loss`` with a generator re-seeded every epoch, so it is deterministic, and in float32
 whatever ``train.precision`` (bf16/fp16 run the training forward passes under autocast:
 :mod:`latentatlas.training.precision`).  Under
@@ -111,8 +111,9 @@ class _Trainer:
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
         self.written = (self.last_path, int(ckpt["epoch"]))
         ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
-        saved = {"precision": "fp32", **ckpt.get("train_config", {})}   # checkpoints before train.precision: fp32
-        for key, now in (("batch_size", self.cfg.batch_size), ("precision", self.precision.name)):
+        saved = {"precision": "fp32", "hflip": False, **ckpt.get("train_config", {})}   # older checkpoints' values
+        for key, now in (("batch_size", self.cfg.batch_size), ("precision", self.precision.name),
+                         ("hflip", self.cfg.hflip)):
             if saved.get(key) != now:
                 log.warning("resume: %s changed; the run will not match an uninterrupted one", key)
         self.state = TrainState.from_checkpoint(ckpt)
@@ -175,7 +176,9 @@ class _Trainer:
                 if len(index) < self.dist.world:
                     continue  # a last batch too small to give every rank a row
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
-                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device))
+                flip = (torch.rand(len(index), generator=self.generator) < 0.5)[lo:hi] if self.cfg.hflip else None
+                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device),
+                                  None if flip is None else flip.to(self.device))
                 terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
                 means.add(terms, hi - lo)
