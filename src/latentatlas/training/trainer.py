@@ -12,11 +12,10 @@ likelihood models (``train_loss`` when there is no validation split), ``monitor_
 by the sample-quality monitor callback); ``best_<metric>`` holds the best so far.  Multi-phase models log
 ``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling, the
 mirror flips of ``train.hflip`` and all training noise come from one CPU generator seeded with ``seed`` and
-saved in every checkpoint, so ``resume=True`` continues a killed run to the same weights as an uninterrupted one.  Validation uses the
-model's ``validation_loss`` with a generator re-seeded every epoch, so it is deterministic, and in float32
-whatever ``train.precision`` (bf16/fp16 run the training forward passes under autocast:
-:mod:`latentatlas.training.precision`).  Under
-``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
+saved in every checkpoint, so ``resume=True`` continues a killed run to the same weights as an uninterrupted
+one.  Validation uses the model's ``validation_loss`` with a generator re-seeded every epoch, so it is
+deterministic, and in float32 whatever ``train.precision`` (bf16/fp16 run the training forward passes under
+autocast: :mod:`latentatlas.training.precision`).  Under ``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
 """
 
 from __future__ import annotations
