@@ -15,7 +15,8 @@ mirror flips of ``train.hflip`` and all training noise come from one CPU generat
 saved in every checkpoint, so ``resume=True`` continues a killed run to the same weights as an uninterrupted
 one.  Validation uses the model's ``validation_loss`` with a generator re-seeded every epoch, so it is
 deterministic, and in float32 whatever ``train.precision`` (bf16/fp16 run the training forward passes under
-autocast: :mod:`latentatlas.training.precision`).  Under ``torchrun`` the run is data-parallel (see :mod:`latentatlas.training.distributed`).
+autocast: :mod:`latentatlas.training.precision`).  Under ``torchrun`` the run is data-parallel (see
+:mod:`latentatlas.training.distributed`).
 """
 
 from __future__ import annotations
