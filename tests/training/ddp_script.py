@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import DDP_EPOCHS, family_options, tiny_dataset, tiny_model, tiny_train_config  # noqa: E402
+from helpers import ddp_train_config, family_options, tiny_dataset, tiny_model  # noqa: E402
 
 from latentatlas.training import train  # noqa: E402
 
@@ -21,7 +21,7 @@ def main() -> None:
     torch.set_num_threads(1)
     run_dir, family = Path(sys.argv[1]), sys.argv[2]
     model = tiny_model(family, **family_options(family))
-    result = train(model, tiny_dataset(), tiny_train_config(epochs=DDP_EPOCHS, hflip=True), run_dir, seed=5)
+    result = train(model, tiny_dataset(), ddp_train_config(), run_dir, seed=5)
     print(f"rank done: steps={result.steps} best={result.best_score:.6f}", flush=True)
 
 

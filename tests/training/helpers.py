@@ -41,7 +41,12 @@ def tiny_train_config(**kw) -> TrainConfig:
     return TrainConfig(**values)
 
 
-DDP_EPOCHS = 2  # the DDP test compares this many epochs of tiny_train_config (mirror flips on) with one process
+def ddp_train_config() -> TrainConfig:
+    """The settings the DDP test trains with, in the 2-process script and in the single process it compares:
+    two epochs of :func:`tiny_train_config` with mirror flips on."""
+    return tiny_train_config(epochs=2, hflip=True)
+
+
 # the two-player model of the DDP and resume tests: two critic steps per generator step, an EMA generator
 GAN_OPTIONS = {"n_critic": 2, "ema_decay": 0.9, "penalty": "r1", "penalty_weight": 1.0}
 

@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from latentatlas.training import train
 
-from .helpers import DDP_EPOCHS, family_options, tiny_dataset, tiny_model, tiny_train_config
+from .helpers import ddp_train_config, family_options, tiny_dataset, tiny_model
 
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 
@@ -28,7 +28,7 @@ def test_ddp_matches_single_process(tmp_path, family):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("rank done") == 2
 
-    single = train(tiny_model(family, **family_options(family)), tiny_dataset(), tiny_train_config(epochs=DDP_EPOCHS, hflip=True),
+    single = train(tiny_model(family, **family_options(family)), tiny_dataset(), ddp_train_config(),
                    tmp_path / "single", seed=5)
     a = torch.load(tmp_path / "single" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from latentatlas.data.base import to_float
 from latentatlas.training import TrainingDiverged, load_checkpoint, load_model, resolve_device, train
 
 from .helpers import Kill, tiny_dataset, tiny_model, tiny_train_config
@@ -244,7 +245,7 @@ def test_hflip_mirrors_about_half_the_training_rows(tmp_path, hflip):
     model.phases = lambda: phases
     train(model, data, tiny_train_config(epochs=4, hflip=hflip), tmp_path, seed=0)
     rows = torch.cat(seen).flatten(1)
-    images = data.part("train").images.float().div(255)
+    images = to_float(data.part("train").images)
     plain, mirrored = images.flatten(1), images.flip(3).flatten(1)
     is_plain = (rows[:, None] == plain[None]).all(2).any(1)
     is_mirrored = (rows[:, None] == mirrored[None]).all(2).any(1)

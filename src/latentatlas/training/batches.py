@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 def batch_rows(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tensor,
                flip: torch.Tensor | None = None):
     """Float images and labels (or None) of rows ``index`` (B,) of a (uint8 images, labels) pair, the rows
-    where ``flip`` (B,) bool is True mirrored left-right."""
+    where ``flip`` (B,) bool (on any device) is True mirrored left-right."""
     images, labels = part
     x = to_float(images[index])
-    return (x if flip is None else mirror(x, flip)), (labels[index] if labels is not None else None)
+    return (x if flip is None else mirror(x, flip.to(x.device))), (labels[index] if labels is not None else None)
 
 
 def device_parts(data: ImageDataset, model: nn.Module, device: torch.device):

@@ -177,8 +177,7 @@ class _Trainer:
                     continue  # a last batch too small to give every rank a row
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
                 flip = (torch.rand(len(index), generator=self.generator) < 0.5)[lo:hi] if self.cfg.hflip else None
-                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device),
-                                  None if flip is None else flip.to(self.device))
+                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device), flip)
                 terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
                 means.add(terms, hi - lo)
