@@ -163,6 +163,7 @@ def test_resolve_device():
     ({"max_steps": 0}, r"train.max_steps"),
     ({"device": "gpu"}, r"device: expected"),
     ({"precision": "fp8"}, r"train.precision: expected one of .*fp8"),
+    ({"hflip": "yes"}, r"train.hflip: expected true or false, got 'yes'"),
 ])
 def test_bad_train_config(tmp_path, changes, pattern):
     with pytest.raises(ValueError, match=pattern):
