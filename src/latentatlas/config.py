@@ -41,6 +41,7 @@ class ModelConfig:
 
 PRECISIONS = ("fp32", "bf16", "fp16")   # train.precision: float32, or bfloat16 / float16 autocast; "auto" picks
 #                                         one of them for the device (training.precision.resolve_precision)
+LR_SCHEDULES = ("constant", "cosine")   # train.lr_schedule (training.schedule)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class TrainConfig:
     epochs: int = field(default=20, metadata=rule(low=1))
     batch_size: int = field(default=128, metadata=rule(low=1))
     lr: float = field(default=1e-3, metadata=rule(low=0))   # a phase may set its own (e.g. a GAN's lr_generator)
+    lr_schedule: str = field(default="constant", metadata=rule(choices=LR_SCHEDULES))  # cosine: every phase's
+    #                                   lr decays to 0 along a half cosine over the planned epochs (or max_steps)
     weight_decay: float = field(default=0.0, metadata=rule(low=0))
     patience: int | None = field(default=5, metadata=rule(low=1))  # epochs without a better selection score
     device: str = "auto"                # auto | cpu | cuda | cuda:N

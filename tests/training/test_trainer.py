@@ -51,9 +51,9 @@ def test_same_seed_same_weights_and_val_loss_is_deterministic(tmp_path):
     assert a.history[0]["val_loss"] == b.history[0]["val_loss"] != c.history[0]["val_loss"]
 
 
-@pytest.mark.parametrize("family, hflip", [("vae", False), ("ae", True)])
-def test_resume_reaches_the_same_weights(tmp_path, family, hflip):
-    data, cfg = tiny_dataset(), tiny_train_config(epochs=3, hflip=hflip)
+@pytest.mark.parametrize("family, options", [("vae", {}), ("ae", {"hflip": True, "lr_schedule": "cosine"})])
+def test_resume_reaches_the_same_weights(tmp_path, family, options):
+    data, cfg = tiny_dataset(), tiny_train_config(epochs=3, **options)
     straight = train(tiny_model(family), data, cfg, tmp_path / "straight", seed=1)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_model(family), data, cfg, tmp_path / "killed", seed=1, callbacks=[Kill(2)])
@@ -164,6 +164,7 @@ def test_resolve_device():
     ({"device": "gpu"}, r"device: expected"),
     ({"precision": "fp8"}, r"train.precision: expected one of .*fp8"),
     ({"hflip": "yes"}, r"train.hflip: expected true or false, got 'yes'"),
+    ({"lr_schedule": "linear"}, r"train.lr_schedule: expected one of .*'cosine'.*got 'linear'"),
 ])
 def test_bad_train_config(tmp_path, changes, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -5,18 +5,19 @@ Run folder: ``checkpoints/last.pt`` after every epoch, ``checkpoints/best.pt`` w
 score improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch::
 
     {"epoch": 1, "step": 40, "seconds": 2.1, "train_loss": ..., "train_recon": ..., "val_loss": ...,
-     "val_recon": ..., "best_val_loss": ..., <keys returned by callbacks>}
+     "val_recon": ..., "lr": ..., "best_val_loss": ..., <keys returned by callbacks>}
 
 The selection score is the line's ``model.selection_metric`` (lower is better): ``val_loss`` for
 likelihood models (``train_loss`` when there is no validation split), ``monitor_frechet`` for GANs (logged
-by the sample-quality monitor callback); ``best_<metric>`` holds the best so far.  Multi-phase models log
-``train_<phase>_<term>``.  Epochs are counted from 1 (``epoch`` = epochs completed).  Shuffling, the
-mirror flips of ``train.hflip`` and all training noise come from one CPU generator seeded with ``seed`` and
-saved in every checkpoint, so ``resume=True`` continues a killed run to the same weights as an uninterrupted
-one.  Validation uses the model's ``validation_loss`` with a generator re-seeded every epoch, so it is
-deterministic, and in float32 whatever ``train.precision`` (bf16/fp16 run the training forward passes under
-autocast: :mod:`latentatlas.training.precision`).  Under ``torchrun`` the run is data-parallel (see
-:mod:`latentatlas.training.distributed`).
+by the sample-quality monitor callback); ``best_<metric>`` holds the best so far.  ``lr`` is the learning
+rate of the epoch's last batch (``train.lr_schedule``: :mod:`latentatlas.training.schedule`).  Multi-phase
+models log ``train_<phase>_<term>`` and ``lr_<phase>``.  Epochs are counted from 1 (``epoch`` = epochs
+completed).  Shuffling, the mirror flips of ``train.hflip`` and all training noise come from one CPU
+generator seeded with ``seed`` and saved in every checkpoint, so ``resume=True`` continues a killed run to
+the same weights as an uninterrupted one.  Validation uses the model's ``validation_loss`` with a generator
+re-seeded every epoch, so it is deterministic, and in float32 whatever ``train.precision`` (bf16/fp16 run
+the training forward passes under autocast: :mod:`latentatlas.training.precision`).  Under ``torchrun`` the
+run is data-parallel (see :mod:`latentatlas.training.distributed`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.precision import Precision
 from latentatlas.training.progress import epoch_progress
+from latentatlas.training.schedule import LrSchedule, planned_batches
 from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted,
                                        TrainResult, TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
@@ -77,6 +79,7 @@ class _Trainer:
         self.phases = model.phases()
         self.optimizers = {p.name: _adam(p, cfg) for p in self.phases}
         self.precision = Precision(cfg.precision, self.device, self.optimizers)
+        self.schedule = LrSchedule(cfg.lr_schedule, self.optimizers)
         self.round = max(p.repeat for p in self.phases)
         self.metric = model.selection_metric
         runner = _PhaseRunner(model, self.phases)
@@ -111,9 +114,12 @@ class _Trainer:
         ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
         self.written = (self.last_path, int(ckpt["epoch"]))
         ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
-        saved = {"precision": "fp32", "hflip": False, **ckpt.get("train_config", {})}   # older checkpoints' values
-        for key, now in (("batch_size", self.cfg.batch_size), ("precision", self.precision.name),
-                         ("hflip", self.cfg.hflip)):
+        saved = {"precision": "fp32", "hflip": False, "lr_schedule": "constant",   # older checkpoints' values
+                 **ckpt.get("train_config", {})}
+        kept = ["batch_size", "hflip", "lr_schedule"]
+        if self.cfg.lr_schedule != "constant":
+            kept += ["epochs", "max_steps"]   # the planned length sets a schedule's rates
+        for key, now in [("precision", self.precision.name), *((k, getattr(self.cfg, k)) for k in kept)]:
             if saved.get(key) != now:
                 log.warning("resume: %s changed; the run will not match an uninterrupted one", key)
         self.state = TrainState.from_checkpoint(ckpt)
@@ -142,7 +148,7 @@ class _Trainer:
             return
         payload = ckpt_io.model_payload(self.model)
         payload.update(self.state.to_checkpoint())
-        payload["optimizers"] = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        payload["optimizers"] = {name: self.schedule.state_dict(name) for name in self.optimizers}
         payload["generator_state"] = self.generator.get_state()
         payload["grad_scalers"] = self.precision.state_dict()
         payload["train_config"] = {**dataclasses.asdict(self.cfg), "precision": self.precision.name}   # as run
@@ -164,6 +170,7 @@ class _Trainer:
         n, size = len(self.train_part[0]), self.cfg.batch_size
         order = torch.randperm(n, generator=self.generator)
         n_batches = math.ceil(n / size)
+        planned = planned_batches(self.cfg, n_batches)
         means = RowMeans()
         show = self.cfg.progress and self.dist.is_main
         started = time.perf_counter()
@@ -178,6 +185,7 @@ class _Trainer:
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
                 flip = (torch.rand(len(index), generator=self.generator) < 0.5)[lo:hi] if self.cfg.hflip else None
                 x, y = batch_rows(self.train_part, index[lo:hi].to(self.device), flip)
+                self.schedule.apply(self.state.step, planned)
                 terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
                 means.add(terms, hi - lo)
@@ -288,7 +296,7 @@ class _Trainer:
         summary = self.model.epoch_summary()
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "seconds": round(seconds, 4),
                                 **{f"train_{k}": v for k, v in train_terms.items()},
-                                **{f"val_{k}": v for k, v in val_terms.items()},
+                                **{f"val_{k}": v for k, v in val_terms.items()}, **self.schedule.rates(),
                                 **{k: jsonable(v) for k, v in summary.items()}}
         line.update(self.run_callbacks(state.epoch))
         score = self.score(line)
