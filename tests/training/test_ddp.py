@@ -37,7 +37,8 @@ def test_ddp_matches_single_process(tmp_path, family):
         torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-5)
     for name, state in a["optimizers"].items():   # both players' Adam moments
         for i, moments in state["state"].items():
-            torch.testing.assert_close(b["optimizers"][name]["state"][i]["exp_avg"], moments["exp_avg"], rtol=0, atol=1e-5)
+            torch.testing.assert_close(b["optimizers"][name]["state"][i]["exp_avg"], moments["exp_avg"], rtol=0,
+                                       atol=1e-5)
     keys = {"vae": ("train_loss", "train_kl", "val_loss", "val_recon", "val_kl"),
             "gan": ("train_discriminator_loss", "train_discriminator_penalty", "train_generator_loss")}[family]
     for line_a, line_b in zip(a["history"], b["history"], strict=True):

@@ -35,8 +35,8 @@ def limit_rows(n: int, limit: int) -> torch.Tensor:
 
 
 def load_dataset(cfg: DataConfig, *, seed: int) -> ImageDataset:
-    """Build ``cfg.name``, keep ``cfg.limit`` of its rows (see :func:`limit_rows`), resize to ``cfg.image_size`` (square,
-    antialiased) and assign the split with ``seed``.  Images: uint8 (N, C, H, W)."""
+    """Build ``cfg.name``, keep ``cfg.limit`` of its rows (see :func:`limit_rows`), resize to
+    ``cfg.image_size`` (square, antialiased) and assign the split with ``seed``.  Images: uint8 (N, C, H, W)."""
     if not isinstance(cfg, DataConfig):
         raise TypeError(f"cfg: expected a DataConfig, got {type(cfg).__name__}")
     limit, size = check_limit(cfg.limit), check_size(cfg.image_size)

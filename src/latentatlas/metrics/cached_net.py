@@ -3,7 +3,8 @@
 
 The key is a hash of everything that determines the weights (data fingerprint, targets, seed, epochs,
 version).  Loading is ``weights_only`` (:func:`latentatlas.fileio.torch_load`, content hash verified);
-a damaged cache entry is trained again.  Both nets hold out rows with :func:`heldout_split`.  Used by the ``classifier`` and ``celeba-attributes`` extractors.
+a damaged cache entry is trained again.  Both nets hold out rows with :func:`heldout_split`.  Used by the
+``classifier`` and ``celeba-attributes`` extractors.
 """
 
 from __future__ import annotations

@@ -112,9 +112,10 @@ class GenerativeModel(nn.Module):
 
     Capabilities (class attributes): ``has_encoder`` (codes come from ``encode``; otherwise from inversion,
     see :mod:`latentatlas.latent.codes`), ``code_kind`` ('continuous' vectors (B, latent_dim)),
-    ``normal_prior`` (whether ``prior_sample`` is N(0, I)), and ``selection_metric``: the key of a metrics.jsonl line that picks ``best.pt`` and drives early stopping
-    (lower is better): ``val_loss`` for likelihood models, ``monitor_frechet`` for GANs; ``default_samplers``,
-    the sampler specs a run uses when its config names none.
+    ``normal_prior`` (whether ``prior_sample`` is N(0, I)), and ``selection_metric``: the key of a
+    metrics.jsonl line that picks ``best.pt`` and drives early stopping (lower is better): ``val_loss`` for
+    likelihood models, ``monitor_frechet`` for GANs; ``default_samplers``, the sampler specs a run uses when
+    its config names none.
 
     Images are float32 (B, C, H, W) in [0, 1]; labels y are long (B,) in [0, n_classes) and required by
     conditional models (``self.conditional``).

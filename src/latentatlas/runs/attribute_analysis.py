@@ -61,8 +61,8 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     attributes, e.g. Smiling on Male), so that correlated attributes do not leak into its vector.
     ``pairs`` ('A/B', default: Smiling/Male, Eyeglasses/Male, Blond_Hair/Young where present) get the
     checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples (vector steps
-    ``step_scale`` x the group-mean gap, or fitted on training triples when None; sweeps over ``pair_scales``); data with class labels gets the drawn
-    arithmetic of two labels instead."""
+    ``step_scale`` x the group-mean gap, or fitted on training triples when None; sweeps over
+    ``pair_scales``); data with class labels gets the drawn arithmetic of two labels instead."""
     if method not in VARIANTS:
         raise ValueError(f"method: expected one of {VARIANTS}, got {method!r}")
     ctx = load_context(run, device=device, model=model, dataset=dataset)

@@ -3,7 +3,8 @@
 A checkpoint (format 2) is a plain dict of tensors, numbers, strings, lists and dicts:
 
 ``format`` (2), ``model`` (state dict), ``model_config`` (the fields of the family's config dataclass),
-``image_shape`` ([C, H, W]), ``n_classes`` (int or None), and for training checkpoints also ``optimizers`` ({phase: state dict}),
+``image_shape`` ([C, H, W]), ``n_classes`` (int or None), and for training checkpoints also ``optimizers``
+({phase: state dict}, with the configured learning rates, not those a ``train.lr_schedule`` set last),
 ``epoch`` (epochs completed), ``step`` (optimizer steps, counting batches), ``best_score``,
 ``best_epoch``, ``bad_epochs``, ``generator_state`` (uint8 tensor), ``train_config`` (dict),
 ``history`` (one dict per epoch, the lines of metrics.jsonl), ``callback_stop`` (bool) and ``grad_scalers``
