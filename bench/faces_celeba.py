@@ -7,7 +7,7 @@ then the checked attribute arithmetic (``latentatlas attributes RUN``; the GAN's
 per pair and vector variant, absolute and against c's own decoding.
 Usage:
     python bench/faces_celeba.py [--epochs 8] [--only vae,ae,dcgan] [--runs-dir /tmp/latentatlas-faces]
-                                 [--samplers MODEL=SPEC;SPEC ...] [--hflip] [--lr-schedule cosine]
+                                 [--samplers MODEL=SPEC;SPEC ...] [--hflip] [--set KEY=VALUE ...]
                                  [--train-only] [--json out.json]
 """
 
@@ -37,13 +37,13 @@ def config_for(name: str, args):
 
     model, samplers = RUNS[name]
     samplers = args.samplers.get(name, samplers)
-    return config_mod.from_dict({
+    return config_mod.from_dict(config_mod.apply_overrides({
         "name": name, "runs_dir": args.runs_dir, "seed": 0, "data": {"name": "celeba", "root": args.celeba},
         "model": model, "train": {"epochs": args.epochs, "batch_size": 64, "patience": None, "progress": False,
-                                  "hflip": args.hflip, "lr_schedule": args.lr_schedule},
+                                  "hflip": args.hflip},
         "codes": {"method": "encoder"} if name != "dcgan" else {"encoder_steps": 800, "refine_steps": 10},
         "sample": {"samplers": samplers, "n": 10000},
-        "evaluate": {"metrics": METRICS, "extractor": "celeba-attributes", "n_real": 1000}})
+        "evaluate": {"metrics": METRICS, "extractor": "celeba-attributes", "n_real": 1000}}, args.set))
 
 
 def run_model(name: str, args) -> list[dict]:
@@ -89,8 +89,9 @@ def main() -> None:
     parser.add_argument("--samplers", action="append", default=[], metavar="MODEL=SPEC;SPEC",
                         help="samplers of one model in place of its defaults, e.g. 'vae=prior;empirical' (repeatable)")
     parser.add_argument("--hflip", action="store_true", help="train on randomly mirrored faces (train.hflip)")
-    parser.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"),
-                        help="train.lr_schedule of every model")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every model, as `latentatlas run --set` (repeatable), e.g. "
+                             "train.lr_schedule=cosine")
     parser.add_argument("--train-only", action="store_true", help="only train (or resume) the models")
     parser.add_argument("--json", default=None, help="also write the table to this file")
     args = parser.parse_args()

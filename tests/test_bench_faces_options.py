@@ -35,3 +35,18 @@ def test_a_bad_sampler_override_is_refused(faces, value, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--samplers: expected MODEL=SPEC;SPEC with MODEL one of ['ae', 'dcgan', 'vae']" in err and repr(value) in err
+
+
+def _args(tmp_path, overrides):
+    return argparse.Namespace(samplers={}, runs_dir=str(tmp_path), celeba=str(tmp_path / "faces.tar"), epochs=2,
+                              hflip=False, set=overrides)
+
+
+def test_set_overrides_every_models_config(faces, tmp_path):
+    args = _args(tmp_path, ["train.lr_schedule=cosine", "model.latent_dim=128"])
+    for name in ("vae", "ae", "dcgan"):
+        cfg = faces.config_for(name, args)
+        assert cfg.train.lr_schedule == "cosine" and cfg.model.latent_dim == 128 and cfg.model.family == name
+    assert faces.config_for("ae", _args(tmp_path, [])).train.lr_schedule == "constant"
+    with pytest.raises(ValueError, match="train.lr_schedule: expected one of"):
+        faces.config_for("ae", _args(tmp_path, ["train.lr_schedule=step"]))
