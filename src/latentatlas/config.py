@@ -25,6 +25,8 @@ class DataConfig:
     image_size: int | None = None       # resize square images to this size (None: as stored)
     download: bool = False              # allow torchvision datasets to download
     options: dict = field(default_factory=dict)  # loader-specific options (e.g. celeba crop)
+    split_seed: int | None = None       # seed of the split and of the networks that judge samples (classifier,
+    #                                   attribute net); None: the run's seed.  Fix it to replicate a run over seeds
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,13 @@ class RunConfig:
 
             samplers = MODELS.get(self.model.family).model.default_samplers
             object.__setattr__(self, "sample", dataclasses.replace(self.sample, samplers=samplers))
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the data split and of every network trained on it to judge samples (the dataset
+        classifier, the attribute net): ``data.split_seed``, or the run's seed.  Replicates that vary only
+        ``seed`` then share their split, reference statistics and feature space."""
+        return self.seed if self.data.split_seed is None else self.data.split_seed
 
 
 def build_section(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -97,5 +97,6 @@ def test_auto_judge_is_the_celeba_attributes_network(synthetic_run, monkeypatch)
     monkeypatch.setattr(features, "build_extractor", fake_build_extractor)
     out = analyses.attributes_stage(run, pairs=["Smiling/Male"], n_triples=20, n_judge=8, seed=5, model=model,
                                     dataset=ds)
-    assert calls == [("celeba-attributes", N_TRAIN, NAMES, 5)]      # trained on the training split only
+    # trained on the training split only, seeded like the run's other judges (its data seed), not the analysis
+    assert run.config.data_seed != 5 and calls == [("celeba-attributes", N_TRAIN, NAMES, run.config.data_seed)]
     assert out["judge"] == "pixel reader" and out["pairs"]["Smiling/Male"]["n_triples"] == 20

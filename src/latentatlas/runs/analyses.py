@@ -52,7 +52,7 @@ def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: st
     i0, i1 = pairs[:n_pairs, 0].numpy(), pairs[:n_pairs, 1].numpy()
     z0, z1 = ctx.z[i0], ctx.z[i1]
     t = interp.steps(steps)
-    features, ext_name = feature_function(ctx.run, ctx.dataset, ctx.device, extractor, seed)
+    features, ext_name = feature_function(ctx.run, ctx.dataset, ctx.device, extractor)
     real_rows = test[torch.randperm(len(test), generator=g)[:n_frechet].numpy()]
     x_real = ctx.float_images(real_rows)
     real_f = features(x_real)
@@ -102,7 +102,7 @@ def discrete_interpolate_stage(target: Run | Session, *, n_pairs: int = 64, step
     g = make_generator(derive_seed(seed, "interpolate"))
     test = data.part("test")
     pairs = interp.random_pairs(len(test), max(n_pairs, n_frechet), generator=g)
-    features, ext_name = feature_function(run, data, session.device, extractor, seed)
+    features, ext_name = feature_function(run, data, session.device, extractor)
     real = to_float(test.images[torch.randperm(len(test), generator=g)[:n_frechet]])
     real_f = features(real)
     x0, x1 = (to_float(test.images[pairs[:, i]]).to(session.device) for i in (0, 1))

@@ -88,14 +88,15 @@ def load_context(target: Run | Session, *, device: torch.device | str | None = N
 
 
 def feature_function(run: Run, dataset: ImageDataset | None, device: torch.device | str,
-                     extractor: "str | torch.nn.Module | None", seed: int) -> tuple[Callable, str]:
+                     extractor: "str | torch.nn.Module | None") -> tuple[Callable, str]:
     """A callable float images (n, C, H, W) -> features (n, f) float64, and its name.  ``extractor`` is a
-    latentatlas.metrics extractor name or a torch module (default: the run's evaluate.extractor)."""
+    latentatlas.metrics extractor name or a torch module (default: the run's evaluate.extractor; a trained one
+    is seeded with the run's ``data_seed``)."""
     from latentatlas.metrics.features import build_extractor, extract_features
 
     extractor = extractor if extractor is not None else run.config.evaluate.extractor
     train = dataset.part("train") if dataset is not None and dataset.split is not None else dataset
-    ext = build_extractor(extractor, dataset=train, device=device, seed=seed)
+    ext = build_extractor(extractor, dataset=train, device=device, seed=run.config.data_seed)
     name = ext.name
 
     def features(x: torch.Tensor) -> torch.Tensor:

@@ -49,17 +49,18 @@ def judged_names(chosen: list[str], pairs: list[tuple[str, str]], names: list[st
 
 
 def attribute_judge(ctx: Context, table: np.ndarray, names: list[str], needed: list[str], *, source: str,
-                    judge="auto", seed: int = 0):
+                    judge="auto"):
     """The classifier that judges decoded images (``attribute_names``; ``attribute_probs(x (B, C, H, W) in
     [0, 1]) -> (B, A)``): ``judge`` itself when it is not a name; for data with attribute names ('auto') the
     celeba-attributes network of :mod:`latentatlas.metrics.features`, trained on the training split; for class
-    labels (or 'pixel') pixel logistic classifiers of the ``needed`` columns.  None without images."""
+    labels (or 'pixel') pixel logistic classifiers of the ``needed`` columns; trained ones are seeded with the run's
+    ``data_seed``.  None without images."""
     if not isinstance(judge, str):
         return judge
     check_choice("judge", judge, JUDGES)
     if ctx.images is None:
         return None
-    train = ctx.rows("train")
+    train, seed = ctx.rows("train"), ctx.run.config.data_seed
     if judge == "celeba-attributes" or (judge == "auto" and source == "attributes"):
         from latentatlas.metrics.features import build_extractor
 

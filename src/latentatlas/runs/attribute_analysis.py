@@ -75,7 +75,7 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     s = torch.tensor(scales, dtype=torch.float32)
     z = ctx.z.double().numpy()
     judge = aa.attribute_judge(ctx, table, names, aa.judged_names(chosen, checked, names), source=source,
-                               judge=judge, seed=seed)
+                               judge=judge)
     judged_by = list(judge.attribute_names) if judge is not None else []
     out: dict = {"source": source, "method": method, "scales": list(scales),
                  "balanced_on": balance_names if source == "attributes" else [],

@@ -84,6 +84,8 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
     if resume and run is not None and not run.checkpoint_path("last").is_file():
         log.info("resume: %s has no checkpoint yet (its first attempt stopped early); starting it again", run.path)
         run, resume = None, False
+    if resume and run is not None:
+        check_same_split(run.config, config)
     data = load_run_data(config)
     model = build_model(config.model, data.image_shape, data.n_classes)
     if not is_main_process():
@@ -121,6 +123,23 @@ def _data_figure(run: Run, config: RunConfig, data: ImageDataset) -> None:
                            f"resized to {kept.shape[2]}x{kept.shape[1]} (antialiased)")
 
 
+SPLIT_SETTINGS = ("name", "limit", "val_fraction", "test_fraction")
+
+
+def check_same_split(saved: RunConfig, config: RunConfig) -> None:
+    """Refuse a resume whose settings would draw another train / val / test split than the run's (images
+    it validated or will be tested on would move into training).  A changed ``seed`` alone is refused by
+    the checkpoint's own check."""
+    changes = [(f"data.{k}", getattr(saved.data, k), getattr(config.data, k)) for k in SPLIT_SETTINGS
+               if getattr(saved.data, k) != getattr(config.data, k)]
+    if (saved.data.split_seed, config.data.split_seed) != (None, None) and saved.data_seed != config.data_seed:
+        changes.append(("data seed (data.split_seed, else seed)", saved.data_seed, config.data_seed))
+    if changes:
+        raise ValueError("resume: the data split cannot change on resume (" + ", ".join(
+            f"{k}: {a!r} -> {b!r}" for k, a, b in changes) + "); keep the run's data settings, or start a new "
+            "run under another name")
+
+
 def _update_config(run: Run, config: RunConfig) -> None:
     """After a resumed training succeeded, record the config it ran with (the later stages read it)."""
     from latentatlas import config as config_mod
@@ -147,7 +166,7 @@ def _training_callbacks(config: RunConfig, data: ImageDataset, model) -> list:
         return []
     from latentatlas.metrics.monitor import SampleMonitor
 
-    return [SampleMonitor(data.part("val"), every=every, n=config.train.monitor_n, seed=config.seed,
+    return [SampleMonitor(data.part("val"), every=every, n=config.train.monitor_n, seed=config.data_seed,
                           patience=config.train.monitor_patience, extractor=config.evaluate.extractor,
                           train=data.part("train"), device=str(device_for(config)))]
 
@@ -364,7 +383,7 @@ def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
     for name in names:
         fake = load_samples(run.samples_dir / f"{name}.npz")
         results[name] = evaluate_samples(fake, real, metrics=tuple(config.evaluate.metrics), extractor=extractor,
-                                         train=data.part("train"), seed=config.seed, device=str(session.device),
+                                         train=data.part("train"), seed=config.data_seed, device=str(session.device),
                                          real_split=config.evaluate.split, n_real=n_real)
         run.update_metrics("evaluate", {name: results[name]})
     if config.model.family == "infogan" and data.labels is not None:
@@ -381,7 +400,7 @@ def _infogan_agreement(session: Session) -> dict:
 
     device, config = session.device, session.config
     classifier = build_extractor("classifier", dataset=session.data.part("train"), device=str(device),
-                                 seed=config.seed)
+                                 seed=config.data_seed)
     out = categorical_agreement(session.model, lambda x: classifier.logits(x.to(device)).argmax(1),
                                 generator=make_generator(derive_seed(config.seed, "infogan")))
     return {"categorical_error": out["error"], "mapping": out["mapping"], "n_per_value": 200}

@@ -70,10 +70,10 @@ def as_session(target: Run | Session | str | Path, *, device: torch.device | str
 
 
 def load_run_data(config: RunConfig) -> ImageDataset:
-    """The run's dataset with its deterministic split."""
+    """The run's dataset with its deterministic split (drawn with ``config.data_seed``)."""
     from latentatlas.data import load_dataset
 
-    return load_dataset(config.data, seed=config.seed)
+    return load_dataset(config.data, seed=config.data_seed)
 
 
 def device_for(config: RunConfig) -> torch.device:

@@ -58,7 +58,7 @@ class Judge:
 
         config, data, device = session.config, session.data, str(session.device)
         train, real_part = data.part("train"), data.part(config.evaluate.split)
-        ext = build_extractor(config.evaluate.extractor, dataset=train, device=device, seed=config.seed)
+        ext = build_extractor(config.evaluate.extractor, dataset=train, device=device, seed=config.data_seed)
         real = reference_stats(real_part, ext, split=config.evaluate.split, n=min(n_real, len(real_part)),
                                subset_seed=seed, device=device)
         train_ref = reference_stats(train, ext, split="train", device=device)
