@@ -66,7 +66,8 @@ def main() -> None:
               "dtypes": "ours float64 and float32 as named; scikit-learn float64 (rtol=0, atol=0)",
               "bandwidth": f"{h:.4f} (Scott x spread), the same absolute value for all",
               "untimed fits": ", ".join(f"{name} {s:.2f} s" for name, s in fits.items()),
-              "thread settings": f"{a.threads} for torch and the BLAS pools; scikit-learn's tree query is single-threaded"},
+              "thread settings": f"{a.threads} for torch and the BLAS pools; "
+                                 "scikit-learn's tree query is single-threaded"},
              ("torch", "numpy", "scipy", "scikit-learn"))
     sk_name = "scikit-learn KernelDensity (tree)"
     alternate(runs, a.repeats, baseline=sk_name if sk_name in runs else None)

@@ -166,8 +166,8 @@ def main() -> None:
         compare(args)
     if not args.skip_big:
         big: list[dict] = []
-        alternate({f"latentatlas prdc, cold, N={args.big_n}": measured("latentatlas", args.big_n, args.big_d, args.k, big)},
-                  args.big_repeats or args.repeats, digits=1)
+        cold = measured("latentatlas", args.big_n, args.big_d, args.k, big)
+        alternate({f"latentatlas prdc, cold, N={args.big_n}": cold}, args.big_repeats or args.repeats, digits=1)
         summary(f"latentatlas prdc, N={args.big_n}", big)
 
 

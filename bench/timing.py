@@ -120,8 +120,8 @@ def alternate(runs: dict[str, Callable[[], Measure]], repeats: int, *, baseline:
             out = fn()
             value, note = out if isinstance(out, tuple) else (out, "")
             values[name].append(float(value))
-            print(f"run {r + 1}/{repeats}  {name:<{width}}  {value:10.{digits}f} {unit}" + (f"  {note}" if note else ""),
-                  flush=True)
+            suffix = f"  {note}" if note else ""
+            print(f"run {r + 1}/{repeats}  {name:<{width}}  {value:10.{digits}f} {unit}{suffix}", flush=True)
     print(f"load average at end: {load_average()}")
     medians = {name: statistics.median(v) for name, v in values.items()}
     for name, v in values.items():

@@ -27,7 +27,8 @@ def test_adversarial_losses_closed_forms():
     assert discriminator_loss("wasserstein", real, fake).item() == pytest.approx(-1.25 - 0.5)
     assert generator_loss("wasserstein", fake).item() == pytest.approx(1.25)
     # the non-saturating discriminator loss is binary cross-entropy on logits
-    bce = F.binary_cross_entropy_with_logits(real, torch.ones(2)) + F.binary_cross_entropy_with_logits(fake, torch.zeros(2))
+    bce = (F.binary_cross_entropy_with_logits(real, torch.ones(2))
+           + F.binary_cross_entropy_with_logits(fake, torch.zeros(2)))
     torch.testing.assert_close(discriminator_loss("non-saturating", real, fake), bce)
     with pytest.raises(ValueError, match="model.loss: expected one of"):
         generator_loss("minimax", fake)

@@ -248,12 +248,13 @@ def test_findings_agree_with_the_table(study):
     _, folder, _ = study
     out = json.loads((folder / "study.json").read_text())
     header, rows = out["table"]["header"], out["table"]["rows"]
-    col = {name: header.index(name) for name in ("loop", "λ", "generation", "Fréchet distance", "precision", "recall")}
+    names = ("loop", "λ", "generation", "Fréchet distance", "precision", "recall")
+    col = {name: header.index(name) for name in names}
     table = {(r[col["loop"]], float(r[col["λ"]]), int(r[col["generation"]])): r for r in rows}
     threshold, size = 0.05, {}
     for line in out["findings"]:
-        m = re.match(r"(\S+), λ=([\d.]+), generation 0 -> (\d+): Fréchet distance (\S+) -> (\S+) .*precision (\S+) -> "
-                     r"(\S+) .*recall (\S+) -> (\S+) .*: quality (\w+), diversity (\w+)", line)
+        m = re.match(r"(\S+), λ=([\d.]+), generation 0 -> (\d+): Fréchet distance (\S+) -> (\S+) "
+                     r".*precision (\S+) -> (\S+) .*recall (\S+) -> (\S+) .*: quality (\w+), diversity (\w+)", line)
         if not m:
             continue
         loop, lam, last = m[1], float(m[2]), int(m[3])

@@ -49,7 +49,8 @@ def _labels_for(model: nn.Module, labels: torch.Tensor | None, start: int, stop:
 
 @torch.no_grad()
 def encode_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
-                  batch_size: int = 512, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+                  batch_size: int = 512,
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images uint8 (N, C, H, W) or float in [0, 1] [and labels (N,)] -> posterior means (N, d) and
     log-variances (N, d) or None (AE), on the CPU, through the model's encoder; for a model with discrete
     codes (VQ-VAE), its code grids (N, h, w) long and None."""

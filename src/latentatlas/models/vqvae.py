@@ -88,7 +88,8 @@ class VQVAE(GenerativeModel):
             if z.ndim != 3 or tuple(z.shape[1:]) != self.grid:
                 raise ValueError(f"z: expected code grids (B, {self.grid[0]}, {self.grid[1]}), got {tuple(z.shape)}")
             if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.quantizer.size):
-                raise ValueError(f"z: codes must lie in [0, {self.quantizer.size}), got [{int(z.min())}, {int(z.max())}]")
+                raise ValueError(f"z: codes must lie in [0, {self.quantizer.size}), "
+                                 f"got [{int(z.min())}, {int(z.max())}]")
             zq = self.quantizer.lookup(z.long())
         else:
             b, d, h, w = z.shape

@@ -109,7 +109,8 @@ def notes_section(run: Run) -> str:
         items = [n for n in entries if n["kind"] == kind]
         if items:
             out += f"<h3>{heading}</h3><ul>" + "".join(
-                f"<li><span class='muted'>{e(n.get('date', '')[:16])}</span> {e(n['text'])}</li>" for n in items) + "</ul>"
+                f"<li><span class='muted'>{e(n.get('date', '')[:16])}</span> {e(n['text'])}</li>" for n in items
+            ) + "</ul>"
     if not any(n["kind"] in dict(NOTE_HEADINGS) for n in entries):
         out += (f"<p class='muted'>No notes yet: <code>latentatlas runs note {e(run.path)} \"text\" "
                 "--kind looked-at|concluded</code></p>")

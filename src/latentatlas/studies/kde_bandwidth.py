@@ -148,8 +148,9 @@ class KdeBandwidth(Study):
     def findings(self, rows: list[dict[str, Any]]) -> list[str]:
         a, s = self.analysis(rows), self.settings
         fd, ll, scott, zero = a["best_fd"], a["best_ll"], a["scott"], a["zero"]
-        out = [f"Fréchet distance is lowest at {fmt_number(fd['factor'])} x Scott's bandwidth ({mean_sd(fd, 'frechet')}"
-               f"; {mean_sd(scott, 'frechet')} at factor {fmt_number(scott['factor'])}, {mean_sd(zero, 'frechet')} for "
+        out = [f"Fréchet distance is lowest at {fmt_number(fd['factor'])} x Scott's bandwidth "
+               f"({mean_sd(fd, 'frechet')}; {mean_sd(scott, 'frechet')} at factor {fmt_number(scott['factor'])}, "
+               f"{mean_sd(zero, 'frechet')} for "
                f"decoded training codes); held-out likelihood peaks at {fmt_number(ll['factor'])} x "
                f"({fmt_number(ll['heldout_loglik'])} nats per code)."]
         if a.get("threshold") is None:
@@ -162,7 +163,8 @@ class KdeBandwidth(Study):
                        f"{fmt_number(a['kde'][0]['factor'])} x.")
         else:
             out.append(f"{head}; the largest factor where it exceeds {fmt_number(a['threshold'])} "
-                       f"({fmt_number(s.copy_ratio)} x max(that, {COPY_QUANTILE:g})) is {fmt_number(onset['factor'])} x "
+                       f"({fmt_number(s.copy_ratio)} x max(that, {COPY_QUANTILE:g})) is "
+                       f"{fmt_number(onset['factor'])} x "
                        f"(copy fraction {mean_sd(onset, 'copy_fraction')}): the KDE starts copying there.")
         ceiling = (f"Decoded training codes (bandwidth 0, the most a KDE copies through this decoder) have copy "
                    f"fraction {mean_sd(zero, 'copy_fraction')}; ")

@@ -100,7 +100,8 @@ class LatentDim(Study):
         top, near = best(rows, "gmm_frechet"), self.near_best(rows)
         small = near[0]
         out = [f"The best GMM samples come from size {top['latent_dim']} (Fréchet distance "
-               f"{fmt_number(top['gmm_frechet'])}); the smallest size within {fmt_number(100 * self.settings.fd_tolerance)}% "
+               f"{fmt_number(top['gmm_frechet'])}); the smallest size within "
+               f"{fmt_number(100 * self.settings.fd_tolerance)}% "
                f"of it is {small['latent_dim']} ({fmt_number(small['gmm_frechet'])})."]
         for key, label in (("gmm_recall", "GMM recall"), ("gmm_classes_covered", "Classes covered by GMM samples"),
                            ("prior_recall", "Prior recall"), ("recon_mse", "Reconstruction MSE")):

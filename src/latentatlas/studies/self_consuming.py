@@ -286,7 +286,8 @@ class SelfConsuming(Study):
                 f"{_arrow(fd)}, precision {_arrow(precision)}, recall {_arrow(recall)}: quality {q}, diversity {d}")
         if loop == "interpolation" and curve[0].get("interp_precision") is not None:
             interp = self.change(curve, "interp_precision")
-            moves = ("toward the data" if interp[2] > 0 else "away from the data") if interp[3] else "no closer to the data"
+            moves = (("toward the data" if interp[2] > 0 else "away from the data") if interp[3]
+                     else "no closer to the data")
             line += (f"; precision of its decoded interpolations {_arrow(interp)}: the decoded manifold between codes "
                      f"moves {moves}")
         return line + "."
@@ -299,7 +300,8 @@ class SelfConsuming(Study):
                             for key, name in (("frechet", "Fréchet distance"), ("precision", "precision"),
                                               ("recall", "recall")))
         if not (q_s or d_s):
-            return f"λ={lam:g}: the fully-synthetic loop does not degrade here, so fresh data has nothing to stop ({numbers})."
+            return (f"λ={lam:g}: the fully-synthetic loop does not degrade here, so fresh data has nothing to stop "
+                    f"({numbers}).")
         if not (q_f or d_f):
             verdict = "fresh data stops the degradation"
         elif size_f <= size_s / 2:

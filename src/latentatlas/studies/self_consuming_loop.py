@@ -92,7 +92,8 @@ def pool_size(m: int, lam: float) -> int:
     return max(m, math.ceil(m / lam - 1e-9))
 
 
-def biased_draw(model, m: int, lam: float, generator: torch.Generator, realism: Realism = model_realism) -> torch.Tensor:
+def biased_draw(model, m: int, lam: float, generator: torch.Generator,
+                realism: Realism = model_realism) -> torch.Tensor:
     """m samples of ``model`` with sampling bias ``lam``: the most realistic m of ceil(m / lam) draws."""
     pool = model.sample(pool_size(m, lam), generator)
     return pool if lam >= 1 else most_realistic(pool, m, realism(model, pool))
@@ -238,7 +239,8 @@ class LatentPipeline:
 
         z = self.encode(x)
         pairs = random_pairs(z.shape[0], n, generator=generator)
-        t = torch.full((n, 1), 0.5) if self.recipe.interpolation == "midpoint" else torch.rand(n, 1, generator=generator)
+        midpoint = self.recipe.interpolation == "midpoint"
+        t = torch.full((n, 1), 0.5) if midpoint else torch.rand(n, 1, generator=generator)
         z0, z1 = z[pairs[:, 0]], z[pairs[:, 1]]
         return self.decode(z0 + t * (z1 - z0))
 

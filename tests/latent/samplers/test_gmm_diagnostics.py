@@ -89,7 +89,8 @@ def test_diag_and_tied_count_what_starves_them():
     diag = GMM(k=4, covariance="diag", reg_covar=1e-3).fit(one_code, generator=torch.Generator().manual_seed(0))
     diag = diag.describe()   # one code: its variances are reg_covar alone
     assert diag["starved_below"] == starved_below("diag", D) == 2 and diag["n_starved"] == 1
-    assert diag["n_k_min"] == pytest.approx(1.0, abs=1e-6) and diag["starved_reg_share_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert diag["n_k_min"] == pytest.approx(1.0, abs=1e-6)
+    assert diag["starved_reg_share_mean"] == pytest.approx(1.0, abs=1e-5)
     assert "fewer than 2 codes (smallest 1.0)" in diag["warnings"][0]
     tied = GMM(k=3, covariance="tied").fit(z, generator=torch.Generator().manual_seed(0)).describe()
     assert tied["n_starved"] == 0 and "warnings" not in tied

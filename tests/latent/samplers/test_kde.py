@@ -89,4 +89,5 @@ def test_samples_have_the_kernel_smoothed_moments():
 def test_constant_codes_need_a_numeric_bandwidth():
     with pytest.raises(ValueError, match="spread"):
         build_sampler("kde").fit(torch.ones(10, 2))
-    assert torch.isfinite(build_sampler("kde:bandwidth=0.1").fit(torch.ones(10, 2)).score_samples(torch.ones(3, 2))).all()
+    kde = build_sampler("kde:bandwidth=0.1").fit(torch.ones(10, 2))
+    assert torch.isfinite(kde.score_samples(torch.ones(3, 2))).all()

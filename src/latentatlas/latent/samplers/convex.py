@@ -107,7 +107,8 @@ class Path(_ConvexSampler):
         if self.mode == "knn":
             second = self._neighbours(first, 1, generator)[:, 0]
         else:  # a uniformly drawn other code
-            second = (first + 1 + torch.randint(self.codes_.shape[0] - 1, (n,), generator=generator)) % self.codes_.shape[0]
+            m = self.codes_.shape[0]
+            second = (first + 1 + torch.randint(m - 1, (n,), generator=generator)) % m
         return torch.stack([first, second], 1)
 
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:

@@ -5,8 +5,9 @@ Codes z (n, d) are standardised per dimension (mean 0, standard deviation 1) bef
 are mapped back (``prepare`` / ``restore``; grid samplers keep their integer codes as they are).
 ``fit(z, generator=g, checkpoint=path)`` writes the network, optimizer, generator state and curve to
 ``path`` every ``checkpoint_every`` iterations and, when the file exists for the same codes and
-hyperparameters, continues from it: an interrupted fit resumes to the same weights as an uninterrupted one.  Subclasses set ``defaults`` (``iters``, ``batch_size``, ``lr`` and their own) and
-implement ``build_network(d)``, ``training_loss(net, *batch, generator)`` and ``draw(net, n, generator)``.
+hyperparameters, continues from it: an interrupted fit resumes to the same weights as an uninterrupted one.
+Subclasses set ``defaults`` (``iters``, ``batch_size``, ``lr`` and their own) and implement
+``build_network(d)``, ``training_loss(net, *batch, generator)`` and ``draw(net, n, generator)``.
 """
 
 from __future__ import annotations
