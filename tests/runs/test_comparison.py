@@ -35,6 +35,16 @@ def test_changes_are_subtracted_only_under_the_same_protocol(make_run, evaluate_
     assert "data.limit None vs 400" in changes["reconstruction.mse"].reason
 
 
+def test_reconstruction_errors_are_compared_only_on_the_same_split(make_run):
+    old = make_run("old", mse=0.02)
+    reseeded = make_run("reseeded", mse=0.03, seed=1)                          # another split
+    assert next(c for c in score_changes(old, reseeded) if c.key == "reconstruction.mse").reason == \
+        "not compared: data seed 0 vs 1"
+    replicate = make_run("replicate", mse=0.03, seed=1, data={"split_seed": 0})  # the same split
+    assert next(c for c in score_changes(old, replicate) if c.key == "reconstruction.mse").change == \
+        pytest.approx(0.01)
+
+
 def test_diff_table_lists_config_changes_then_score_changes(make_run):
     old = make_run("old", frechet={"prior": 30.0}, mse=0.02)
     new = make_run("new", frechet={"prior": 25.0, "kde": 20.0}, mse=0.03, model={"kl_weight": 4.0}, parent="old")
