@@ -57,7 +57,7 @@ def main() -> None:
         """Print one JSON line of the images' scores; returns their distances (frechet, frechet_inf)."""
         scores = evaluate_samples(fake, real, metrics=args.metrics.split(","), extractor=config.evaluate.extractor,
                                   train=session.data.part("train"), real_split=config.evaluate.split,
-                                  n_real=min(args.n, len(real)))
+                                  n_real=min(args.n, len(real)), seed=config.data_seed)
         print(json.dumps({"spec": spec, "fit_seed": fit_seed, "draw": draw, "fit_seconds": round(fit_seconds, 1),
                           "protocol": scores["protocol"], **{k: v for k, v in scores.items() if isinstance(v, float)}}),
               flush=True)
