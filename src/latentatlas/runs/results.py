@@ -17,8 +17,8 @@ COMPARED_PROTOCOL = ("extractor", "weights_hash", "real_dataset", "real_split", 
                      "steps")
 # sections whose own entries (n_pairs, steps, extractor) are the protocol of the scores inside them
 PARAMETER_SECTIONS = ("interpolation",)
-# config keys that decide which images the reconstruction error is measured on (and "data seed": the
-# split's seed, data.split_seed or else seed)
+# config keys that decide which images the reconstruction error is measured on (and "data seed":
+# RunConfig.data_seed)
 RECONSTRUCTION_PROTOCOL = ("data.name", "data.root", "data.limit", "data.image_size", "data.val_fraction",
                            "data.test_fraction", "evaluate.split")
 NOT_SCORES = ("protocol", "skipped", "seed") + COMPARED_PROTOCOL
@@ -90,9 +90,8 @@ def score_protocol(metrics: dict[str, Any], key: str, config: dict[str, Any]) ->
     parts = key.split(".")
     if parts[0] == "reconstruction":
         flat = flatten(config)
-        split_seed = flat.get("data.split_seed")
         return {**{k: flat.get(k) for k in RECONSTRUCTION_PROTOCOL},
-                "data seed": flat.get("seed") if split_seed is None else split_seed}
+                "data seed": config_mod.from_dict(config).data_seed}
     out: dict[str, Any] = {}
     node: Any = metrics
     for part in [None, *parts[:-1]]:
