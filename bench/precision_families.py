@@ -24,6 +24,7 @@ import json
 import logging
 from pathlib import Path
 
+import torch  # noqa: F401  (imported before the protocol line, which prints torch's threads)
 from budget import SCORE_COLUMNS, print_table, trainer_images_per_second, train_only, warm_up
 from timing import add_repeats, alternate, positive_int, protocol
 
@@ -53,8 +54,6 @@ def family_config(name: str, args, overrides: tuple[str, ...] = ()):
 
 def speed(name: str, args, data) -> dict[str, float]:
     """Median images/s of ``train()`` in each precision (alternating, ``args.repeats`` runs)."""
-    import torch
-
     from latentatlas.models import build_model
 
     cfg = family_config(name, args)
