@@ -95,13 +95,22 @@ def quality(name: str, precision: str, seed: int, args) -> dict:
             "protocol": scores["protocol"]}
 
 
+def seed_list(text: str) -> list[int]:
+    """argparse type: comma-separated non-negative integers."""
+    parts = text.split(",")
+    if not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return [int(p) for p in parts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(FAMILIES))
     parser.add_argument("--parts", default="speed,quality")
     parser.add_argument("--steps", type=positive_int, default=100)
     parser.add_argument("--epochs", type=positive_int, default=2)
-    parser.add_argument("--seeds", default="0", help="comma-separated training seeds of the quality part")
+    parser.add_argument("--seeds", default="0", type=seed_list, help="comma-separated training seeds of the quality "
+                        "part")
     parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--runs-dir", default="/tmp/latentatlas-precision")
     add_repeats(parser)
@@ -126,7 +135,7 @@ def main() -> None:
     if "quality" in parts:
         rows = []
         for name in names:
-            for seed, precision in itertools.product(map(int, args.seeds.split(",")), PRECISIONS):
+            for seed, precision in itertools.product(args.seeds, PRECISIONS):
                 rows.append(quality(name, precision, seed, args))
                 print_table(rows, [("family", "family", "<9"), ("dtype", "autocast", "<6"), ("seed", "seed", "<5"),
                                    ("sampler", "sampler", "<28"), ("epochs", "epochs", ">7"),
