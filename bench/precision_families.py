@@ -128,9 +128,9 @@ def main() -> None:
 
         warm_up()
         data = train_only(load_dataset(family_config(names[0], args).data, seed=0))
-        ratios = {name: speed(name, args, data) for name in names}
+        medians = {name: speed(name, args, data) for name in names}
         print("\nimages/s, medians:")
-        for name, med in ratios.items():
+        for name, med in medians.items():
             print(f"  {name:<9} fp32 {med['fp32']:>7.0f}  bf16 {med['bf16']:>7.0f}  {med['bf16'] / med['fp32']:.2f}x")
     if "quality" in parts:
         rows = []
