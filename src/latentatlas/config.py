@@ -56,7 +56,7 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=rule(low=0))
     patience: int | None = field(default=5, metadata=rule(low=1))  # epochs without a better selection score
     device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = field(default="fp32", metadata=rule(choices=(*PRECISIONS, "auto")))  # mixed precision:
+    precision: str = field(default="auto", metadata=rule(choices=(*PRECISIONS, "auto")))  # mixed precision:
     #                                   bf16/fp16 autocast of the forward passes (weights stay float32); auto:
     #                                   bf16 where the device has bfloat16 matrix units, else fp32
     hflip: bool = False                 # mirror each training image left-right with probability 1/2 (faces,

@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from latentatlas.cli import demo_config, main
 from latentatlas.runs import pipeline
 from latentatlas.runs.store import Run
+from latentatlas.training.precision import resolve_precision
 
 TINY = {
     "name": "tiny",
@@ -58,7 +60,8 @@ def test_samples_are_uint8_nhwc(tiny_run):
 
 def test_metrics_and_report(tiny_run):
     metrics = tiny_run.read_metrics()
-    assert metrics["train"]["epochs_run"] == 2 and metrics["train"]["precision"] == "fp32"   # what it ran in
+    ran_in = resolve_precision("auto", torch.device("cpu"))                # the default, as resolved here
+    assert metrics["train"]["epochs_run"] == 2 and metrics["train"]["precision"] == ran_in   # what it ran in
     assert 0 < metrics["reconstruction"]["mse"] < 0.5
     for name in ("prior", "gmm_k-2_covariance-full"):
         fd = metrics["evaluate"][name]["frechet"]

@@ -19,7 +19,7 @@ from .helpers import Kill, tiny_dataset, tiny_model, tiny_train_config
 
 def test_bf16_training_follows_fp32_and_keeps_float32_weights(tmp_path):
     data = tiny_dataset()
-    full = train(tiny_model(), data, tiny_train_config(epochs=4), tmp_path / "fp32", seed=0)
+    full = train(tiny_model(), data, tiny_train_config(epochs=4, precision="fp32"), tmp_path / "fp32", seed=0)
     mixed = train(tiny_model(), data, tiny_train_config(epochs=4, precision="bf16"), tmp_path / "bf16", seed=0)
     a = load_checkpoint(tmp_path / "fp32" / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "bf16" / "checkpoints" / "last.pt")["model"]
@@ -90,7 +90,7 @@ def test_fp16_resume_continues_with_the_saved_scale(tmp_path):
 
 def test_resuming_in_another_precision_warns(tmp_path, caplog):
     data = tiny_dataset()
-    train(tiny_model(), data, tiny_train_config(epochs=1), tmp_path, seed=0)
+    train(tiny_model(), data, tiny_train_config(epochs=1, precision="fp32"), tmp_path, seed=0)
     resumed = train(tiny_model(), data, tiny_train_config(epochs=2, precision="bf16"), tmp_path, seed=0, resume=True)
     assert resumed.epochs_run == 2
     assert "resume: precision changed; the run will not match an uninterrupted one" in caplog.text

@@ -1,4 +1,4 @@
-"""Mixed-precision training, ``train.precision``: ``fp32`` (default), ``bf16``, ``fp16`` or ``auto``.
+"""Mixed-precision training, ``train.precision``: ``auto`` (the default), ``fp32``, ``bf16`` or ``fp16``.
 
 With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.autocast`: matrix products and
 convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
