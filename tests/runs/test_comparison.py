@@ -7,6 +7,7 @@ import pytest
 
 from latentatlas.cli import main
 from latentatlas.runs.comparison import compare_table, diff_table
+from latentatlas.runs.lineage import tree_lines
 from latentatlas.runs.results import headline, score_changes
 
 
@@ -67,6 +68,23 @@ def test_compare_table_shows_what_varies_and_the_headline_scores(make_run):
     assert "reconstruction error (MSE per pixel)" in labels
     assert not any("log-likelihood" in label for label in labels)           # only with all_scores
     assert any("log-likelihood" in row[0] for row in compare_table(runs, all_scores=True).rows)
+
+
+def test_a_setting_left_to_auto_compares_as_what_training_chose(make_run):
+    """Two runs of one config (train.precision and train.device "auto") trained on machines that chose
+    differently differ in the comparisons; runs that chose alike do not; an untrained run stays "auto"."""
+    amx, plain, other = (make_run(n, frechet={"prior": 30.0}, train={"precision": "auto", "device": "auto"},
+                                  **({"parent": "amx"} if n == "plain" else {})) for n in ("amx", "plain", "other"))
+    for run, chosen in ((amx, "bf16"), (plain, "fp32"), (other, "bf16")):
+        run.update_metrics("train", {"precision": chosen, "device": "cpu"})
+    assert amx.config_dict()["train"]["precision"] == "auto"                 # config.yaml as written
+    assert ["config: train.precision", "auto (bf16)", "auto (fp32)", ""] in diff_table(amx, plain).rows
+    rows = compare_table([amx, plain, other]).rows
+    assert rows[0] == ["config: train.precision", "auto (bf16)", "auto (fp32)", "auto (bf16)"]
+    assert not any(row[0].startswith("config:") for row in compare_table([amx, other]).rows)
+    assert "└── plain  (train.precision: auto (bf16) -> auto (fp32))" in tree_lines(make_run.runs_dir)
+    untrained = make_run("untrained", train={"precision": "auto"})
+    assert untrained.compared_config()["train"]["precision"] == "auto"
 
 
 def test_cli_diff_and_compare_export(make_run, tmp_path, capsys):

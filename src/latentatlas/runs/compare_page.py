@@ -93,7 +93,7 @@ def _against_keys(runs: list[Run], heads: dict[str, Headline], source: dict[str,
     keys = varying_keys(runs)
     if not keys:
         return ""
-    values = {r.name: flatten(r.config_dict()) for r in runs}
+    values = {r.name: flatten(r.compared_config()) for r in runs}
     metrics = _headline_values(runs, heads)
     if not metrics:
         return ""

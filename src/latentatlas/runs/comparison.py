@@ -39,7 +39,7 @@ def score_label(key: str, metrics: dict[str, Any]) -> str:
 
 def varying_keys(runs: list[Run]) -> list[str]:
     """Config keys whose value differs between the runs (name, parent and runs_dir left out)."""
-    configs = [flatten(r.config_dict()) for r in runs]
+    configs = [flatten(r.compared_config()) for r in runs]
     keys = sorted(set().union(*configs))
     return [k for k in keys if k not in ("name", "parent", "runs_dir")
             and any(c.get(k) != configs[0].get(k) for c in configs)]
@@ -61,7 +61,7 @@ def diff_table(old: Run, new: Run) -> Table:
     """Config values that differ, then every score with its change (new - old) or the reason it is not
     subtracted (different protocols, or present in one run only)."""
     rows: list[list[Any]] = [[f"config: {k}", _cell(a), _cell(b), ""]
-                             for k, a, b in config_changes(old.config_dict(), new.config_dict())]
+                             for k, a, b in config_changes(old.compared_config(), new.compared_config())]
     metrics = {**old.read_metrics(), **new.read_metrics()}
     changes = sorted(score_changes(old, new), key=lambda c: (c.old is None or c.new is None, section_rank(c.key)))
     for change in changes:
@@ -78,7 +78,7 @@ def compare_table(runs: list[Run], *, all_scores: bool = False) -> Table:
     names = [r.name for r in runs]
     if len(set(names)) < len(names):
         raise ValueError(f"runs: each run once, got {names}")
-    configs = [flatten(r.config_dict()) for r in runs]
+    configs = [flatten(r.compared_config()) for r in runs]
     rows: list[list[Any]] = [[f"config: {k}", *[_cell(c.get(k)) for c in configs]] for k in varying_keys(runs)]
     metrics = [r.read_metrics() for r in runs]
     per_run = [scores(m) for m in metrics]

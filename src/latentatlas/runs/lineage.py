@@ -95,7 +95,10 @@ def _node_note(run: Run, is_root: bool) -> str:
         return f"  (parent {name!r} not found)"
     if is_root:
         return ""
-    changes = config_changes(parent.config_dict(), config)
+    try:
+        changes = config_changes(parent.compared_config(), run.compared_config())
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        return f"  (not compared with its parent: {type(err).__name__})"
     return "  (" + (", ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes) or "same config") + ")"
 
 

@@ -69,7 +69,7 @@ def lineage_section(run: Run) -> str:
         return f"<h2>Lineage</h2><p class='muted'>This run has no parent run.</p>{kids_html}"
     if parent is None:
         return f"<h2>Lineage</h2><p>Parent <code>{e(name)}</code> was not found beside this run.</p>{kids_html}"
-    changes = config_changes(parent.config_dict(), run.config_dict())
+    changes = config_changes(parent.compared_config(), run.compared_config())
     config_html = table(["config key", f"parent ({parent.name})", "this run"], [list(c) for c in changes]) \
         if changes else "<p>Same configuration as the parent.</p>"
     return (f"<h2>How it differs from its parent <a href='{e(_href(run, parent))}'>{e(parent.name)}</a></h2>"

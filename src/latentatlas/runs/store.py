@@ -24,6 +24,7 @@ from latentatlas.validate import check_finite, check_folder_name
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "encode", "sample", "evaluate", "report")
+RESOLVED_TRAIN_SETTINGS = ("device", "precision")   # "auto" resolved by training, recorded in metrics.json's train
 
 
 @dataclass
@@ -130,6 +131,19 @@ class Run:
             raise ValueError(f"config {str(self.config_path)!r}: expected the run's resolved config, got an empty "
                              "file; restore it")
         return values
+
+    def compared_config(self) -> dict[str, Any]:
+        """config.yaml as written, with each ``train`` setting left to "auto" shown with what training chose on
+        the machine that ran it ("auto (bf16)", from metrics.json): the config that comparisons and
+        lineage show, so that two runs of one config on different machines differ where they trained
+        differently."""
+        config = self.config_dict()
+        chosen = self.read_metrics().get("train", {})
+        train = dict(config.get("train") or {})
+        for key in RESOLVED_TRAIN_SETTINGS:
+            if train.get(key) == "auto" and chosen.get(key):
+                train[key] = f"auto ({chosen[key]})"
+        return {**config, "train": train}
 
     def env(self) -> dict[str, Any]:
         p = self.path / "env.json"
