@@ -73,8 +73,10 @@ def test_compare_table_shows_what_varies_and_the_headline_scores(make_run):
 def test_a_setting_left_to_auto_compares_as_what_training_chose(make_run):
     """Two runs of one config (train.precision and train.device "auto") trained on machines that chose
     differently differ in the comparisons; runs that chose alike do not; an untrained run stays "auto"."""
-    amx, plain, other = (make_run(n, frechet={"prior": 30.0}, train={"precision": "auto", "device": "auto"},
-                                  **({"parent": "amx"} if n == "plain" else {})) for n in ("amx", "plain", "other"))
+    auto = {"precision": "auto", "device": "auto"}
+    amx = make_run("amx", frechet={"prior": 30.0}, train=auto)
+    plain = make_run("plain", frechet={"prior": 30.0}, train=auto, parent="amx")
+    other = make_run("other", frechet={"prior": 30.0}, train=auto)
     for run, chosen in ((amx, "bf16"), (plain, "fp32"), (other, "bf16")):
         run.update_metrics("train", {"precision": chosen, "device": "cpu"})
     assert amx.config_dict()["train"]["precision"] == "auto"                 # config.yaml as written
