@@ -65,8 +65,8 @@ def main() -> None:
         model = build_model(model_config(family, **FAMILIES[family]), data.image_shape)
         probe = ModeProbe(args.every, 0.02)
         cfg = TrainConfig(epochs=args.epochs, batch_size=256, lr=LR[family], patience=None, progress=False,
-                          device="cpu")
-        print(f"{family}: MLP width 256, latent 8, batch 256, lr {LR[family]}, {args.epochs} epochs of "
+                          device="cpu", precision="fp32")   # the recorded figures' precision on any machine
+        print(f"{family}: MLP width 256, latent 8, batch 256, lr {LR[family]}, fp32, {args.epochs} epochs of "
               f"{len(data.part('train'))} points", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             train(model, data, cfg, tmp, seed=0, callbacks=[probe])
