@@ -38,6 +38,21 @@ def test_filter_by_config_and_tag_and_sort_by_a_score(make_run):
     assert [r["name"] for r in list_rows(runs_dir, tags=["wip"])] == ["untested"]
 
 
+def test_a_setting_left_to_auto_is_found_by_what_training_chose(make_run):
+    for name, chosen in (("amx", "bf16"), ("laptop", "fp32")):
+        make_run(name, train={"precision": "auto"}).update_metrics("train", {"precision": chosen})
+    make_run("pinned", train={"precision": "bf16"})
+    make_run("untrained", train={"precision": "auto"})
+    runs_dir = make_run.runs_dir
+
+    def found(where: str) -> list[str]:
+        return [r["name"] for r in list_rows(runs_dir, where=[where], sort="name")]
+
+    assert found("train.precision=bf16") == ["amx", "pinned"]
+    assert found("train.precision=fp32") == ["laptop"]
+    assert found("train.precision=auto") == ["amx", "laptop", "untrained"]
+
+
 def test_bad_filters_are_one_line_errors(make_run, capsys):
     make_run("a", frechet={"prior": 30.0})
     runs_dir = str(make_run.runs_dir)

@@ -18,7 +18,7 @@ import yaml
 from latentatlas import config as config_mod
 from latentatlas.runs.notes import notes_path, run_tags
 from latentatlas.runs.results import brief_protocol, headline, scores
-from latentatlas.runs.store import Run, flatten, list_runs
+from latentatlas.runs.store import AUTO_CHOICE, Run, flatten, list_runs
 from latentatlas.runs.tables import Table, fmt_number
 
 STAGES = ("train", "encode", "sample", "evaluate", "interpolate", "attributes", "geometry", "report")
@@ -55,7 +55,7 @@ def summarize(run: Run) -> dict[str, Any]:
     parent; ``error`` (and little else) when its config.yaml or metrics.json cannot be read."""
     row: dict[str, Any] = {"name": run.name, "path": str(run.path)}
     try:
-        config, metrics = run.config_dict(), run.read_metrics()
+        config, metrics = run.compared_config(), run.read_metrics()
     except (OSError, ValueError, yaml.YAMLError) as err:
         return {**row, "error": f"unreadable: {type(err).__name__}: {err}".splitlines()[0]}
     head = headline(metrics)
@@ -78,8 +78,8 @@ def _date(run: Run) -> str:
 
 
 def select(rows: list[dict[str, Any]], where: list[str] = (), tags: list[str] = ()) -> list[dict[str, Any]]:
-    """The rows whose config matches every ``key=value`` of ``where`` (value read as YAML) and that carry
-    every tag of ``tags``."""
+    """The rows whose config matches every ``key=value`` of ``where`` (value read as YAML; a setting left to
+    "auto" matches auto and what training chose) and that carry every tag of ``tags``."""
     readable = [r for r in rows if "error" not in r]
     known = set().union(*(r["config"] for r in readable)) if readable else set()
     for item in where:
@@ -97,6 +97,10 @@ def select(rows: list[dict[str, Any]], where: list[str] = (), tags: list[str] = 
 
 
 def _equal(have: Any, want: Any) -> bool:
+    """Whether a run's config value ``have`` matches ``want``; "auto (bf16)" matches auto and bf16."""
+    auto = AUTO_CHOICE.fullmatch(have) if isinstance(have, str) else None
+    if auto is not None:
+        return want in ("auto", have, auto["chosen"])
     if isinstance(have, (int, float)) and isinstance(want, (int, float)) and not isinstance(have, bool):
         return float(have) == float(want)
     return have == want or str(have) == str(want)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("train", "encode", "sample", "evaluate", "report")
 RESOLVED_TRAIN_SETTINGS = ("device", "precision")   # "auto" resolved by training, recorded in metrics.json's train
+AUTO_CHOICE = re.compile(r"auto \((?P<chosen>.+)\)")   # such a setting as compared_config() shows it
 
 
 @dataclass
