@@ -90,10 +90,10 @@ def _curves(runs: list[Run], source: dict[str, str]) -> str:
 
 def _against_keys(runs: list[Run], heads: dict[str, Headline], source: dict[str, str]) -> str:
     """For each config key that varies (at most 4), the headline metrics against its values."""
-    keys = varying_keys(runs)
+    values = {r.name: flatten(r.compared_config()) for r in runs}
+    keys = varying_keys(list(values.values()))
     if not keys:
         return ""
-    values = {r.name: flatten(r.compared_config()) for r in runs}
     metrics = _headline_values(runs, heads)
     if not metrics:
         return ""

@@ -37,9 +37,9 @@ def score_label(key: str, metrics: dict[str, Any]) -> str:
     return f"{context}: {metric_label(parts[-1], features)}"
 
 
-def varying_keys(runs: list[Run]) -> list[str]:
-    """Config keys whose value differs between the runs (name, parent and runs_dir left out)."""
-    configs = [flatten(r.compared_config()) for r in runs]
+def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """Keys whose value differs between the runs' flattened compared configs (name, parent and runs_dir left
+    out)."""
     keys = sorted(set().union(*configs))
     return [k for k in keys if k not in ("name", "parent", "runs_dir")
             and any(c.get(k) != configs[0].get(k) for c in configs)]
@@ -79,7 +79,7 @@ def compare_table(runs: list[Run], *, all_scores: bool = False) -> Table:
     if len(set(names)) < len(names):
         raise ValueError(f"runs: each run once, got {names}")
     configs = [flatten(r.compared_config()) for r in runs]
-    rows: list[list[Any]] = [[f"config: {k}", *[_cell(c.get(k)) for c in configs]] for k in varying_keys(runs)]
+    rows: list[list[Any]] = [[f"config: {k}", *[_cell(c.get(k)) for c in configs]] for k in varying_keys(configs)]
     metrics = [r.read_metrics() for r in runs]
     per_run = [scores(m) for m in metrics]
     merged: dict[str, Any] = {}

@@ -18,7 +18,7 @@ import yaml
 from latentatlas import config as config_mod
 from latentatlas.runs.notes import notes_path, run_tags
 from latentatlas.runs.results import brief_protocol, headline, scores
-from latentatlas.runs.store import AUTO_CHOICE, Run, flatten, list_runs
+from latentatlas.runs.store import AUTO_CHOICE, Run, flatten, list_runs, resolved_view
 from latentatlas.runs.tables import Table, fmt_number
 
 STAGES = ("train", "encode", "sample", "evaluate", "interpolate", "attributes", "geometry", "report")
@@ -55,7 +55,8 @@ def summarize(run: Run) -> dict[str, Any]:
     parent; ``error`` (and little else) when its config.yaml or metrics.json cannot be read."""
     row: dict[str, Any] = {"name": run.name, "path": str(run.path)}
     try:
-        config, metrics = run.compared_config(), run.read_metrics()
+        metrics = run.read_metrics()
+        config = resolved_view(run.config_dict(), metrics)
     except (OSError, ValueError, yaml.YAMLError) as err:
         return {**row, "error": f"unreadable: {type(err).__name__}: {err}".splitlines()[0]}
     head = headline(metrics)

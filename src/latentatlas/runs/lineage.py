@@ -12,7 +12,7 @@ from latentatlas import config as config_mod
 from latentatlas.config import RunConfig
 from latentatlas.runs.tables import fmt_number
 from latentatlas.runs.results import config_changes
-from latentatlas.runs.store import Run, list_runs
+from latentatlas.runs.store import Run, list_runs, resolved_view
 
 
 def derive_config(parent: Run, overrides: list[str] | tuple[str, ...] = (), name: str | None = None) -> RunConfig:
@@ -96,7 +96,7 @@ def _node_note(run: Run, is_root: bool) -> str:
     if is_root:
         return ""
     try:
-        changes = config_changes(parent.compared_config(), run.compared_config())
+        changes = config_changes(parent.compared_config(), resolved_view(config, run.read_metrics()))
     except (OSError, ValueError, yaml.YAMLError) as err:
         return f"  (not compared with its parent: {type(err).__name__})"
     return "  (" + (", ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes) or "same config") + ")"

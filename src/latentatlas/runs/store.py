@@ -134,17 +134,8 @@ class Run:
         return values
 
     def compared_config(self) -> dict[str, Any]:
-        """config.yaml as written, with each ``train`` setting left to "auto" shown with what training chose on
-        the machine that ran it ("auto (bf16)", from metrics.json): the config that comparisons and
-        lineage show, so that two runs of one config on different machines differ where they trained
-        differently."""
-        config = self.config_dict()
-        chosen = self.read_metrics().get("train", {})
-        train = dict(config.get("train") or {})
-        for key in RESOLVED_TRAIN_SETTINGS:
-            if train.get(key) == "auto" and chosen.get(key):
-                train[key] = f"auto ({chosen[key]})"
-        return {**config, "train": train}
+        """The config that comparisons and lineage show: :func:`resolved_view` of config.yaml and metrics.json."""
+        return resolved_view(self.config_dict(), self.read_metrics())
 
     def env(self) -> dict[str, Any]:
         p = self.path / "env.json"
@@ -276,6 +267,18 @@ def list_runs(runs_dir: str | Path) -> list[Run]:
         return []
     return sorted((Run(p) for p in runs_dir.iterdir() if (p / "config.yaml").is_file()),
                   key=lambda r: r.config_path.stat().st_mtime)
+
+
+def resolved_view(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``config`` (config.yaml's mapping) with each ``train`` setting left to "auto" shown with what
+    training chose on the machine that ran it ("auto (bf16)", from ``metrics``, metrics.json's mapping), so
+    that two runs of one config on different machines differ where they trained differently."""
+    chosen = metrics.get("train", {})
+    train = dict(config.get("train") or {})
+    for key in RESOLVED_TRAIN_SETTINGS:
+        if train.get(key) == "auto" and chosen.get(key):
+            train[key] = f"auto ({chosen[key]})"
+    return {**config, "train": train}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
