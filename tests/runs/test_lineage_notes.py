@@ -44,6 +44,13 @@ def test_children_and_tree_show_what_each_run_changed(make_run):
                      "lonely"]
 
 
+def test_a_damaged_metrics_file_leaves_the_tree_whole(make_run):
+    make_run("root")
+    child = make_run("child", parent="root", seed=1)
+    child.metrics_path.write_text("[1, 2]")                       # not a mapping of sections
+    assert tree_lines(make_run.runs_dir) == ["root", "└── child  (not compared with its parent: ValueError)"]
+
+
 def test_notes_are_dated_lines_and_tags_replay(make_run, capsys):
     run = make_run("a")
     add_note(run, "looked at the samples of gmm:k=10", "looked-at")
