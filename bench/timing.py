@@ -10,6 +10,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,26 @@ def protocol(title: str, settings: dict[str, object], packages: tuple[str, ...])
     print(f"  threads: {threads()}")
     print(f"  versions: python {platform.python_version()}, {versions(packages)}; latentatlas commit {commit()}")
     print(f"  {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}, {platform.machine()} "
-          f"{platform.processor() or platform.system()}, {os.cpu_count()} CPUs", flush=True)
+          f"{platform.system()}, {os.cpu_count()} CPUs: {cpu()}", flush=True)
+
+
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")   # environment settings that cap the kernels torch runs
+
+
+def cpu() -> str:
+    """The CPU's model name (/proc/cpuinfo), its bfloat16 units (what ``train.precision: auto`` reads) and the
+    vector ISA of torch's kernels when torch is imported, and any ISA cap set in the environment."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.*)$", info, re.M).group(1)
+        flags = set(re.search(r"^flags\s*:(.*)$", info, re.M).group(1).split())
+        parts = [f"{model}, bf16 units: {', '.join(sorted(flags & {'amx_bf16', 'avx512_bf16'})) or 'none'}"]
+    except (OSError, AttributeError):
+        parts = [platform.processor() or "model unknown"]
+    if "torch" in sys.modules:
+        parts.append(f"torch kernels {sys.modules['torch'].backends.cpu.get_cpu_capability()}")
+    parts += [f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ]
+    return "; ".join(parts)
 
 
 class Timed:
