@@ -3,6 +3,9 @@ the VQ assignment is exact, and fp16's gradient scaler survives a resume."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -99,8 +102,8 @@ def test_resuming_in_another_precision_warns(tmp_path, caplog):
 
 def test_auto_picks_bf16_only_where_the_device_has_bfloat16_units(monkeypatch):
     assert [resolve_precision(name, torch.device("cpu")) for name in PRECISIONS] == list(PRECISIONS)
-    for amx, expected in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(precision_mod, "_cpu_has_amx", lambda amx=amx: amx)
+    for units, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision_mod, "_cpu_has_bf16_units", lambda units=units: units)
         assert resolve_precision("auto", torch.device("cpu")) == expected
     for capability, expected in (((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
@@ -108,9 +111,15 @@ def test_auto_picks_bf16_only_where_the_device_has_bfloat16_units(monkeypatch):
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
 
 
-@pytest.mark.parametrize("amx, resolved", [(True, "bf16"), (False, "fp32")])
-def test_auto_trains_in_what_it_resolved_to_and_records_it(tmp_path, monkeypatch, caplog, amx, resolved):
-    monkeypatch.setattr(precision_mod, "_cpu_has_amx", lambda: amx)
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the CPU flags of Linux's /proc/cpuinfo")
+def test_the_cpu_probe_agrees_with_the_cpu_flags():
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
+    assert precision_mod._cpu_has_bf16_units() == bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+@pytest.mark.parametrize("units, resolved", [(True, "bf16"), (False, "fp32")])
+def test_auto_trains_in_what_it_resolved_to_and_records_it(tmp_path, monkeypatch, caplog, units, resolved):
+    monkeypatch.setattr(precision_mod, "_cpu_has_bf16_units", lambda: units)
     data = tiny_dataset()
     auto = train(tiny_model(), data, tiny_train_config(epochs=2, precision="auto"), tmp_path / "auto", seed=0)
     train(tiny_model(), data, tiny_train_config(epochs=2, precision=resolved), tmp_path / "named", seed=0)

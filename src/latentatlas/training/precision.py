@@ -4,16 +4,16 @@ With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.auto
 convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
 checkpoints are float32 whatever the setting).  Losses, posteriors and the VQ codebook's assignment are
 computed in float32 (:func:`latentatlas.models.base.full_precision`).  bf16 has float32's range and needs no
-loss scaling; it is meant for GPUs (not measured here yet) and pays on CPUs with bfloat16 matrix units
-(Intel AMX, e.g. Sapphire Rapids).
+loss scaling; it is meant for GPUs (not measured here yet) and pays on CPUs with bfloat16 dot-product units
+(Intel AMX, e.g. Sapphire Rapids; AVX512-BF16, e.g. AMD Zen 4).
 fp16's range is narrow, so its steps go through a :class:`torch.amp.GradScaler` per phase, which skips a
 step whose gradients overflowed and adapts the scale; the scalers are saved in checkpoints so that a resumed
 run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
 under fp16 prefer bf16 for those models.
-``auto`` resolves to bf16 on a device with bfloat16 matrix units (a CUDA GPU of compute capability 8.0 or
-later; a CPU with Intel AMX, where bf16 trained 1.3-2.3x as fast at the same quality in the benches, one whole
-face run 1.05x, bench/RESULTS.md) and
-to fp32 elsewhere (a CPU without them emulates bfloat16, slower than float32); the run records what it chose.
+``auto`` resolves to bf16 on a device with bfloat16 units (a CUDA GPU of compute capability 8.0 or later; a
+CPU with Intel AMX or AVX512-BF16, where bf16 trained every MNIST family 1.02-2.0x as fast at the same quality
+in the benches, bench/RESULTS.md) and to fp32 elsewhere (a CPU without them emulates bfloat16, slower than
+float32); the run records what it chose.
 """
 
 from __future__ import annotations
@@ -32,21 +32,22 @@ DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16)))   # the au
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``name``, or for "auto" the precision for ``device``: bf16 with bfloat16 matrix units, else fp32."""
+    """``name``, or for "auto" the precision for ``device``: bf16 with bfloat16 units, else fp32."""
     if name != "auto":
         return name
     device = torch.device(device)
     if device.type == "cuda":
         native = torch.cuda.get_device_capability(device) >= (8, 0)   # Ampere and later
     else:
-        native = device.type == "cpu" and _cpu_has_amx()
+        native = device.type == "cpu" and _cpu_has_bf16_units()
     return "bf16" if native else "fp32"
 
 
-def _cpu_has_amx() -> bool:
-    """Whether this CPU has Intel AMX tiles (their bfloat16 units); False where torch cannot tell."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe()) if probe is not None else False
+def _cpu_has_bf16_units() -> bool:
+    """Whether this CPU computes bfloat16 dot products natively: Intel AMX tiles or AVX512-BF16
+    (``amx_bf16`` / ``avx512_bf16`` in /proc/cpuinfo); False where torch cannot tell."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(probe()) for probe in probes if probe is not None)
 
 
 class Precision:
