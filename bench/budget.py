@@ -31,14 +31,15 @@ SCORE_COLUMNS = [("FD", "frechet", ">8.2f"), ("prec", "precision", ">7.3f"), ("r
                  ("classes", "classes_covered", ">8")]   # the sample-quality columns of both tables
 
 
-def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
-    """One line per row: ``columns`` are (header, key, format spec such as '<22' or '>8.2f'); a missing
-    value prints as '-'."""
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]], *, header: bool = True) -> None:
+    """One line per row, after a line of headers unless ``header`` is False (a table printed row by row):
+    ``columns`` are (header, key, format spec such as '<22' or '>8.2f'); a missing value prints as '-'."""
     def cell(value, spec: str) -> str:
         width = re.match(r"[<>]?\d+", spec).group(0)
         return f"{'-':{width}}" if value is None else f"{value:{spec}}"
 
-    print("".join(cell(header, re.match(r"[<>]?\d+", spec).group(0)) for header, _, spec in columns))
+    if header:
+        print("".join(cell(title, re.match(r"[<>]?\d+", spec).group(0)) for title, _, spec in columns))
     for row in rows:
         print("".join(cell(row.get(key), spec) for _, key, spec in columns))
 

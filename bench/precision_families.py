@@ -95,6 +95,11 @@ def quality(name: str, precision: str, seed: int, args) -> dict:
             "protocol": scores["protocol"]}
 
 
+QUALITY_COLUMNS = [("family", "family", "<9"), ("dtype", "autocast", "<6"), ("seed", "seed", "<5"),
+                   ("sampler", "sampler", "<28"), ("epochs", "epochs", ">7"), ("train s", "train_s", ">9.0f"),
+                   ("MSE", "recon_mse", ">9.5f"), *SCORE_COLUMNS]
+
+
 def seed_list(text: str) -> list[int]:
     """argparse type: comma-separated non-negative integers."""
     parts = text.split(",")
@@ -137,10 +142,7 @@ def main() -> None:
         for name in names:
             for seed, precision in itertools.product(args.seeds, PRECISIONS):
                 rows.append(quality(name, precision, seed, args))
-                print_table(rows, [("family", "family", "<9"), ("dtype", "autocast", "<6"), ("seed", "seed", "<5"),
-                                   ("sampler", "sampler", "<28"), ("epochs", "epochs", ">7"),
-                                   ("train s", "train_s", ">9.0f"), ("MSE", "recon_mse", ">9.5f"),
-                                   *SCORE_COLUMNS])
+                print_table(rows[-1:], QUALITY_COLUMNS, header=len(rows) == 1)   # row by row, as each run ends
                 Path(args.runs_dir, "quality.json").write_text(json.dumps(rows, indent=1))
         print(f"protocol: {json.dumps(rows[-1]['protocol'])}")
 
