@@ -93,8 +93,8 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")   # environment setting
 
 
 def cpu() -> str:
-    """The CPU's model name (/proc/cpuinfo), its bfloat16 units (what ``train.precision: auto`` reads) and the
-    vector ISA of torch's kernels when torch is imported, and any ISA cap set in the environment."""
+    """The CPU's model name and bfloat16 units (/proc/cpuinfo's flags); when torch is imported, the vector ISA
+    of its kernels and what ``train.precision: auto`` resolves to on this CPU; any ISA cap set in the environment."""
     try:
         info = Path("/proc/cpuinfo").read_text()
         model = re.search(r"^model name\s*:\s*(.*)$", info, re.M).group(1)
@@ -103,7 +103,11 @@ def cpu() -> str:
     except (OSError, AttributeError):
         parts = [platform.processor() or "model unknown"]
     if "torch" in sys.modules:
-        parts.append(f"torch kernels {sys.modules['torch'].backends.cpu.get_cpu_capability()}")
+        from latentatlas.training.precision import resolve_precision
+
+        torch = sys.modules["torch"]
+        parts.append(f"torch kernels {torch.backends.cpu.get_cpu_capability()}, train.precision auto -> "
+                     f"{resolve_precision('auto', torch.device('cpu'))}")
     parts += [f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ]
     return "; ".join(parts)
 

@@ -39,3 +39,17 @@ def test_alternate_rate_is_higher_is_faster(capsys):
 def test_alternate_refuses_bad_arguments(repeats, baseline, word):
     with pytest.raises(ValueError, match=word):
         timing.alternate({"ours": lambda: 1.0}, repeats, baseline=baseline)
+
+
+def test_cpu_line_names_the_bf16_units_what_auto_chose_and_an_isa_cap(monkeypatch):
+    import torch
+
+    from latentatlas.training.precision import resolve_precision
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    line = timing.cpu()
+    assert line.endswith("; ONEDNN_MAX_CPU_ISA=AVX2")
+    assert f"train.precision auto -> {resolve_precision('auto', torch.device('cpu'))}" in line
+    if Path("/proc/cpuinfo").is_file():
+        flags = {"amx_bf16", "avx512_bf16"} & set(Path("/proc/cpuinfo").read_text().split())
+        assert f"bf16 units: {', '.join(sorted(flags)) or 'none'}" in line
