@@ -4,11 +4,15 @@ code 2, a bug one line with exit code 1 (the traceback behind -v), and a bad run
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from latentatlas.runs import pipeline
+from latentatlas.training.precision import resolve_precision
 
 from .conftest import error_lines, ring_config, write_config
 
@@ -169,3 +173,7 @@ def test_env_reports_versions_device_and_git_revision(cli):
     for key in ("latentatlas", "python", "torch", "numpy", "default_device", "cuda_available", "git_revision"):
         assert key in env, key
     assert env["default_device"] in ("cpu", "cuda", "mps") or env["default_device"].startswith("cuda")
+    assert env["default_precision"] == resolve_precision("auto", torch.device(env["default_device"]))
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if "model name" in info:                                             # Linux on x86: the CPU runs are made on
+        assert re.search(rf"^model name\s*:\s*{re.escape(env['cpu'])}\s*$", info, re.M)

@@ -229,7 +229,8 @@ def environment(config: RunConfig | None = None) -> dict[str, Any]:
     import torch
 
     import latentatlas
-    from latentatlas.training.distributed import resolve_device
+    from latentatlas.training.distributed import cpu_name, resolve_device
+    from latentatlas.training.precision import resolve_precision
 
     def version(mod: str) -> str | None:
         try:
@@ -253,6 +254,8 @@ def environment(config: RunConfig | None = None) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "default_device": str(resolve_device("auto")),
+        "default_precision": resolve_precision("auto", resolve_device("auto")),   # what train.precision auto picks
+        "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "seed": None if config is None else config.seed,
         "git_revision": rev,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -117,3 +120,13 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device: 'mps' requested but MPS is not available; use 'cpu' or 'auto'")
     return device
+
+
+def cpu_name() -> str | None:
+    """The CPU's model name (Linux's /proc/cpuinfo, else the platform's processor string); None where unknown.
+    Runs record it in env.json: the CPU changes the seconds, and which bfloat16 units ``auto`` finds."""
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        found = None
+    return found.group(1).strip() if found else (platform.processor() or None)
