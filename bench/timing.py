@@ -93,21 +93,21 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")   # environment setting
 
 
 def cpu() -> str:
-    """The CPU's model name and bfloat16 units (/proc/cpuinfo's flags); when torch is imported, the vector ISA
-    of its kernels and what ``train.precision: auto`` resolves to on this CPU; any ISA cap set in the environment."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        model = re.search(r"^model name\s*:\s*(.*)$", info, re.M).group(1)
-        flags = set(re.search(r"^flags\s*:(.*)$", info, re.M).group(1).split())
-        parts = [f"{model}, bf16 units: {', '.join(sorted(flags & {'amx_bf16', 'avx512_bf16'})) or 'none'}"]
-    except (OSError, AttributeError):
-        parts = [platform.processor() or "model unknown"]
-    if "torch" in sys.modules:
-        from latentatlas.training.precision import resolve_precision
+    """The CPU's model name, its bfloat16 units (/proc/cpuinfo's flags), the vector ISA of torch's kernels, what
+    ``train.precision: auto`` resolves to on it, and any ISA cap set in the environment."""
+    import torch
 
-        torch = sys.modules["torch"]
-        parts.append(f"torch kernels {torch.backends.cpu.get_cpu_capability()}, train.precision auto -> "
-                     f"{resolve_precision('auto', torch.device('cpu'))}")
+    from latentatlas.training.distributed import cpu_name
+    from latentatlas.training.precision import resolve_precision
+
+    try:
+        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
+        units = ", ".join(sorted(flags & {"amx_bf16", "avx512_bf16"})) or "none"
+    except (OSError, AttributeError):
+        units = "unknown"
+    parts = [f"{cpu_name() or 'model unknown'}, bf16 units: {units}",
+             f"torch kernels {torch.backends.cpu.get_cpu_capability()}, train.precision auto -> "
+             f"{resolve_precision('auto', torch.device('cpu'))}"]
     parts += [f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ]
     return "; ".join(parts)
 
