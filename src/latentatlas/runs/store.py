@@ -243,6 +243,7 @@ def environment(config: RunConfig | None = None) -> dict[str, Any]:
                              cwd=Path(__file__).parent).stdout.strip() or None
     except Exception:  # pragma: no cover - git missing
         rev = None
+    device = resolve_device("auto")
     return {
         "latentatlas": latentatlas.__version__,
         "python": sys.version.split()[0],
@@ -253,8 +254,8 @@ def environment(config: RunConfig | None = None) -> dict[str, Any]:
         "sklearn": version("sklearn"),
         "cuda_available": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "default_device": str(resolve_device("auto")),
-        "default_precision": resolve_precision("auto", resolve_device("auto")),   # what train.precision auto picks
+        "default_device": str(device),
+        "default_precision": resolve_precision("auto", device),   # what train.precision auto picks there
         "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "seed": None if config is None else config.seed,
