@@ -2,9 +2,11 @@
 ``<name>-<key>.json``, its protocol (constructor arguments, training settings, held-out scores).
 
 The key is a hash of everything that determines the weights (data fingerprint, targets, seed, epochs,
-version).  Loading is ``weights_only`` (:func:`latentatlas.fileio.torch_load`, content hash verified);
-a damaged cache entry is trained again.  Both nets hold out rows with :func:`heldout_split`.  Used by the
-``classifier`` and ``celeba-attributes`` extractors.
+version).  An entry shipped with the package under the same name (:mod:`latentatlas.metrics.shipped`) is
+used before the cache: the same weights on every machine.  Loading is ``weights_only``
+(:func:`latentatlas.fileio.torch_load`, content hash verified, and the ``weights_hash`` its protocol
+records); a damaged cache entry is trained again, a damaged shipped one is an error.  Both nets hold out
+rows with :func:`heldout_split`.  Used by the ``classifier`` and ``celeba-attributes`` extractors.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from latentatlas.fileio import json_key, read_json, torch_load, torch_save, write_json
 from latentatlas.metrics.features import module_hash
+from latentatlas.metrics.shipped import shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +59,23 @@ def load_cached_net(path: str | Path, build: Callable[[dict], nn.Module], what: 
     model = build(meta)
     model.load_state_dict(torch_load(path, what))
     model.weights_hash = module_hash(model)
+    if meta.get("weights_hash", model.weights_hash) != model.weights_hash:
+        raise ValueError(f"{what} {str(path)!r}: its weights hash {model.weights_hash} differs from the "
+                         f"{meta['weights_hash']} its protocol {str(meta_path)!r} records")
     model.protocol = meta
     return model.to(device).eval()
 
 
 def load_or_train_net(path: Path, *, what: str, build: Callable[[dict], nn.Module],
-                      train: Callable[[], tuple[nn.Module, dict]], device: str = "cpu") -> nn.Module:
-    """The cached network at ``path``, or (absent or damaged) ``train()``'s network, saved there with its
-    protocol first and then loaded back like any cached one."""
+                      train: Callable[[], tuple[nn.Module, dict]], device: str = "cpu",
+                      use_shipped: bool = True) -> nn.Module:
+    """The network shipped under ``path``'s name (``use_shipped``), else the cached one at ``path``, else
+    (absent or damaged) ``train()``'s network, saved there with its protocol and weights hash first and then
+    loaded back like any cached one."""
+    shipped = shipped_path(path)
+    if use_shipped and shipped.is_file():
+        log.info("%s shipped with latentatlas: %s", what, shipped)
+        return load_cached_net(shipped, build, what, device=device)
     if path.is_file() and path.with_suffix(".json").is_file():
         log.info("%s from cache %s", what, path)
         try:
@@ -73,6 +85,6 @@ def load_or_train_net(path: Path, *, what: str, build: Callable[[dict], nn.Modul
     model, protocol = train()
     model.to("cpu")
     torch_save(model.state_dict(), path)
-    write_json(path.with_suffix(".json"), protocol)
+    write_json(path.with_suffix(".json"), {**protocol, "weights_hash": module_hash(model)})
     log.info("%s cached at %s", what, path)
     return load_cached_net(path, build, what, device=device)

@@ -2,7 +2,8 @@
 
 Features are its penultimate layer (``feature_dim`` wide, after ReLU); its softmax feeds the
 IS-style score.  Trained on the dataset's labels with a fixed seed; cached under
-``<cache>/classifiers/<key>.pt`` with a JSON of its protocol (accuracies, epochs, data fingerprint).
+``<cache>/classifiers/<key>.pt`` with a JSON of its protocol (accuracies, epochs, data fingerprint), or
+shipped with the package for default MNIST runs (:mod:`latentatlas.metrics.shipped`).
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def _build(meta: dict) -> SmallCNN:
 
 
 def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device: str = "cpu", seed: int = 0,
-                             weights: str | None = None, epochs: int = 3) -> SmallCNN:
-    """The cached classifier for ``ds`` (trained and cached on first use), or the one at ``weights``."""
+                             weights: str | None = None, epochs: int = 3, use_shipped: bool = True) -> SmallCNN:
+    """The classifier for ``ds``: the one at ``weights``, else the one shipped for it (``use_shipped``, see
+    :mod:`latentatlas.metrics.shipped`), else the cached one (trained and cached on first use)."""
     if weights is not None:
         return load_classifier(weights, device=device)
     if ds is None:
@@ -131,4 +133,5 @@ def load_or_train_classifier(ds: ImageDataset | None, *, cache_dir: Path, device
         log.info("classifier held-out accuracy %s", protocol["heldout_accuracy"])
         return model, {**protocol, "dataset": ds.name, "fingerprint": fp, "version": CLASSIFIER_VERSION}
 
-    return load_or_train_net(path, what="classifier", build=_build, train=train, device=device)
+    return load_or_train_net(path, what="classifier", build=_build, train=train, device=device,
+                             use_shipped=use_shipped)
