@@ -92,3 +92,20 @@ def test_ship_classifier_writes_the_net_training_would_cache(mnist_train, tmp_pa
     cached = build_extractor("classifier", dataset=ds)             # finds the shipped file under its cache name
     assert cached.weights_hash == protocol["weights_hash"]
     assert not (isolated_cache / "classifiers").exists()
+
+
+def test_scores_say_their_features_came_from_the_package(mnist, isolated_cache):
+    from latentatlas.metrics.evaluate import evaluate_samples
+    from latentatlas.runs.results import describe_protocol
+
+    train, test = shipped.mnist_train_split(None), mnist.part("test")
+    fake = test.images[:200]
+    shipped_score = evaluate_samples(fake, test, metrics=("frechet",), extractor="classifier", train=train)
+    assert shipped_score["protocol"]["weights_source"] == "shipped"
+    assert "shipped with latentatlas" in describe_protocol(shipped_score["protocol"])
+    cached_score = evaluate_samples(fake, test, metrics=("frechet",), extractor="classifier",
+                                    train=train.subset(torch.arange(400)))
+    assert cached_score["protocol"]["weights_source"] == "cache"
+    assert "shipped" not in describe_protocol(cached_score["protocol"])
+    assert evaluate_samples(fake, test, metrics=("frechet",), extractor="pixels")["protocol"].get(
+        "weights_source") is None

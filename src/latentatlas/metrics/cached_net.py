@@ -48,9 +48,10 @@ def cache_path(cache_dir: str | Path, folder: str, name: str, key_fields: dict) 
 
 
 def load_cached_net(path: str | Path, build: Callable[[dict], nn.Module], what: str, *,
-                    device: str = "cpu") -> nn.Module:
+                    device: str = "cpu", source: str = "file") -> nn.Module:
     """The network ``build(protocol)`` with the state dict at ``path`` (``weights_only``) and its protocol
-    (the ``.json`` beside it) as ``.protocol``; ``.weights_hash`` the hash of the loaded state."""
+    (the ``.json`` beside it) as ``.protocol``; ``.weights_hash`` the hash of the loaded state,
+    ``.weights_source`` where it came from (``shipped``, ``cache`` or a user's ``file``)."""
     path = Path(path)
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
@@ -62,6 +63,7 @@ def load_cached_net(path: str | Path, build: Callable[[dict], nn.Module], what: 
     if meta.get("weights_hash", model.weights_hash) != model.weights_hash:
         raise ValueError(f"{what} {str(path)!r}: its weights hash {model.weights_hash} differs from the "
                          f"{meta['weights_hash']} its protocol {str(meta_path)!r} records")
+    model.weights_source = source
     model.protocol = meta
     return model.to(device).eval()
 
@@ -75,11 +77,11 @@ def load_or_train_net(path: Path, *, what: str, build: Callable[[dict], nn.Modul
     shipped = shipped_path(path)
     if use_shipped and shipped.is_file():
         log.info("%s shipped with latentatlas: %s", what, shipped)
-        return load_cached_net(shipped, build, what, device=device)
+        return load_cached_net(shipped, build, what, device=device, source="shipped")
     if path.is_file() and path.with_suffix(".json").is_file():
         log.info("%s from cache %s", what, path)
         try:
-            return load_cached_net(path, build, what, device=device)
+            return load_cached_net(path, build, what, device=device, source="cache")
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:   # a damaged cache entry: train again
             log.warning("cached %s %s cannot be used (%s); training it again", what, path, exc)
     model, protocol = train()
@@ -87,4 +89,4 @@ def load_or_train_net(path: Path, *, what: str, build: Callable[[dict], nn.Modul
     torch_save(model.state_dict(), path)
     write_json(path.with_suffix(".json"), {**protocol, "weights_hash": module_hash(model)})
     log.info("%s cached at %s", what, path)
-    return load_cached_net(path, build, what, device=device)
+    return load_cached_net(path, build, what, device=device, source="cache")

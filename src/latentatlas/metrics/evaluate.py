@@ -245,6 +245,8 @@ def evaluate_samples(fake: torch.Tensor, real: Any, *, metrics: tuple[str, ...] 
     protocol = {"extractor": ext.name, "weights_hash": ext.weights_hash,
                 "real_dataset": ref.protocol.get("dataset"), "real_split": real_split,
                 "n_real": ref.protocol.get("count"), "n_fake": int(fake.shape[0]), "seed": seed}
+    if getattr(ext, "weights_source", None):     # a trained feature net: shipped, cached or a user's file
+        protocol["weights_source"] = ext.weights_source
     ctx = EvalContext(ext, ref, fake_f, fake_logits, train, seed, batch_size, device, protocol, cache_dir,
                       data=real if isinstance(real, ImageDataset) else None)
     if (isinstance(real, ImageDataset) and real.attributes is not None and fit_on is not None

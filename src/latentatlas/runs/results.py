@@ -57,12 +57,14 @@ def headline(metrics: dict[str, Any]) -> Headline:
 
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
-    """'classifier features (weights e6b17c5f6f88), 40 real mnist test images vs 64 generated, seed 0'."""
+    """'classifier features (weights e6b17c5f6f88), 40 real mnist test images vs 64 generated, seed 0';
+    ', shipped with latentatlas' after the weights of a feature net from the package (the same everywhere)."""
     if not protocol:
         return "no protocol recorded"
     text = f"{protocol.get('extractor', '?')} features"
     if protocol.get("weights_hash"):
-        text += f" (weights {str(protocol['weights_hash'])[:12]})"
+        source = ", shipped with latentatlas" if protocol.get("weights_source") == "shipped" else ""
+        text += f" (weights {str(protocol['weights_hash'])[:12]}{source})"
     text += (f", {protocol.get('n_real', '?')} real {protocol.get('real_dataset') or ''} "
              f"{protocol.get('real_split', '')} images vs {protocol.get('n_fake', '?')} generated").replace("  ", " ")
     if "seed" in protocol:
