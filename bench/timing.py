@@ -10,7 +10,6 @@ import datetime
 import importlib.metadata
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -97,14 +96,11 @@ def cpu() -> str:
     ``train.precision: auto`` resolves to on it, and any ISA cap set in the environment."""
     import torch
 
-    from latentatlas.training.distributed import cpu_name
+    from latentatlas.training.distributed import cpu_flags, cpu_name
     from latentatlas.training.precision import resolve_precision
 
-    try:
-        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
-        units = ", ".join(sorted(flags & {"amx_bf16", "avx512_bf16"})) or "none"
-    except (OSError, AttributeError):
-        units = "unknown"
+    flags = cpu_flags()
+    units = "unknown" if flags is None else ", ".join(sorted(flags & {"amx_bf16", "avx512_bf16"})) or "none"
     parts = [f"{cpu_name() or 'model unknown'}, bf16 units: {units}",
              f"torch kernels {torch.backends.cpu.get_cpu_capability()}, train.precision auto -> "
              f"{resolve_precision('auto', torch.device('cpu'))}"]

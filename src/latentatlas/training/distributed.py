@@ -122,11 +122,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name : value`` of Linux's /proc/cpuinfo, stripped; None where there is no such line or file."""
+    try:
+        found = re.search(rf"^{re.escape(name)}\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        return None
+    return found.group(1).strip() if found else None
+
+
 def cpu_name() -> str | None:
     """The CPU's model name (Linux's /proc/cpuinfo, else the platform's processor string); None where unknown.
     Runs record it in env.json: the CPU changes the seconds, and which bfloat16 units ``auto`` finds."""
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-    except OSError:
-        found = None
-    return found.group(1).strip() if found else (platform.processor() or None)
+    return _cpuinfo_field("model name") or platform.processor() or None
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (/proc/cpuinfo's ``flags``, e.g. ``amx_bf16``, ``avx512_bf16``); None where unknown."""
+    flags = _cpuinfo_field("flags")
+    return None if flags is None else set(flags.split())
