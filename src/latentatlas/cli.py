@@ -314,6 +314,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir():
+        given = [flag for flag, value in (("--ref", args.ref), ("--ref-root", args.ref_root),
+                                          ("--ref-set", args.ref_overrides)) if value]
+        if given:
+            raise ValueError(f"{given[0]}: applies to a samples file; a run folder is scored against its own test "
+                             f"split, got {given[0]} with the run folder {str(target)!r}")
         results = pipeline.evaluate_stage(Run.open(target), extractor=args.extractor)
     else:
         if not args.ref:

@@ -124,6 +124,15 @@ def test_evaluate_on_a_npy_file_by_name(tmp_path, cli):
     _one_error(err, str(path), "a single .npy array")
 
 
+@pytest.mark.parametrize("flags", [["--ref", "mnist:test"], ["--ref-root", "elsewhere"], ["--ref-set", "limit=5"]])
+def test_evaluate_refuses_reference_flags_with_a_run_folder(run_copy, cli, flags):
+    before = (run_copy / "metrics.json").read_bytes()
+    code, _, err = cli("evaluate", run_copy, *flags)
+    assert code == 2
+    _one_error(err, flags[0], "its own test split", str(run_copy))
+    assert (run_copy / "metrics.json").read_bytes() == before
+
+
 @pytest.mark.parametrize("args, words", [
     (["sample", "RUN", "--n", "0"], ["--n", "expected an int >= 1, got '0'"]),
     (["sample", "RUN", "--n", "-5"], ["--n", "expected an int >= 1"]),
