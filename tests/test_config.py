@@ -85,6 +85,16 @@ def test_parse_spec_types():
         parse_spec("gmm:k")
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("gmm:k=5,k=6", "key 'k' given twice"),
+    ("gmm:k=5, k =6", "key 'k' given twice"),
+    (":k=5", "expected a name before ':'"),
+])
+def test_parse_spec_refuses_ambiguous_specs(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_spec(spec)
+
+
 def test_derive_seed_depends_on_every_character_of_every_name():
     from latentatlas.rng import derive_seed
 

@@ -73,5 +73,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ValueError(f"spec {spec!r}: expected key=value, got {item!r}")
-        params[key.strip()] = read_scalar(value, f"spec {spec!r}: {key.strip()}")
+        key = key.strip()
+        if key in params:
+            raise ValueError(f"spec {spec!r}: key {key!r} given twice; expected each key once")
+        params[key] = read_scalar(value, f"spec {spec!r}: {key}")
+    if not name.strip():
+        raise ValueError(f"spec {spec!r}: expected a name before ':', e.g. 'gmm:k=50'")
     return name.strip(), params
