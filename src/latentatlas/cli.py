@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_count(1), default=None, help="number of samples per sampler")
     p = sub.add_parser("evaluate", help="score a run's samples, or any samples .npz against a reference")
     p.add_argument("target", help="a run folder, or a samples .npz (arr_0: uint8 N x H x W x C)")
-    p.add_argument("--ref", help="reference for a samples file: DATASET[:SPLIT] (e.g. mnist:test; the split defaults to test) or a stats .npz")
+    p.add_argument("--ref", help="reference for a samples file: DATASET[:SPLIT] (e.g. mnist:test; the split "
+                   "defaults to test) or a stats .npz")
     p.add_argument("--ref-root", default=None, help="where the reference dataset's files are (its data.root), "
                    "e.g. ../shared/data/mnist for the full MNIST")
     p.add_argument("--ref-set", dest="ref_overrides", action="append", default=[], metavar="KEY=VALUE",
