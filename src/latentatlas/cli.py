@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "Smiling/Male, Eyeglasses/Male, Blond_Hair/Young where the run has them)")
     p = sub.add_parser("geometry", help="hull membership, distances, axis walks, drift, maps")
     _run_arg(p)
-    p.add_argument("--maps", default="pca,tsne,isomap", help="comma-separated 2-D map methods")
+    p.add_argument("--maps", default="pca,tsne,isomap", help="comma-separated 2-D map methods "
+                   "(pca, tsne, isomap, lle, umap; '' for none)")
     p = sub.add_parser("explore", help="a local web page to click through the run's latent space (and its API)")
     _run_arg(p)
     p.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
