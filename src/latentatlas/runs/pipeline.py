@@ -41,11 +41,12 @@ def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
 
 
 def check_stages(config: RunConfig) -> None:
-    """Fail before any work on names the later stages would reject: sampler specs, metrics, extractor, and on a
-    tracker that is not installed."""
+    """Fail before any work (and before a run folder is made) on what the stages would reject: a device this
+    machine lacks, sampler specs, metrics, extractor, and a tracker that is not installed."""
     from latentatlas.metrics.evaluate import METRICS
     from latentatlas.metrics.features import EXTRACTORS
 
+    device_for(config)
     tracking.check_available(config.track)
     for spec in config.sample.samplers:
         sampler_for(spec, config.model.family)

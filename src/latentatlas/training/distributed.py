@@ -103,22 +103,23 @@ def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
 def resolve_device(name: str) -> torch.device:
     """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N' or 'mps' -> torch.device."""
     if not isinstance(name, str):
-        raise TypeError(f"device: expected a string like 'auto', 'cpu' or 'cuda:0', got {name!r}")
+        raise TypeError(f"train.device: expected a string like 'auto', 'cpu' or 'cuda:0', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from None
+        raise ValueError(f"train.device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
+        raise ValueError(f"train.device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device: {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+            raise ValueError(f"train.device: {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device: {name!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+            raise ValueError(f"train.device: {name!r} requested but only {torch.cuda.device_count()} GPU(s) are "
+                             "visible")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device: 'mps' requested but MPS is not available; use 'cpu' or 'auto'")
+        raise ValueError("train.device: 'mps' requested but MPS is not available; use 'cpu' or 'auto'")
     return device
 
 

@@ -38,7 +38,10 @@ def build_sampler(spec: str | dict[str, Any]) -> LatentSampler:
         raise ValueError(f"spec: expected a string like 'gmm:k=50' or a mapping, got {type(spec).__name__} {spec!r}")
     if name not in SAMPLERS:
         raise ValueError(f"spec: unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS.names())}")
-    return SAMPLERS.get(name)(**params)
+    try:
+        return SAMPLERS.get(name)(**params)
+    except ValueError as err:    # a setting out of range: say which spec it came from
+        raise ValueError(f"sampler {spec if isinstance(spec, str) else name!r}: {err}") from None
 
 
 def load_sampler(path: str | Path, *, map_location: torch.device | str = "cpu") -> LatentSampler:

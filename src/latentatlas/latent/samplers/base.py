@@ -83,7 +83,7 @@ class LatentSampler:
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise ValueError(f"sampler {self.name!r}: unknown hyperparameter(s) {', '.join(unknown)}; "
+            raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)} of {self.name!r}; "
                              f"valid: {', '.join(sorted(self.defaults)) or '(none)'}")
         for key, value in {**self.defaults, **params}.items():
             setattr(self, key, value)
