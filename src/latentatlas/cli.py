@@ -23,6 +23,14 @@ from latentatlas.validate import check_number
 log = logging.getLogger("latentatlas")
 
 EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+DESCRIPTION = ("Train generative models on images, then map, sample and score their latent spaces; one folder per "
+               "run,\nexplained by its report.html.  Results go to stdout, logs and progress bars to stderr.")
+EPILOG = """start here:
+  latentatlas demo                          the whole chain on the embedded MNIST digits (a few minutes)
+  latentatlas run CONFIG.yaml               train, encode, sample, evaluate and report (examples: configs/)
+  latentatlas COMMAND --help                the options of one command
+
+errors are one line naming the file or parameter (exit code 2); -v shows the traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +65,8 @@ def _run_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="latentatlas", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="latentatlas", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
