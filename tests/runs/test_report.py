@@ -120,3 +120,11 @@ def test_pages_render_in_chromium_without_overflow(family, browser, artifacts, t
     page.screenshot(path=str(shot), full_page=True)
     page.close()
     assert errors == [] and shot.stat().st_size > 10_000
+
+
+def test_report_cells_say_yes_or_no_for_booleans_and_align_numbers():
+    from latentatlas.runs.report_html import cell
+
+    assert cell(False) == "<td>no</td>" and cell(True) == "<td>yes</td>"
+    assert cell(1) == "<td class='num'>1</td>" and cell(0.12345) == "<td class='num'>0.123</td>"
+    assert cell(None) == "<td></td>" and cell("<b>") == "<td>&lt;b&gt;</td>"

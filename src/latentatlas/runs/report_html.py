@@ -45,8 +45,10 @@ def e(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
-    """A table cell: numbers rounded and right-aligned; lists and dicts as short JSON."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """A table cell: numbers rounded and right-aligned; yes/no for booleans; lists and dicts as short JSON."""
+    if isinstance(value, bool):
+        return f"<td>{'yes' if value else 'no'}</td>"
+    if isinstance(value, (int, float)):
         return f"<td class='num'>{e(fmt_number(value))}</td>"
     if isinstance(value, (list, dict)):
         text = json.dumps(value)
