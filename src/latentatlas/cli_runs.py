@@ -105,11 +105,12 @@ def _list(args: argparse.Namespace) -> None:
 def _studies(args: argparse.Namespace) -> None:
     from latentatlas.studies.gallery import studies_table, write_gallery
 
+    table = studies_table(args.runs_dir)
+    if not table.rows:      # nothing to show: say how to make one, and write no empty page
+        print(f"no studies in {args.runs_dir!r}; `latentatlas study NAME RUN` makes one", file=sys.stderr)
+        return
     if args.html:
         print(write_gallery(args.runs_dir, args.html))
-    table = studies_table(args.runs_dir)
-    if not table.rows:
-        print(f"no studies in {args.runs_dir!r}", file=sys.stderr)
     _emit(table, args)
 
 

@@ -111,3 +111,13 @@ def test_the_gallery_lists_every_study_of_a_runs_folder(tiny_run, tmp_path, caps
     studies = sorted(p.name for p in (tiny_run / "studies").iterdir())       # other tests' studies too
     assert "Is the number of GMM components" in html
     assert html.count("<h2>") == len(studies) and html.count("data:image/png;base64,") >= len(studies)
+
+
+def test_a_runs_folder_without_studies_says_so_and_writes_no_page(tmp_path, capsys):
+    empty = tmp_path / "runs"
+    empty.mkdir()
+    page = tmp_path / "gallery.html"
+    assert main(["runs", "studies", str(empty), "--html", str(page)]) == 0
+    captured = capsys.readouterr()
+    assert "no studies in" in captured.err and "latentatlas study NAME RUN" in captured.err
+    assert captured.out == "" and not page.exists()
