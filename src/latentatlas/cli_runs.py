@@ -79,12 +79,15 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def _emit(table, args: argparse.Namespace) -> None:
+    """``table`` to --out, or to stdout in --format; an empty table is not drawn for people (the caller says
+    why on stderr), but a file or a machine format still gets its header."""
     from latentatlas.runs.tables import print_table, render, write_table
 
     if args.out:
         print(write_table(table, args.out))
     elif args.format == "table":
-        print_table(table)
+        if table.rows:
+            print_table(table)
     else:
         sys.stdout.write(render(table, args.format))
 
@@ -106,10 +109,9 @@ def _studies(args: argparse.Namespace) -> None:
     from latentatlas.studies.gallery import studies_table, write_gallery
 
     table = studies_table(args.runs_dir)
-    if not table.rows:      # nothing to show: say how to make one, and write no empty page
+    if not table.rows:      # say how to make one, and write no empty page
         print(f"no studies in {args.runs_dir!r}; `latentatlas study NAME RUN` makes one", file=sys.stderr)
-        return
-    if args.html:
+    elif args.html:
         print(write_gallery(args.runs_dir, args.html))
     _emit(table, args)
 

@@ -94,3 +94,13 @@ def test_report_older_than_the_results_is_stale(make_run):
     os.utime(run.report_path)
     os.utime(run.metrics_path, (1, 1))
     assert summarize(run)["stages"]["report"] == "done"
+
+
+def test_an_empty_list_is_a_line_for_people_and_a_header_for_scripts(tmp_path, capsys):
+    empty = tmp_path / "runs"
+    empty.mkdir()
+    assert main(["runs", "list", str(empty)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no runs in" in captured.err
+    assert main(["runs", "list", str(empty), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("run,family,data,latent")
