@@ -16,7 +16,7 @@ import traceback
 from importlib import resources
 from pathlib import Path
 
-from latentatlas import cli_runs
+from latentatlas import __version__, cli_runs
 from latentatlas import config as config_mod
 from latentatlas.validate import check_number
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentatlas", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"latentatlas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model; creates the run folder")

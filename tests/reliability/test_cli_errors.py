@@ -189,3 +189,12 @@ def test_env_reports_versions_device_and_git_revision(cli):
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     if "model name" in info:                                             # Linux on x86: the CPU runs are made on
         assert re.search(rf"^model name\s*:\s*{re.escape(env['cpu'])}\s*$", info, re.M)
+
+
+def test_version_is_the_installed_package_version(cli):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        cli("--version")
+    assert stop.value.code == 0
+    assert cli.capsys.readouterr().out.strip() == f"latentatlas {version('latentatlas')}"
