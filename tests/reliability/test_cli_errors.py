@@ -83,6 +83,8 @@ def test_a_config_file_that_is_not_valid_yaml(tmp_path, cli, text, words):
     ("sample.samplers=['gmm:k=0']", ["sampler 'gmm:k=0': k: expected an int >= 1, got 0"]),
     ("sample.samplers=['gmm:k=5,k=6']", ["'gmm:k=5,k=6'", "key 'k' given twice"]),
     ("train.device=cuda:63", ["train.device", "'cuda:63' requested"]),     # no folder for a missing GPU
+    ("data.val_fraction=0.95", ["data.val_fraction + data.test_fraction: expected a sum below 1"]),
+    ("data.test_fraction=1", ["data.test_fraction: expected a fraction in [0, 1), got 1"]),
 ])
 def test_a_bad_override_is_one_line_naming_it(tmp_path, cli, override, words):
     config = write_config(tmp_path, ring_config(tmp_path / "runs"))

@@ -79,9 +79,10 @@ def assign_split(ds: ImageDataset, *, seed: int, val_fraction: float, test_fract
     with ``seed`` and cut into train / val (and test, when the source defines none).  Deterministic."""
     for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= frac < 1.0:
-            raise ValueError(f"{name}: expected a fraction in [0, 1), got {frac!r}")
+            raise ValueError(f"data.{name}: expected a fraction in [0, 1), got {frac!r}")
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+        raise ValueError(f"data.val_fraction + data.test_fraction: expected a sum below 1 (some images left to "
+                         f"train on), got {val_fraction} + {test_fraction}")
     n = len(ds)
     split = torch.zeros(n, dtype=torch.int8)
     g = make_generator(seed)
