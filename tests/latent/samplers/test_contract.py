@@ -72,8 +72,8 @@ def test_invalid_codes_are_rejected(name):
         s.fit(bad)
     with pytest.raises(ValueError, match="2-D"):
         s.fit(codes()[:, 0])
-    with pytest.raises(TypeError):
-        s.fit(codes().numpy())
+    with pytest.raises(TypeError, match="torch.Tensor or NumPy array"):
+        s.fit(codes().tolist())
     with pytest.raises(ValueError, match="rows"):
         s.fit(codes()[:0])
     s.fit(codes())
@@ -108,3 +108,18 @@ def test_build_sampler_errors():
         build_sampler({"k": 5})
     with pytest.raises(FileNotFoundError):
         load_sampler("/nonexistent/sampler.pt")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_codes_fit_and_score_as_the_same_tensor(name):
+    z = codes(dtype=torch.float64)
+    a = small(name).fit(z, generator=torch.Generator().manual_seed(0))
+    b = small(name).fit(z.numpy(), generator=torch.Generator().manual_seed(0))
+    draw_a = a.sample(7, generator=torch.Generator().manual_seed(1))
+    draw_b = b.sample(7, generator=torch.Generator().manual_seed(1))
+    assert isinstance(draw_b, torch.Tensor) and draw_b.dtype == torch.float64
+    torch.testing.assert_close(draw_b, draw_a)
+    try:
+        torch.testing.assert_close(b.score_samples(z[:5].numpy()), a.score_samples(z[:5]))
+    except NotImplementedError:          # samplers without a density
+        pass

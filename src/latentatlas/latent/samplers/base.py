@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from latentatlas.fileio import torch_load, torch_save
@@ -43,9 +44,12 @@ def format_value(value: Any) -> str:
 
 
 def check_codes(z: Any, name: str = "z", *, dim: int | None = None, min_rows: int = 1) -> torch.Tensor:
-    """Validate codes: a floating 2-D tensor (n, d), finite, with at least ``min_rows`` rows."""
+    """Validate codes: a floating 2-D tensor (n, d) (a NumPy array is taken as one, sharing its memory),
+    finite, with at least ``min_rows`` rows."""
+    if isinstance(z, np.ndarray):
+        z = torch.from_numpy(z)
     if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (n, d), got {type(z).__name__}")
+        raise TypeError(f"{name}: expected a torch.Tensor or NumPy array of shape (n, d), got {type(z).__name__}")
     if z.dim() != 2:
         raise ValueError(f"{name}: expected a 2-D tensor (n, d), got shape {tuple(z.shape)}")
     if not z.is_floating_point():
