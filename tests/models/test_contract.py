@@ -92,6 +92,18 @@ def test_generate_shape_range_and_seed(family):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_codes_of_the_wrong_size_are_refused_naming_the_expected_shape(family):
+    model = small_model(family).eval()
+    if model.code_kind == "discrete":
+        pytest.skip("code grids are checked by the VQ-VAE's own decode")
+    y = torch.arange(2) % N_CLASSES if model.conditional else None
+    with pytest.raises(ValueError, match=rf"z: expected codes of shape \(B, {model.latent_dim}\), got \(2, "):
+        model.decode(torch.zeros(2, model.latent_dim + 1), y)
+    with pytest.raises(ValueError, match=rf"\(B, {model.latent_dim}\), got \({model.latent_dim},\)"):
+        model.decode(torch.zeros(model.latent_dim), y)
+    assert model.decode(torch.zeros(2, model.latent_dim), y).shape == (2, *SHAPE)
+
+
 def test_encoder_families_encode_and_the_others_say_why_not(family):
     model = small_model(family).eval()
     batch = _batch(3)

@@ -80,6 +80,7 @@ class AE(GenerativeModel):
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, latent_dim) [, y (B,)] -> logits (B, C, H, W)."""
+        self.check_latents(z)
         y = self.check_labels(y, z.shape[0])
         return self.decoder(with_label_code(z, y, self.label_classes))
 

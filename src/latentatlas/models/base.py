@@ -144,6 +144,11 @@ class GenerativeModel(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
 
+    def check_latents(self, z: torch.Tensor) -> None:
+        """Code vectors (B, latent_dim), else a ValueError naming the shape (not a matrix-size error deep inside)."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z: expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+
     def check_labels(self, y: torch.Tensor | None, rows: int) -> torch.Tensor | None:
         """Labels for a conditional model (required, (rows,) in range); None for an unconditional one."""
         if not self.conditional:

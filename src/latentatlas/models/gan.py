@@ -130,6 +130,7 @@ class GAN(GenerativeModel):
     # -- sampling ---------------------------------------------------------------------------------------
     def generate_raw(self, z: torch.Tensor, y: torch.Tensor | None = None, *, average: bool = False) -> torch.Tensor:
         """G(z[, y]) in [0, 1] with the trained generator, or its EMA copy when ``average``."""
+        self.check_latents(z)
         y = self.check_labels(y, z.shape[0])
         net = self.generator_ema if average and self.generator_ema is not None else self.generator
         return torch.sigmoid(net(with_label_code(z, y, self.label_classes)))
