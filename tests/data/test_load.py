@@ -88,7 +88,7 @@ def test_unknown_name_option_and_missing_root(tmp_path):
     for name in ("npz", "cifar10", "celeba", "image-folder"):
         with pytest.raises(ValueError, match=rf"data.root: dataset '{name}' needs data.root"):
             load_dataset(DataConfig(name=name), seed=0)
-    with pytest.raises(ValueError, match=r"val_fraction \+ test_fraction"):
+    with pytest.raises(ValueError, match=r"data.val_fraction \+ data.test_fraction: expected a sum below 1"):
         load_dataset(DataConfig(limit=10, val_fraction=0.5, test_fraction=0.5), seed=0)
 
 
