@@ -68,15 +68,16 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"spec: expected 'name' or 'name:key=value,...', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"spec {spec!r}: expected a name before ':', e.g. 'gmm:k=50'")
     params: dict[str, object] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
+        key = key.strip()
         if not eq or not key:
             raise ValueError(f"spec {spec!r}: expected key=value, got {item!r}")
-        key = key.strip()
         if key in params:
             raise ValueError(f"spec {spec!r}: key {key!r} given twice; expected each key once")
         params[key] = read_scalar(value, f"spec {spec!r}: {key}")
-    if not name.strip():
-        raise ValueError(f"spec {spec!r}: expected a name before ':', e.g. 'gmm:k=50'")
-    return name.strip(), params
+    return name, params
