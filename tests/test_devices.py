@@ -13,6 +13,7 @@ from latentatlas.config import PRECISIONS, TrainConfig
 from latentatlas.data.base import ImageDataset, assign_split
 from latentatlas.latent.samplers import SAMPLERS
 from latentatlas.metrics import features_to_stats, frechet, prdc
+from latentatlas.metrics.frechet import FrechetReference
 from latentatlas.models import MODELS
 from latentatlas.training import load_checkpoint, load_model, train
 from tests.latent.samplers.small import small
@@ -68,11 +69,14 @@ def test_every_sampler_fits_and_samples_on_the_codes_device(name, device):
 def test_metrics_on_the_device_equal_the_cpu_values(device):
     g = torch.Generator().manual_seed(0)
     real, fake = torch.randn(600, 8, generator=g), torch.randn(500, 8, generator=g) * 1.2 + 0.3
+    real[:, 0] = 0.5                                   # a zero-variance feature: S1's factor drops its row
     on_cpu = prdc(real, fake, k=5)
     assert prdc(real, fake, k=5, device=device) == pytest.approx(on_cpu, abs=4e-3)   # a radius tie at most
     expected = frechet(features_to_stats(real.double()), features_to_stats(fake.double()))
     stats = features_to_stats(real.double().to(device)), features_to_stats(fake.double().to(device))
     assert frechet(*stats) == pytest.approx(expected, rel=1e-6)
+    assert frechet(FrechetReference(stats[0]), stats[1]) == pytest.approx(expected, rel=1e-6)
+    assert FrechetReference(stats[0]).factor.device.type == device          # computed where the statistics are
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CPU pipeline is tests/runs)")
@@ -91,3 +95,26 @@ def test_the_whole_chain_on_cuda(tmp_path, precision):
     metrics = Run.open(tmp_path / "tiny").read_metrics()
     assert metrics["train"]["device"].startswith("cuda") and len(metrics["evaluate"]) >= 3
     assert all(0 < scores["frechet"] < float("inf") for scores in metrics["evaluate"].values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (on the CPU the default is the mixed EM)")
+def test_the_default_gmm_runs_the_float64_em_on_a_gpu():
+    from latentatlas.latent.samplers import GMM
+    from latentatlas.latent.samplers.gmm import MIXED_MIN_WORK
+
+    g = torch.Generator().manual_seed(0)
+    codes = (torch.randn(20000, 16, generator=g) + 3.0 * (torch.arange(20000) % 7)[:, None]).cuda()
+    k = 40
+    assert 20000 * k * (16 + 16 * 17 // 2) >= MIXED_MIN_WORK       # big enough for the screen on a CPU
+    fits = [GMM(k=k, dtype=dtype, seed=0).fit(codes) for dtype in ("mixed", "float64")]
+    assert fits[0].n_iter_ == fits[1].n_iter_ and torch.equal(fits[0].means_, fits[1].means_)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_gmm_fit_is_the_same_on_every_run(device):
+    from latentatlas.latent.samplers import GMM
+
+    g = torch.Generator().manual_seed(0)
+    codes = (torch.randn(20000, 8, generator=g) + 3.0 * (torch.arange(20000) % 7)[:, None]).to(device)
+    fits = [GMM(k=30, seed=0).fit(codes) for _ in range(2)]
+    assert fits[0].n_iter_ == fits[1].n_iter_ and torch.equal(fits[0].means_, fits[1].means_)

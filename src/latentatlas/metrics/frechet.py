@@ -5,7 +5,8 @@
 tr sqrt(S1 S2) is the sum of the square roots of the eigenvalues of S1 S2, which equal those of the
 symmetric PSD matrix F^T S2 F for any factor F F^T = S1 (Cholesky, or V sqrt(Lambda) from a
 symmetric eigen-decomposition when S1 is singular).  All in float64 with symmetric solvers: no
-imaginary parts, and fewer samples than dimensions is fine.  When S1 is reused (a fixed reference)
+imaginary parts, and fewer samples than dimensions is fine.  It runs where the real statistics are (a GPU's
+solvers when they are on one; the fake statistics are moved there).  When S1 is reused (a fixed reference)
 pass a :class:`FrechetReference` to factor it once.
 
 The distance between two finite samples is biased upward, by about b / N for N generated images
@@ -27,14 +28,16 @@ FD_INF_MIN_SHARE = 0.1   # the smallest subset is this share of the images (thei
 FD_INF_MIN_PER_DIM = 2   # ... and at least this many images per feature dimension
 
 
-def _as_stats(stats: Any, param: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_stats(stats: Any, param: str, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu (D,), sigma (D, D)) as float64 on ``device`` (default: where mu is)."""
     if hasattr(stats, "mu") and hasattr(stats, "sigma"):
         stats = (stats.mu, stats.sigma)
     if not isinstance(stats, (tuple, list)) or len(stats) != 2:
         raise TypeError(f"{param}: expected (mu, sigma) or an object with .mu and .sigma, got {type(stats).__name__}")
     mu = torch.as_tensor(np.asarray(stats[0]) if not isinstance(stats[0], torch.Tensor) else stats[0])
     sigma = torch.as_tensor(np.asarray(stats[1]) if not isinstance(stats[1], torch.Tensor) else stats[1])
-    mu, sigma = mu.detach().cpu().to(torch.float64), sigma.detach().cpu().to(torch.float64)
+    device = mu.device if device is None else device
+    mu, sigma = (t.detach().to(device=device, dtype=torch.float64) for t in (mu, sigma))
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"{param}: expected mu (D,) and sigma (D, D), got {tuple(mu.shape)} and {tuple(sigma.shape)}")
     if not (torch.isfinite(mu).all() and torch.isfinite(sigma).all()):
@@ -57,7 +60,7 @@ def psd_factor(sigma: torch.Tensor) -> torch.Tensor:
     keep = torch.nonzero(sym.diagonal() > 0).flatten()
     chol, info = torch.linalg.cholesky_ex(sym[keep][:, keep])
     if int(info) == 0:
-        factor = torch.zeros(sym.shape[0], keep.numel(), dtype=sym.dtype)
+        factor = torch.zeros(sym.shape[0], keep.numel(), dtype=sym.dtype, device=sym.device)
         factor[keep] = chol
         return factor
     evals, evecs = torch.linalg.eigh(sym)
@@ -90,7 +93,7 @@ def frechet(real_stats: Any, fake_stats: Any) -> float:
     else:
         mu1, s1 = _as_stats(real_stats, "real_stats")
         factor = None
-    mu2, s2 = _as_stats(fake_stats, "fake_stats")
+    mu2, s2 = _as_stats(fake_stats, "fake_stats", mu1.device)
     if mu1.shape != mu2.shape:
         raise ValueError(f"fake_stats: dimension {mu2.shape[0]} differs from real_stats' {mu1.shape[0]}")
     if factor is None:
