@@ -1,5 +1,6 @@
 """Array helpers shared by the metrics and the latent samplers: one coercion of (N, D) arrays to tensors,
-and blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a chunk."""
+blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a chunk, and sums of
+rows by group that come out the same on every run, on a GPU too."""
 
 from __future__ import annotations
 
@@ -32,3 +33,26 @@ def sq_dists(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.T
     d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
     d.add_(a_sq.unsqueeze(1))
     return d.clamp_min_(0)
+
+
+def group_sums(labels: torch.Tensor, values: torch.Tensor, groups: int, *,
+               max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    """Sums (groups, P) of the rows of ``values`` (N, P) by ``labels`` (N,) long in [0, groups).
+
+    On the CPU ``index_add_``.  On a GPU ``index_add_`` adds floats with atomics in an order that changes
+    from run to run (so would a k-means start, and the mixture fitted from it); a one-hot matrix product
+    per block of rows adds them in a fixed order instead."""
+    if values.device.type == "cpu":
+        return values.new_zeros(groups, values.shape[1]).index_add_(0, labels, values)
+    return onehot_sums(labels, values, groups, max_chunk_bytes=max_chunk_bytes)
+
+
+def onehot_sums(labels: torch.Tensor, values: torch.Tensor, groups: int, *,
+                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    """:func:`group_sums` as one-hot (rows, groups)^T @ values (rows, P) products, block by block."""
+    out = values.new_zeros(groups, values.shape[1])
+    ids = torch.arange(groups, device=values.device)
+    for lab, block in zip(*(t.split(chunk_rows(groups, max_chunk_bytes, values.element_size()))
+                            for t in (labels, values))):
+        out += (lab[:, None] == ids).to(values.dtype).T @ block
+    return out

@@ -7,7 +7,8 @@ covariance positive definite (``reg_added_`` reports it).  ``dtype``: "mixed" (d
 of codes and components that matter with a float32 screen and computes them in float64 (gmm_mixed.py):
 float64 results, up to responsibilities below 1e-30, at about float32 speed (small fits, under
 MIXED_MIN_WORK = n k p, run the plain float64 EM, which is then faster, and so do fits whose screen keeps
-more than MIXED_MAX_SHARE of the pairs, as on overlapping real codes); "float64" is the plain
+more than MIXED_MAX_SHARE of the pairs, as on overlapping real codes; on a GPU, where the screen's
+per-block work costs more than the float64 products it saves, "mixed" is the float64 EM); "float64" is the plain
 float64 EM, scikit-learn's exact trajectory; "float32" the plain EM in float32 (fastest for a few
 iterations, loses accuracy on badly conditioned covariances); parameters are float64 except for the
 latter.  ``describe()`` reports each component's effective number of codes and how much of its covariance
@@ -105,7 +106,8 @@ class GMM(LatentSampler):
         if k > n:
             raise ValueError(f"k: expected at most the number of codes ({n}), got {k}")
         x, shift = self._centred(z)
-        screened = self.dtype == "mixed" and n * k * em.n_features(x.shape[1], self.covariance) >= MIXED_MIN_WORK
+        screened = (self.dtype == "mixed" and x.device.type == "cpu"   # a GPU runs the float64 EM faster
+                    and n * k * em.n_features(x.shape[1], self.covariance) >= MIXED_MIN_WORK)
         rows, cache = self._batch_rows(x, k, 4 if screened else x.element_size())
         batches = None if screened else em.FeatureBatches(x, self.covariance, rows, cache)
         best = None

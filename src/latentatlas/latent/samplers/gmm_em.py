@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from latentatlas.tensors import group_sums
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
@@ -200,7 +201,7 @@ def hard_stats(batches: FeatureBatches, labels: torch.Tensor, k: int) -> torch.T
     """Sufficient statistics (k, p) of the assignment of each code to the cluster ``labels: (n,)``."""
     acc = None
     for F, lab in zip(batches, labels.split(batches.batch_size)):
-        part = torch.zeros(k, F.shape[1], dtype=F.dtype, device=F.device).index_add_(0, lab, F)
+        part = group_sums(lab, F, k)
         acc = part if acc is None else acc + part
     return acc
 

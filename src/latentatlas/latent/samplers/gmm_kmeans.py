@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from latentatlas.tensors import sq_dists
+from latentatlas.tensors import group_sums, sq_dists
 
 
 def sqdist(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,7 +54,7 @@ def lloyd(x: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, bat
     limit, x_sq = tol * float(column_var.mean()), (x * x).sum(1)
     for _ in range(max_iter):
         labels = nearest(x, centers, batch_size, x_sq)
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        sums = group_sums(labels, x, k)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
         new = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
         shift = float(((new - centers) ** 2).sum())

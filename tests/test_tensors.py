@@ -1,0 +1,39 @@
+"""The shared array helpers: sums of rows by group (index_add_ on the CPU, one-hot products on a GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentatlas.tensors import group_sums, onehot_sums
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _rows(n: int = 1000, p: int = 5, groups: int = 7):
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(groups, (n,), generator=g), torch.randn(n, p, generator=g, dtype=torch.float64), groups
+
+
+def test_group_sums_equal_a_loop_over_the_groups():
+    labels, values, groups = _rows()
+    expected = torch.stack([values[labels == j].sum(0) for j in range(groups)])
+    torch.testing.assert_close(group_sums(labels, values, groups), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 2**20])    # 64 bytes: one row per block, every block boundary
+def test_onehot_sums_equal_index_add_and_keep_empty_groups_at_zero(chunk_bytes):
+    labels, values, groups = _rows()
+    labels[labels == 3] = 4                                # group 3 holds no row
+    reference = values.new_zeros(groups, values.shape[1]).index_add_(0, labels, values)
+    got = onehot_sums(labels, values, groups, max_chunk_bytes=chunk_bytes)
+    torch.testing.assert_close(got, reference, rtol=1e-12, atol=1e-12)
+    assert torch.equal(got[3], torch.zeros(values.shape[1], dtype=values.dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_group_sums_are_the_same_on_every_call(device):
+    labels, values, groups = _rows(200_000, 16, 100)
+    labels, values = labels.to(device), values.float().to(device)
+    first = group_sums(labels, values, groups)
+    assert all(torch.equal(group_sums(labels, values, groups), first) for _ in range(3))
