@@ -72,11 +72,21 @@ class GatedPixelCNN(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(dim, 2 * dim, 1), nn.ReLU(), nn.Conv2d(2 * dim, values, 1))
 
     def forward(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(codes, y))
+
+    def features(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The horizontal stack's output (B, dim, h, w), before the per-cell head (1x1 convolutions)."""
         x = self.embed(codes).permute(0, 3, 1, 2)
         v, h = x, x
         for layer in self.layers:
             v, h = layer(v, h, y)
-        return self.head(h)
+        return h
+
+    def cell_logits(self, codes: torch.Tensor, i: int, j: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, K) of cell (i, j) alone, equal to ``forward(codes, y)[:, :, i, j]``: the layers run on
+        rows 0..i only (a cell sees no later row) and the head on that one cell."""
+        h = self.features(codes[:, :i + 1], y)[:, :, i:i + 1, j:j + 1]
+        return self.head(h)[:, :, 0, 0]
 
 
 @SAMPLERS.register("pixelcnn")
@@ -137,7 +147,7 @@ class PixelCNN(GridSampler, LearnedSampler):
         codes = torch.zeros(n, *self.grid_, dtype=torch.long, device=self.codes_device)
         for i in range(self.grid_[0]):
             for j in range(self.grid_[1]):
-                probs = torch.softmax(net(codes, y)[:, :, i, j].double(), dim=1).cpu()
+                probs = torch.softmax(net.cell_logits(codes, i, j, y).double(), dim=1).cpu()
                 codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(codes.device)
         return codes
 
