@@ -34,7 +34,17 @@ def derive_seed(seed: int, *names: str | int) -> int:
 def randn(shape: tuple[int, ...], *, generator: torch.Generator | None, device: torch.device | str = "cpu",
           dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal draws made on the generator's device (CPU) and moved to ``device``."""
-    return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    return to_device(torch.randn(shape, generator=generator, dtype=dtype), device)
+
+
+def to_device(draws: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """CPU ``draws`` on ``device``.  To a GPU through pinned memory without blocking: a copy from ordinary
+    memory first waits for all the work queued on the GPU, which would stall every training step that
+    draws noise (the pinned block is kept until its copy is done by torch's caching host allocator)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return draws.to(device)
+    return draws.pin_memory().to(device, non_blocking=True)
 
 
 def seed_everything(seed: int) -> None:

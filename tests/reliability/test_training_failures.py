@@ -17,6 +17,7 @@ import yaml
 
 from latentatlas.runs.store import Run
 from latentatlas.training import TrainingDiverged, load_checkpoint, train
+from latentatlas.training import trainer as trainer_module
 
 from ..training.helpers import tiny_dataset, tiny_model, tiny_train_config
 from .conftest import error_lines, ring_config, subprocess_env, write_config
@@ -141,6 +142,29 @@ def test_an_exploding_loss_warns_and_can_be_made_an_error(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         train(tiny_model(), data, tiny_train_config(epochs=2), tmp_path / "c", seed=0)   # a healthy run
     assert "loss_growth_limit" not in caplog.text
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_a_problem_is_reported_at_its_own_step_however_often_the_losses_are_read(tmp_path, monkeypatch, caplog,
+                                                                                  every):
+    """On a GPU the losses of several steps are read together (one wait); the CPU reads every step.  Both
+    name the step where the loss went bad (4 steps an epoch: reads at steps 3, 4 (epoch end), 7, ...)."""
+    monkeypatch.setitem(trainer_module.HEALTH_EVERY, "cpu", every)
+    model = tiny_model()
+    real_loss, calls = model.loss, {"n": 0}
+
+    def loss(batch, **kw):
+        calls["n"] += torch.is_grad_enabled()
+        total, terms = real_loss(batch, **kw)
+        return (total * float("nan") if calls["n"] == 6 else total * 1e6 if calls["n"] >= 2 else total), terms
+
+    model.loss = loss
+    with caplog.at_level(logging.WARNING), pytest.raises(TrainingDiverged) as failure:
+        train(model, tiny_dataset(), tiny_train_config(epochs=3), tmp_path, seed=0)
+    assert "non-finite main loss (nan on rank 0) at epoch 2, step 6;" in str(failure.value)
+    assert "(epoch 1)" in str(failure.value)                      # the last good checkpoint: epoch 1's
+    warnings = [r.getMessage() for r in caplog.records if "loss_growth_limit" in r.getMessage()]
+    assert len(warnings) == 1 and "at epoch 1, step 2:" in warnings[0]
 
 
 def test_ctrl_c_in_the_cli_is_one_line_with_the_resume_command_then_resume_works(tmp_path, cli):

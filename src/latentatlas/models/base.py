@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
+from latentatlas.rng import to_device
 from latentatlas.validate import check_fields
 
 
@@ -253,5 +254,5 @@ def _batch_draw(draw: Callable[..., torch.Tensor], shape: tuple[int, ...], gener
     shard = _SHARD.get()
     if shard is not None and len(shape) > 0 and shape[0] == shard[1] - shard[0]:
         start, stop, total = shard
-        return draw((total, *shape[1:]), generator=generator, dtype=dtype)[start:stop].to(device)
-    return draw(tuple(shape), generator=generator, dtype=dtype).to(device)
+        return to_device(draw((total, *shape[1:]), generator=generator, dtype=dtype)[start:stop], device)
+    return to_device(draw(tuple(shape), generator=generator, dtype=dtype), device)

@@ -22,4 +22,15 @@ def epoch_progress(show: bool, epoch: int, batches: int) -> Iterator[Callable[[t
                    console=Console(stderr=True), transient=True)
     with bar:
         task = bar.add_task("train", total=batches, loss="-")
-        yield lambda loss: bar.update(task, advance=1, loss=f"{float(loss):.4g}")
+        yield lambda loss: bar.update(task, advance=1, loss=_Shown(loss))
+
+
+class _Shown:
+    """A loss read only when the bar is drawn (about ten times a second), not at every step: reading a
+    GPU tensor waits for the work queued there."""
+
+    def __init__(self, loss: torch.Tensor) -> None:
+        self.loss = loss.detach()
+
+    def __str__(self) -> str:
+        return f"{float(self.loss):.4g}"

@@ -131,7 +131,8 @@ class LossGrowth:
         self.limit, self.error = limit, error
         self.warned: set[str] = set()
 
-    def check(self, phase: str, value: float, state: TrainState) -> str | None:
+    def check(self, phase: str, value: float, state: TrainState, where: str) -> str | None:
+        """The problem to stop on, or None; ``where`` ("at epoch E, step S") goes into the warning."""
         reference = state.loss_reference.setdefault(phase, max(abs(value), 1.0))
         if self.limit is None or abs(value) <= self.limit * reference:
             return None
@@ -141,8 +142,45 @@ class LossGrowth:
             return growth
         if phase not in self.warned:
             self.warned.add(phase)
-            log.warning("%s at epoch %d, step %d: lower train.lr (or set train.loss_growth_error=true to stop "
-                        "on this)", growth, state.epoch + 1, state.step + 1)
+            log.warning("%s %s: lower train.lr (or set train.loss_growth_error=true to stop on this)", growth, where)
+        return None
+
+
+class StepHealth:
+    """The health of the training steps' losses: non-finite, a divergence the model names
+    (``divergence(terms) -> str | None``), or grown past the limit of :class:`LossGrowth`.
+
+    Reading a loss on a GPU waits for all the work queued there, so checking every step would stall the
+    pipeline; the losses of ``every`` steps are read together instead (one wait), and a problem is still
+    reported at the step where it happened.  With ``every`` 1 (the CPU, where a read costs nothing) each
+    step is checked before its update."""
+
+    def __init__(self, growth: LossGrowth, divergence, every: int) -> None:
+        self.growth, self.divergence, self.every = growth, divergence, int(every)
+        self.pending: list[tuple[str, int, int, torch.Tensor, dict[str, torch.Tensor]]] = []
+
+    def watch(self, phase: str, total: torch.Tensor, terms: dict[str, torch.Tensor], state: TrainState) -> None:
+        """Keep a step's loss (a scalar tensor) and terms to read later."""
+        self.pending.append((phase, state.epoch, state.step, total.detach(),
+                             {k: v.detach() for k, v in terms.items()}))
+
+    @property
+    def due(self) -> bool:
+        return len(self.pending) >= self.every
+
+    def read(self, state: TrainState, rank: int) -> str | None:
+        """Read the pending losses (one wait) in order -> the first problem, with where it happened, or None."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return None
+        values = torch.stack([total.float() for _, _, _, total, _ in pending]).tolist()
+        for (phase, epoch, step, _, terms), value in zip(pending, values):
+            where = f"at epoch {epoch + 1}, step {step + 1}"
+            if not math.isfinite(value):
+                return f"non-finite {phase} loss ({value:.4g} on rank {rank}) {where}"
+            problem = self.divergence(terms) or self.growth.check(phase, value, state, where)
+            if problem is not None:
+                return f"{problem} {where}"
         return None
 
 

@@ -46,13 +46,15 @@ from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.precision import Precision
 from latentatlas.training.progress import epoch_progress
 from latentatlas.training.schedule import LrSchedule, planned_batches
-from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, TrainingDiverged, TrainingInterrupted,
-                                       TrainResult, TrainState, check_train_config, jsonable)
+from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, StepHealth, TrainingDiverged,
+                                       TrainingInterrupted, TrainResult, TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
 
 __all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged", "TrainingInterrupted"]
+
+HEALTH_EVERY = {"cpu": 1}   # training steps whose losses are read together, by device type (others: 32)
 
 
 class _PhaseRunner(nn.Module):
@@ -97,7 +99,8 @@ class _Trainer:
         self.best_path = self.run_dir / "checkpoints" / "best.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.written: tuple[Path, int] | None = None   # the last checkpoint this training wrote or restored
-        self.growth = LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error)
+        self.health = StepHealth(LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error), model.divergence,
+                                 HEALTH_EVERY.get(self.device.type, 32))
         self.ctrl_c = CtrlC()
 
     # --- state -------------------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ class _Trainer:
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
         n, size = len(self.train_part[0]), self.cfg.batch_size
-        order = torch.randperm(n, generator=self.generator)
+        order = torch.randperm(n, generator=self.generator).to(self.device)   # one copy per epoch, not per batch
         n_batches = math.ceil(n / size)
         planned = planned_batches(self.cfg, n_batches)
         means = RowMeans()
@@ -184,12 +187,13 @@ class _Trainer:
                     continue  # a last batch too small to give every rank a row
                 lo, hi = shard_bounds(len(index), self.dist.rank, self.dist.world)
                 flip = (torch.rand(len(index), generator=self.generator) < 0.5)[lo:hi] if self.cfg.hflip else None
-                x, y = batch_rows(self.train_part, index[lo:hi].to(self.device), flip)
+                x, y = batch_rows(self.train_part, index[lo:hi], flip)
                 self.schedule.apply(self.state.step, planned)
                 terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
                 means.add(terms, hi - lo)
                 bar(next(iter(terms.values())))  # the loss of the first phase that ran
+        self._check_health(pending=True)
         self.state.train_seconds += time.perf_counter() - started
         return means.reduce(self.dist, self.device)
 
@@ -217,7 +221,8 @@ class _Trainer:
                 opt.zero_grad(set_to_none=True)
                 with self.precision.autocast():
                     total, terms = self.runner(x, y, i, self.generator, progress)
-                self._check_health(total, terms, phase.name)
+                self.health.watch(phase.name, total, terms, self.state)
+                self._check_health()
                 self.precision.backward_step(total * scale, opt, phase.name)
                 if phase.after_step is not None:
                     phase.after_step()
@@ -226,17 +231,15 @@ class _Trainer:
                 out.update({prefix + k: v for k, v in terms.items()})
         return out
 
-    def _check_health(self, total: torch.Tensor, terms: dict[str, torch.Tensor], phase: str) -> None:
-        """Stop on a non-finite loss, or on a divergence the model names (e.g. an exploding critic); warn (or
-        stop, with ``train.loss_growth_error``) when the loss grows past ``train.loss_growth_limit``."""
-        value = float(total.detach())
-        if not math.isfinite(value):
-            problem = f"non-finite {phase} loss ({value:.4g} on rank {self.dist.rank})"
-        else:
-            problem = self.model.divergence(terms) or self.growth.check(phase, value, self.state)
+    def _check_health(self, pending: bool = False) -> None:
+        """When the health watch is due (or for all ``pending`` steps): stop on a non-finite loss, or on a
+        divergence the model names (e.g. an exploding critic); warn (or stop, with ``train.loss_growth_error``)
+        when the loss grows past ``train.loss_growth_limit``.  Every rank reads at the same steps."""
+        if not (pending or self.health.due):
+            return
+        problem = self.health.read(self.state, self.dist.rank)
         if self.dist.any(problem is not None, self.device):
-            where = f"at epoch {self.state.epoch + 1}, step {self.state.step + 1}"
-            raise TrainingDiverged(f"{problem or 'divergence on another rank'} {where}; {self._last_good()}. "
+            raise TrainingDiverged(f"{problem or 'divergence on another rank'}; {self._last_good()}. "
                                    "Lower the learning rate or check the data.")
 
     def _last_good(self) -> str:
