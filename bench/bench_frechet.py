@@ -5,8 +5,9 @@
 pytorch-fid's module imports torchvision at import time, which latentatlas does not need; when that
 import fails this script runs a line-for-line replica of its ``calculate_frechet_distance`` (marked
 "replica" in the output).  ``--threads T`` sets torch's threads and limits the BLAS pools (numpy / scipy)
-to T as well, so both sides get the same count.
-Run: ``python bench/bench_frechet.py [--d 2048] [--n 10000] [--repeats 5] [--threads T]``.
+to T as well, so both sides get the same count.  ``--device cuda`` puts our statistics on the GPU (the
+distance is then computed there; pytorch-fid's stays on the CPU, where scipy runs).
+Run: ``python bench/bench_frechet.py [--d 2048] [--n 10000] [--repeats 5] [--threads T] [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import numpy as np
 import scipy.linalg
 import torch
 from threadpoolctl import threadpool_limits
-from timing import Timed, add_repeats, alternate, protocol
+from timing import Timed, add_device, add_repeats, alternate, protocol
 
 from latentatlas.metrics.features import features_to_stats
 from latentatlas.metrics.frechet import FrechetReference, frechet
+
+
+def sqrtm(a: np.ndarray) -> np.ndarray:
+    """scipy.linalg.sqrtm(a, disp=False)'s matrix, as pytorch-fid calls it (scipy 1.18 dropped ``disp``)."""
+    try:
+        return scipy.linalg.sqrtm(a, disp=False)[0]
+    except TypeError:
+        return scipy.linalg.sqrtm(a)
 
 
 def pytorch_fid_replica(mu1, sigma1, mu2, sigma2, eps=1e-6):
@@ -29,10 +38,10 @@ def pytorch_fid_replica(mu1, sigma1, mu2, sigma2, eps=1e-6):
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    covmean = sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        covmean = sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
@@ -62,6 +71,7 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=2048)
     parser.add_argument("--n", type=int, default=10000)
     add_repeats(parser)
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads and BLAS pool limit (default: each library's own choice)")
     args = parser.parse_args()
@@ -71,6 +81,7 @@ def main() -> None:
     (mu1, s1), (mu2, s2) = make_stats(args.n, args.d, 0)
     ref_fn, ref_name = reference_impl()
     np_args = (mu1.numpy(), s1.numpy(), mu2.numpy(), s2.numpy())
+    mu1, s1, mu2, s2 = (t.to(args.device) for t in (mu1, s1, mu2, s2))
     warnings.simplefilter("ignore")
     build = Timed(lambda: FrechetReference((mu1, s1)))
     build_s = build()
@@ -79,6 +90,7 @@ def main() -> None:
             "latentatlas, FrechetReference reused": Timed(lambda: frechet(build.last, (mu2, s2)))}
     protocol(f"Fréchet distance: latentatlas vs {ref_name}",
              {"sizes": f"two feature sets of {args.n} x {args.d}, statistics given", "dtype": "float64",
+              "device": f"latentatlas on {args.device}, {ref_name.split(' (')[0]} on the CPU",
               "timed": "one distance from given (mean, covariance) pairs; the reused reference is factored "
                        f"once, untimed here ({build_s:.3f} s)"},
              ("torch", "numpy", "scipy", "pytorch-fid"))

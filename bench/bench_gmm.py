@@ -15,7 +15,8 @@ MNIST AE codes), so quote both.
   max_iter 100, reg_covar 1e-6, full covariance), initialisation included, to convergence, alternating
   ours and scikit-learn ``--repeats`` times, repeat r seeding both with seed + r (``--same-seed``: all
   with --seed); prints each run, then median (min, max) seconds, iterations, held-out log-likelihood and
-  its paired difference to scikit-learn, and the ratio of the median times.  ``--grid K1,K2,...``: the whole
+  its paired difference to scikit-learn, and the ratio of the median times.  ``--device cuda`` fits ours
+  on the GPU (scikit-learn stays on the CPU with ``--threads``); ``--libs ours`` leaves scikit-learn out.  ``--grid K1,K2,...``: the whole
   k selection instead (``gmm:k=K1|K2|...``: each k on 80 % of the codes, the lowest BIC, refitted on all),
   against the same procedure written with scikit-learn.
 - ``--start-effect``: whether our k-means start costs held-out likelihood: per seed, our default fit and our
@@ -28,6 +29,7 @@ MNIST AE codes), so quote both.
     python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --k 100
     python bench/bench_gmm.py --whole-fit --codes /tmp/latentatlas-families/ae --grid 10,20,50,100
     python bench/bench_gmm.py --whole-fit --n 60000 --d 64 --k 100 --ours-dtypes mixed,float64
+    python bench/bench_gmm.py --whole-fit --device cuda --threads 16 --ours-dtypes mixed,float64
     python bench/bench_gmm.py --start-effect --repeats 20            # N=60000, d=64, k=100
     python bench/bench_gmm.py --n 60000 --d 256 --k 500 --iters 1 --sk-dtype float32
     python bench/bench_gmm.py --n 1000000 --d 64 --k 100 --iters 2 --libs ours --memory-gib 1
@@ -46,7 +48,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from timing import commit, load_average, threads, versions
+from timing import add_device, commit, load_average, synchronize, threads, versions
 
 from latentatlas.latent.samplers import GMM
 from latentatlas.latent.samplers import gmm_em as em
@@ -162,15 +164,18 @@ def whole_fit(x, val, a) -> None:
     dt = np.float32 if a.sk_dtype == "float32" else np.float64
     X, V = x.numpy().astype(dt), val.numpy().astype(dt)
     dtypes = a.ours_dtypes.split(",")
+    xd, vd = x.to(a.device), val.to(a.device)
 
     grid = [int(k) for k in a.grid.split(",")] if a.grid else None
     count = "selected k" if grid else "iterations"   # the third column of each row
 
     def ours(dtype, seed):
         m = GMM(k=grid or a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
+        synchronize()
         t = time.perf_counter()
-        m.fit(x)
-        return time.perf_counter() - t, m.n_components_ if grid else m.n_iter_, m.converged_, m.score(val)
+        m.fit(xd)
+        synchronize()
+        return time.perf_counter() - t, m.n_components_ if grid else m.n_iter_, m.converged_, m.score(vd)
 
     def sklearn(seed):
         """One fit, or with --grid the selection a user writes: each k on a random 80 % of the codes, the
@@ -194,17 +199,18 @@ def whole_fit(x, val, a) -> None:
     print(f"load average at start: {load_average()}")
     print(f"whole fit on {a.codes or 'synthetic codes (make_codes)'}: N={a.n} d={a.d} "
           f"k={'selected by BIC from ' + a.grid if grid else a.k} "
-          f"covariance={a.covariance} threads={a.threads}; each library's "
+          f"covariance={a.covariance} threads={a.threads} ours on {a.device}; each library's "
           f"defaults and own k-means initialisation (included), tol 1e-3, max_iter 100, reg_covar 1e-6; "
           f"scikit-learn on {a.sk_dtype} codes; {a.repeats} alternating repeats, repeat r seeding every library "
           f"with {'the same seed' if a.same_seed else 'seed + r'} ({seeds})")
     sk_name = f"scikit-learn ({a.sk_dtype})"
     runs = {f"latentatlas ({d})": (lambda seed, d=d: ours(d, seed)) for d in dtypes}
-    runs[sk_name] = sklearn
+    if "sklearn" in a.libs:
+        runs[sk_name] = sklearn
     with warnings.catch_warnings():  # warm-up on a small problem: first calls allocate and dispatch
         warnings.simplefilter("ignore")
         for d in dtypes:
-            GMM(k=5, covariance=a.covariance, dtype=d, max_iter=2).fit(x[:2000])
+            GMM(k=5, covariance=a.covariance, dtype=d, max_iter=2).fit(xd[:2000])
         GaussianMixture(5, covariance_type=a.covariance, max_iter=2).fit(X[:2000])
     results = {name: [] for name in runs}
     for seed in seeds:
@@ -215,17 +221,17 @@ def whole_fit(x, val, a) -> None:
                   f"held-out ll {ll:.6f}", flush=True)
     print(f"load average at end: {load_average()}")
     print(f"{'implementation':28s} {'median s':>9s} {'(min, max)':>18s} {count:>11s} {'held-out ll':>13s} "
-          f"{'minus sklearn (min, max)':>34s}")
+          + (f"{'minus sklearn (min, max)':>34s}" if sk_name in runs else ""))
     med = {}
     for name, rows in results.items():
         secs = [row[0] for row in rows]
         med[name] = statistics.median(secs)
         its = statistics.median(row[1] for row in rows)
-        gain = [row[3] - sk[3] for row, sk in zip(rows, results[sk_name])]
+        gain = [row[3] - sk[3] for row, sk in zip(rows, results.get(sk_name, []))]
         print(f"{name:28s} {med[name]:9.2f} ({min(secs):7.2f}, {max(secs):7.2f}) {its:11g} "
               f"{statistics.median(row[3] for row in rows):13.6f} "
-              f"{statistics.median(gain):+12.6f} ({min(gain):+.6f}, {max(gain):+.6f})")
-    for name in runs:
+              + (f"{statistics.median(gain):+12.6f} ({min(gain):+.6f}, {max(gain):+.6f})" if gain else ""))
+    for name in runs if sk_name in runs else ():
         if name != sk_name:
             print(f"speed-up of {name} over scikit-learn (ratio of medians): {med[sk_name] / med[name]:.1f}x")
     print(f"({count}: median; held-out ll: median over the repeats, and the median of the paired difference to "
@@ -283,6 +289,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--memory-gib", type=float, default=2.0, help="max_memory_gib of ours")
     p.add_argument("--seed", type=int, default=0)
+    add_device(p)
     p.add_argument("--whole-fit", action="store_true", help="each library's defaults, own init, to convergence")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --whole-fit")
     p.add_argument("--same-seed", action="store_true", help="--whole-fit: every repeat with --seed (else seed + r)")

@@ -5,7 +5,8 @@ bandwidth (Scott's factor times the spread of the codes).  Both are checked agai
 reference computed by direct differences on the first ``--check`` queries.  Only ``score_samples`` is timed
 (the fits, ours storing the codes and scikit-learn building its tree, are timed once and printed), alternating
 ``--repeats`` times (timing.alternate: every run, median, min and max, ratio of medians).  scikit-learn's
-``score_samples`` has no n_jobs: it runs on one core whatever ``--threads`` says; ours uses ``--threads``.
+``score_samples`` has no n_jobs: it runs on one core whatever ``--threads`` says; ours uses ``--threads``,
+or a GPU with ``--device cuda`` (codes and queries there; scikit-learn stays on the CPU).
 
     python bench/bench_kde.py                               # 10,000 queries, 60,000 codes, d=64
     python bench/bench_kde.py --n 5000 --queries 1000 --d 8 # smoke run
@@ -20,7 +21,7 @@ import torch
 from scipy.special import logsumexp
 
 from bench_gmm import make_codes
-from timing import Timed, add_repeats, alternate, protocol
+from timing import Timed, add_device, add_repeats, alternate, protocol
 from latentatlas.latent.samplers import build_sampler
 
 
@@ -44,15 +45,17 @@ def main() -> None:
     p.add_argument("--check", type=int, default=300, help="queries compared with the exact reference")
     p.add_argument("--libs", default="ours,sklearn")
     add_repeats(p)
+    add_device(p)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     x, q = make_codes(a.n, a.d, 50, 0), make_codes(a.queries, a.d, 50, 1)
     h = float(build_sampler("kde").fit(x).bandwidth_[0])
+    xd, qd = x.to(a.device), q.to(a.device)
     runs, fits = {}, {}
     for dtype in ("float64", "float32") if "ours" in a.libs else ():
-        fit = Timed(lambda dtype=dtype: build_sampler(f"kde:bandwidth={h!r},dtype={dtype}").fit(x))
+        fit = Timed(lambda dtype=dtype: build_sampler(f"kde:bandwidth={h!r},dtype={dtype}").fit(xd))
         fits[f"latentatlas ({dtype})"] = fit()
-        runs[f"latentatlas ({dtype})"] = Timed(lambda kde=fit.last: kde.score_samples(q).double())
+        runs[f"latentatlas ({dtype})"] = Timed(lambda kde=fit.last: kde.score_samples(qd).double().cpu())
     if "sklearn" in a.libs:
         from sklearn.neighbors import KernelDensity
         from threadpoolctl import threadpool_limits
@@ -64,6 +67,7 @@ def main() -> None:
     protocol("Gaussian KDE log densities (score_samples): latentatlas exact vs scikit-learn KernelDensity",
              {"sizes": f"codes {a.n} x {a.d}, queries {a.queries} x {a.d} (bench_gmm.make_codes, seeds 0 and 1)",
               "dtypes": "ours float64 and float32 as named; scikit-learn float64 (rtol=0, atol=0)",
+              "device": f"ours on {a.device}; scikit-learn on the CPU",
               "bandwidth": f"{h:.4f} (Scott x spread), the same absolute value for all",
               "untimed fits": ", ".join(f"{name} {s:.2f} s" for name, s in fits.items()),
               "thread settings": f"{a.threads} for torch and the BLAS pools; "

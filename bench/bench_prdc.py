@@ -10,7 +10,8 @@ medians); then ours alone at 100,000 vs 100,000 (prdc would need 3 N x N matrice
   python bench/bench_prdc.py --big-only      # only ours at 100,000 vs 100,000
 The row "latentatlas, reference radii precomputed" builds a PRDCReference once per subprocess (real-real
 k-NN radii; its build time is in the run's note) and times only the per-sample-set part, ``ref.score(fake)``.
-Needs ``pip install --no-deps prdc`` (numpy + scikit-learn only).
+``--device cuda`` computes ours on the GPU (the features' copy there is inside the timed call; prdc stays
+on the CPU, where it runs).  Needs ``pip install --no-deps prdc`` (numpy + scikit-learn only).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 import time
 
 import numpy as np
-from timing import add_repeats, alternate, positive_int, protocol
+from timing import add_device, add_repeats, alternate, positive_int, protocol, synchronize
 
 
 def make_features(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,7 @@ PRECOMPUTED = "latentatlas, reference radii precomputed"
 WORKERS = {"latentatlas": "latentatlas", "prdc": "prdc", "latentatlas-ref": PRECOMPUTED}
 
 
-def worker(which: str, n: int, d: int, k: int) -> dict:
+def worker(which: str, n: int, d: int, k: int, device: str) -> dict:
     build_seconds = None
     if which == "prdc":
         import contextlib
@@ -61,24 +62,29 @@ def worker(which: str, n: int, d: int, k: int) -> dict:
         def compute(real, fake):
             if which == "latentatlas-ref":
                 return ref.score(torch.from_numpy(fake))        # ref: built below, before the timing
-            return prdc(torch.from_numpy(real), torch.from_numpy(fake), k)
+            return prdc(torch.from_numpy(real), torch.from_numpy(fake), k, device=device)
     real, fake = make_features(n, d, 0)
     if which == "latentatlas-ref":
         t = time.perf_counter()
-        ref = PRDCReference.build(torch.from_numpy(real), k, k_dc=k)
+        ref = PRDCReference.build(torch.from_numpy(real), k, k_dc=k, device=device)
+        synchronize()
         build_seconds = time.perf_counter() - t
+    if which != "prdc" and torch.device(device).type == "cuda":   # the CUDA context and cuBLAS, outside the timing
+        (torch.ones(8, 8, device=device) @ torch.ones(8, 8, device=device)).sum().item()
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     t, cpu = time.perf_counter(), time.process_time()
     out = compute(real, fake)
+    synchronize()
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"which": WORKERS[which], "n": n, "d": d, "build_seconds": build_seconds, "seconds": seconds,
             "cpu_seconds": cpu, "peak_gib": peak, "data_gib": rss_data, **{key: float(v) for key, v in out.items()}}
 
 
-def run(which: str, n: int, d: int, k: int) -> dict:
+def run(which: str, n: int, d: int, k: int, device: str) -> dict:
     """One worker subprocess: its measurement dict; RuntimeError with the end of its stderr if it fails."""
-    cmd = [sys.executable, __file__, "--worker", which, "--n", str(n), "--d", str(d), "--k", str(k)]
+    cmd = [sys.executable, __file__, "--worker", which, "--n", str(n), "--d", str(d), "--k", str(k),
+           "--device", device]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{WORKERS[which]} at N={n}, d={d} failed: {proc.stderr.strip()[-2000:]}")
@@ -88,11 +94,11 @@ def run(which: str, n: int, d: int, k: int) -> dict:
 METRICS = ("precision", "recall", "density", "coverage")
 
 
-def measured(which: str, n: int, d: int, k: int, rows: list[dict]):
+def measured(which: str, n: int, d: int, k: int, device: str, rows: list[dict]):
     """A run for timing.alternate: the subprocess's seconds, with its CPU time, memory and values as the note;
     each measurement dict is appended to ``rows``."""
     def once() -> tuple[float, str]:
-        r = run(which, n, d, k)
+        r = run(which, n, d, k, device)
         rows.append(r)
         build = "" if r["build_seconds"] is None else f", reference build {r['build_seconds']:.1f} s"
         return r["seconds"], (f"cpu {r['cpu_seconds']:.1f} s, peak {r['peak_gib']:.2f} GiB (before the call "
@@ -117,7 +123,7 @@ def compare(args: argparse.Namespace) -> None:
     """Ours cold, prdc (unless --skip-prdc) and ours with precomputed radii, alternating at --n x --d."""
     names = {"latentatlas": "latentatlas prdc, cold", "prdc": "prdc compute_prdc", "latentatlas-ref": PRECOMPUTED}
     rows: dict[str, list[dict]] = {which: [] for which in names if not (args.skip_prdc and which == "prdc")}
-    alternate({names[w]: measured(w, args.n, args.d, args.k, rows[w]) for w in rows}, args.repeats,
+    alternate({names[w]: measured(w, args.n, args.d, args.k, args.device, rows[w]) for w in rows}, args.repeats,
               baseline=None if args.skip_prdc else names["prdc"], digits=1)
     for which, got in rows.items():
         summary(names[which], got)
@@ -142,10 +148,11 @@ def main() -> None:
     parser.add_argument("--big-only", action="store_true", help="only the runs of ours at --big-n")
     parser.add_argument("--skip-prdc", action="store_true")
     add_repeats(parser)
+    add_device(parser)
     parser.add_argument("--big-repeats", type=positive_int, default=None, help="runs at --big-n (default: --repeats)")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.d, args.k)))
+        print(json.dumps(worker(args.worker, args.n, args.d, args.k, args.device)))
         return
     if args.skip_big and args.big_only:
         raise SystemExit("--skip-big and --big-only: expected at most one of them, got both")
@@ -158,6 +165,7 @@ def main() -> None:
     protocol("precision / recall / density / coverage: latentatlas vs the prdc package",
              {"sizes": ", then ".join(sizes),
               "data": "float32, real N(0, I), fake N(0.05, I), seed 0", "k": f"{args.k} (k_dc {args.k})",
+              "device": f"latentatlas on {args.device}, prdc on the CPU",
               "timed": "the call only, in a fresh subprocess per run (peak = its max RSS); the precomputed row "
                        "times ref.score(fake) after PRDCReference.build (build time in its note)",
               "thread settings": "each subprocess's defaults, as below; prdc asks scikit-learn for n_jobs=8"},
@@ -166,7 +174,7 @@ def main() -> None:
         compare(args)
     if not args.skip_big:
         big: list[dict] = []
-        cold = measured("latentatlas", args.big_n, args.big_d, args.k, big)
+        cold = measured("latentatlas", args.big_n, args.big_d, args.k, args.device, big)
         alternate({f"latentatlas prdc, cold, N={args.big_n}": cold}, args.big_repeats or args.repeats, digits=1)
         summary(f"latentatlas prdc, N={args.big_n}", big)
 

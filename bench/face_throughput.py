@@ -20,7 +20,7 @@ import torch
 from latentatlas.config import PRECISIONS
 from budget import (plain_vae_loop, synthetic_images, train_only, trainer_against_plain, trainer_images_per_second,
                     warm_up)
-from timing import add_repeats, protocol
+from timing import add_device, add_repeats, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 TAR = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba_89x109.tar"
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
+    add_device(parser)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="train.precision of the trainer and the plain loop's autocast")
     add_repeats(parser)

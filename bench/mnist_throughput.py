@@ -35,7 +35,7 @@ import torch
 from latentatlas.config import PRECISIONS
 from budget import (plain_vae_loop, synthetic_images, train_only, trainer_against_plain, trainer_images_per_second,
                     warm_up)
-from timing import add_repeats, protocol
+from timing import add_device, add_repeats, protocol
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[],
                         help="network: also the default network with these model fields, e.g. decoder_output=conv3x3,"
                              " or trained at precision=bf16 (the loop's autocast)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the framework comparison)")
+    add_device(parser)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="framework: train.precision of the trainer and the plain loop's autocast")
     args = parser.parse_args()

@@ -35,6 +35,20 @@ def add_repeats(parser: argparse.ArgumentParser, default: int = 5) -> None:
                         help=f"alternating runs of each implementation; median, min and max (default {default})")
 
 
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """--device: where latentatlas computes (the alternative it is measured against keeps its own place)."""
+    parser.add_argument("--device", default="cpu",
+                        help="where latentatlas computes: cpu, cuda or cuda:N (default cpu); the library it is "
+                             "measured against runs where it always runs")
+
+
+def synchronize() -> None:
+    """Wait for queued CUDA work, so that a wall-clock time covers it (nothing to do without CUDA)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def load_average() -> str:
     """os.getloadavg() over 1, 5 and 15 minutes, with the CPU count to read it against."""
     one, five, fifteen = os.getloadavg()
@@ -85,7 +99,16 @@ def protocol(title: str, settings: dict[str, object], packages: tuple[str, ...])
     print(f"  threads: {threads()}")
     print(f"  versions: python {platform.python_version()}, {versions(packages)}; latentatlas commit {commit()}")
     print(f"  {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}, {platform.machine()} "
-          f"{platform.system()}, {os.cpu_count()} CPUs: {cpu()}", flush=True)
+          f"{platform.system()}, {os.cpu_count()} CPUs: {cpu()}{gpu()}", flush=True)
+
+
+def gpu() -> str:
+    """'; GPU <name> (torch CUDA <version>)' when torch sees a GPU, else ''."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ""
+    return f"; GPU {torch.cuda.get_device_name()} (torch CUDA {torch.version.cuda})"
 
 
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")   # environment settings that cap the kernels torch runs
@@ -109,15 +132,17 @@ def cpu() -> str:
 
 
 class Timed:
-    """``Timed(fn)()`` runs ``fn()`` and returns its wall-clock seconds (time.perf_counter); ``last`` keeps
-    what ``fn`` returned the latest time."""
+    """``Timed(fn)()`` runs ``fn()`` and returns its wall-clock seconds (time.perf_counter, queued CUDA work
+    included); ``last`` keeps what ``fn`` returned the latest time."""
 
     def __init__(self, fn: Callable[[], object]):
         self.fn, self.last = fn, None
 
     def __call__(self) -> float:
+        synchronize()
         start = time.perf_counter()
         self.last = self.fn()
+        synchronize()
         return time.perf_counter() - start
 
 
