@@ -97,6 +97,15 @@ def dirichlet(alpha: float, n: int, m: int, *, generator: torch.Generator | None
     return torch.where(total > 0, g / total.clamp_min(1e-300), fallback)
 
 
+def categorical(probs: torch.Tensor, *, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row of ``probs`` (n, K) (rows summing to 1), drawn by inverting each row's cumulative
+    sum at a uniform from the CPU generator: (n,) long on the device of ``probs``, which never leave it (a
+    GPU's probabilities copied to the CPU for ``torch.multinomial`` cost more than the draw)."""
+    u = to_device(torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64), probs.device)
+    cdf = probs.to(torch.float64).cumsum(1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_max_(probs.shape[1] - 1)
+
+
 def choice(probs: torch.Tensor | None, size: int, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
     """``n`` indices in [0, size), uniform or with probabilities ``probs: (size,)``; long on the CPU."""
     if probs is None:

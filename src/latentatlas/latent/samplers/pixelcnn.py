@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.latent.samplers.base import SAMPLERS
+from latentatlas.rng import categorical
 from latentatlas.validate import check_number
 from latentatlas.latent.samplers.grid import GridSampler
 from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
@@ -147,8 +148,8 @@ class PixelCNN(GridSampler, LearnedSampler):
         codes = torch.zeros(n, *self.grid_, dtype=torch.long, device=self.codes_device)
         for i in range(self.grid_[0]):
             for j in range(self.grid_[1]):
-                probs = torch.softmax(net.cell_logits(codes, i, j, y).double(), dim=1).cpu()
-                codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(codes.device)
+                codes[:, i, j] = categorical(torch.softmax(net.cell_logits(codes, i, j, y).double(), dim=1),
+                                             generator=generator)
         return codes
 
     @torch.no_grad()
