@@ -16,9 +16,9 @@ MNIST AE codes), so quote both.
   ours and scikit-learn ``--repeats`` times, repeat r seeding both with seed + r (``--same-seed``: all
   with --seed); prints each run, then median (min, max) seconds, iterations, held-out log-likelihood and
   its paired difference to scikit-learn, and the ratio of the median times.  ``--device cuda`` fits ours
-  on the GPU (scikit-learn stays on the CPU with ``--threads``); ``--libs ours`` leaves scikit-learn out.  ``--grid K1,K2,...``: the whole
-  k selection instead (``gmm:k=K1|K2|...``: each k on 80 % of the codes, the lowest BIC, refitted on all),
-  against the same procedure written with scikit-learn.
+  on the GPU (scikit-learn stays on the CPU with ``--threads``); ``--libs ours`` leaves scikit-learn out.
+  ``--grid K1,K2,...``: the whole k selection instead (``gmm:k=K1|K2|...``: each k on 80 % of the codes,
+  the lowest BIC, refitted on all), against the same procedure written with scikit-learn.
 - ``--start-effect``: whether our k-means start costs held-out likelihood: per seed, our default fit and our
   EM from scikit-learn's k-means labels (scikit-learn's own fit, without its slower EM), paired, with a 95 %
   interval of the mean difference.

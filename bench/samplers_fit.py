@@ -57,7 +57,8 @@ def main() -> None:
     def run(spec: str, repeat: list[int]):
         def once() -> tuple[float, str]:
             repeat[0] += 1
-            fit = Timed(lambda: build_sampler(spec).fit(codes[spec], generator=torch.Generator().manual_seed(repeat[0])))
+            seed = torch.Generator().manual_seed(repeat[0])
+            fit = Timed(lambda: build_sampler(spec).fit(codes[spec], generator=seed))
             fit_s = fit()
             draw = Timed(lambda: fit.last.sample(args.samples, generator=torch.Generator().manual_seed(1)))
             draws[spec].append(draw())

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, mirror, to_float
+from latentatlas.rng import to_device
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ def batch_rows(part: tuple[torch.Tensor, torch.Tensor | None], index: torch.Tens
     where ``flip`` (B,) bool (on any device) is True mirrored left-right."""
     images, labels = part
     x = to_float(images[index])
-    return (x if flip is None else mirror(x, flip.to(x.device))), (labels[index] if labels is not None else None)
+    x = x if flip is None else mirror(x, to_device(flip, x.device))
+    return x, (labels[index] if labels is not None else None)
 
 
 def device_parts(data: ImageDataset, model: nn.Module, device: torch.device):
