@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def publish_copy(source: str | Path, path: str | Path) -> None:
+    """Make ``path`` hold what the finished file ``source`` holds, in one step (``path`` replaced atomically):
+    a hard link, which writes no bytes (every latentatlas write replaces a file by a rename and never changes
+    one in place, so a later write of ``source`` leaves ``path`` as it is), or a copy where a link is refused."""
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

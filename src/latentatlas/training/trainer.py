@@ -35,7 +35,7 @@ from torch import nn
 
 from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset
-from latentatlas.fileio import file_identity, remove_stale_temporaries
+from latentatlas.fileio import file_identity, publish_copy, remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
@@ -163,7 +163,7 @@ class _Trainer:
             if file_identity(self.last_path) != published:
                 self.written = (self.last_path, self.state.epoch)
         if improved:
-            ckpt_io.save_checkpoint(self.best_path, payload)
+            publish_copy(self.last_path, self.best_path)   # the same file: a hard link, no second write
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(self.state.history[-1]) + "\n")
 
