@@ -50,17 +50,28 @@ class GatedLayer(nn.Module):
         return torch.tanh(a) * torch.sigmoid(b)
 
     def forward(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
-        rows, cols = v.shape[2], h.shape[3]
+        v_pre, v_out = self.vertical_pass(v, y)
+        return v_out, self.horizontal_pass(h, v_pre, y)
+
+    def vertical_pass(self, v: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activation (B, 2 dim, h, w) without the label bias, output (B, dim, h, w)) of the vertical
+        stack: output row i reads input rows i - half .. i (i - 1 for the first layer)."""
         v_pre = F.conv2d(v, self.vertical.weight * self.v_mask, self.vertical.bias, padding=self.vertical.padding)
-        v_pre = v_pre[:, :, :rows]      # output row i: input rows i - half .. i (i - 1 for the first layer)
+        v_pre = v_pre[:, :, :v.shape[2]]
+        bias = self._bias(y)
+        return v_pre, self.gate(v_pre if bias is None else v_pre + bias)
+
+    def horizontal_pass(self, h: torch.Tensor, v_pre: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The horizontal stack's output (B, dim, h, w) from its input and the same rows' ``v_pre``."""
         h_pre = F.conv2d(h, self.horizontal.weight * self.h_mask, self.horizontal.bias,
-                         padding=self.horizontal.padding)[:, :, :, :cols]
+                         padding=self.horizontal.padding)[:, :, :, :h.shape[3]]
         h_pre = h_pre + self.vertical_to_horizontal(v_pre)
-        if self.label_bias is not None:
-            bias = self.label_bias(y)[:, :, None, None]
-            v_pre, h_pre = v_pre + bias, h_pre + bias
-        h_out = self.out(self.gate(h_pre))
-        return self.gate(v_pre), (h_out if self.first else h + h_out)
+        bias = self._bias(y)
+        h_out = self.out(self.gate(h_pre if bias is None else h_pre + bias))
+        return h_out if self.first else h + h_out
+
+    def _bias(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None if self.label_bias is None else self.label_bias(y)[:, :, None, None]
 
 
 class GatedPixelCNN(nn.Module):
@@ -73,21 +84,29 @@ class GatedPixelCNN(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(dim, 2 * dim, 1), nn.ReLU(), nn.Conv2d(2 * dim, values, 1))
 
     def forward(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(codes, y))
-
-    def features(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The horizontal stack's output (B, dim, h, w), before the per-cell head (1x1 convolutions)."""
         x = self.embed(codes).permute(0, 3, 1, 2)
         v, h = x, x
         for layer in self.layers:
             v, h = layer(v, h, y)
-        return h
+        return self.head(h)
 
-    def cell_logits(self, codes: torch.Tensor, i: int, j: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, K) of cell (i, j) alone, equal to ``forward(codes, y)[:, :, i, j]``: the layers run on
-        rows 0..i only (a cell sees no later row) and the head on that one cell."""
-        h = self.features(codes[:, :i + 1], y)[:, :, i:i + 1, j:j + 1]
-        return self.head(h)[:, :, 0, 0]
+    def row_context(self, codes: torch.Tensor, i: int, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """What row i's cells see of the rows above it: each layer's vertical pre-activation at row i
+        (B, 2 dim, 1, w), from rows 0..i of ``codes`` (row i's own codes are not read)."""
+        v = self.embed(codes[:, :i + 1]).permute(0, 3, 1, 2)
+        context = []
+        for layer in self.layers:
+            v_pre, v = layer.vertical_pass(v, y)
+            context.append(v_pre[:, :, i:i + 1])
+        return context
+
+    def row_logits(self, row: torch.Tensor, context: list[torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, K, w) of each cell of a row (B, w) of codes given its ``row_context``: equal to
+        ``forward(codes, y)[:, :, i]`` for that row i, at the cost of one row of the horizontal stack."""
+        h = self.embed(row[:, None, :]).permute(0, 3, 1, 2)
+        for layer, v_pre in zip(self.layers, context):
+            h = layer.horizontal_pass(h, v_pre, y)
+        return self.head(h)[:, :, 0]
 
 
 @SAMPLERS.register("pixelcnn")
@@ -147,9 +166,10 @@ class PixelCNN(GridSampler, LearnedSampler):
         y = self._labels(labels, n)
         codes = torch.zeros(n, *self.grid_, dtype=torch.long, device=self.codes_device)
         for i in range(self.grid_[0]):
+            context = net.row_context(codes, i, y)          # the rows above, once per row
             for j in range(self.grid_[1]):
-                codes[:, i, j] = categorical(torch.softmax(net.cell_logits(codes, i, j, y).double(), dim=1),
-                                             generator=generator)
+                logits = net.row_logits(codes[:, i], context, y)[:, :, j]
+                codes[:, i, j] = categorical(torch.softmax(logits.double(), dim=1), generator=generator)
         return codes
 
     @torch.no_grad()
