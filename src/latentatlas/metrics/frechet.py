@@ -29,7 +29,7 @@ FD_INF_MIN_PER_DIM = 2   # ... and at least this many images per feature dimensi
 
 
 def _as_stats(stats: Any, param: str, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu (D,), sigma (D, D)) as float64 on ``device`` (default: where mu is)."""
+    """(mu (D,), sigma (D, D)) as float64 on ``device`` (default: where mu is; the CPU for Apple's MPS)."""
     if hasattr(stats, "mu") and hasattr(stats, "sigma"):
         stats = (stats.mu, stats.sigma)
     if not isinstance(stats, (tuple, list)) or len(stats) != 2:
@@ -37,6 +37,7 @@ def _as_stats(stats: Any, param: str, device: torch.device | None = None) -> tup
     mu = torch.as_tensor(np.asarray(stats[0]) if not isinstance(stats[0], torch.Tensor) else stats[0])
     sigma = torch.as_tensor(np.asarray(stats[1]) if not isinstance(stats[1], torch.Tensor) else stats[1])
     device = mu.device if device is None else device
+    device = torch.device("cpu") if device.type == "mps" else device      # MPS has no float64
     mu, sigma = (t.detach().to(device=device, dtype=torch.float64) for t in (mu, sigma))
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"{param}: expected mu (D,) and sigma (D, D), got {tuple(mu.shape)} and {tuple(sigma.shape)}")
