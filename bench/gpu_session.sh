@@ -62,7 +62,7 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision 
         tests/training/test_precision.py tests/metrics/test_frechet.py tests/latent/samplers/test_grid.py
     throughput fp32
     throughput bf16
-    section "samplers" 60 python3 bench/samplers_fit.py --device "$DEVICE" --repeats "$REPEATS" $SAMPLERS \
+    section "samplers" 120 python3 bench/samplers_fit.py --device "$DEVICE" --repeats "$REPEATS" $SAMPLERS \
         ${SAMPLER_SPECS:+--specs $SAMPLER_SPECS}
     section "GMM 30k/32/20" 30 python3 bench/bench_gmm.py --whole-fit $GMM_SMALL --device "$DEVICE" \
         --threads "$THREADS" --repeats "$REPEATS"
