@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentatlas.fileio import torch_load, torch_save
+from latentatlas.fileio import publish_copy, torch_load, torch_save
 from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
@@ -146,16 +146,17 @@ def load_optimizer(name: str, opt: torch.optim.Optimizer, state: dict[str, Any])
         group.update(settings)
 
 
-def best_weights(ckpt: dict[str, Any], best_path: Path, *, repair: bool) -> dict[str, torch.Tensor] | None:
-    """The best weights so far of the training saved in ``ckpt`` (last.pt).  When last.pt's own epoch was
-    the best, its weights (and best.pt is rewritten from it, with ``repair``, if an interruption left it
-    behind); otherwise best.pt's."""
+def best_weights(ckpt: dict[str, Any], last_path: Path, best_path: Path, *,
+                 repair: bool) -> dict[str, torch.Tensor] | None:
+    """The best weights so far of the training saved in ``ckpt`` (read from ``last_path``).  When last.pt's own
+    epoch was the best, its weights (and best.pt made a copy of last.pt, with ``repair``, if an interruption
+    left it behind); otherwise best.pt's."""
     epoch, best_epoch = int(ckpt["epoch"]), ckpt.get("best_epoch")
     if best_epoch is not None and int(best_epoch) == epoch:
         on_disk = load_checkpoint(best_path) if best_path.is_file() else {}
         if on_disk.get("epoch") != epoch and repair:
             log.info("resume: %s was not written for epoch %d (interrupted); rewriting it", best_path, epoch)
-            save_checkpoint(best_path, ckpt)
+            publish_copy(last_path, best_path)
         return {k: v.detach().cpu().clone() for k, v in ckpt["model"].items()}
     if not best_path.is_file():
         return None

@@ -134,7 +134,7 @@ class _Trainer:
             ckpt_io.load_optimizer(name, opt, ckpt["optimizers"][name])
         self.precision.load_state_dict(ckpt.get("grad_scalers", {}))
         self.generator.set_state(ckpt["generator_state"].cpu())
-        self.best_state = ckpt_io.best_weights(ckpt, self.best_path, repair=self.dist.is_main)
+        self.best_state = ckpt_io.best_weights(ckpt, self.last_path, self.best_path, repair=self.dist.is_main)
         if self.dist.is_main:
             lines = "".join(json.dumps(line) + "\n" for line in self.state.history)
             self.metrics_path.write_text(lines)
