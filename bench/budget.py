@@ -1,5 +1,6 @@
-"""What the training benchmarks share: the command-line arguments of those that train on full MNIST within a
-wall-clock budget (gan_mnist.py, families_mnist.py), their table printer, the alternating comparison of
+"""What the training benchmarks share: a config file's model with seeded weights, the command-line arguments
+of those that train on full MNIST within a wall-clock budget (gan_mnist.py, families_mnist.py), their table
+printer, the alternating comparison of
 the trainer with a plain loop (gan_throughput.py, face_throughput.py, mnist_throughput.py; its timing is
 timing.alternate) and the plain PyTorch (V)AE loop the last two time."""
 
@@ -13,6 +14,20 @@ from pathlib import Path
 from timing import alternate
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_model(config: str | Path, shape: tuple[int, ...], *, n_classes: int | None = None, seed: int = 0,
+                 overrides: tuple[str, ...] | list[str] = ()):
+    """(model, run config) of the YAML run ``config`` with ``overrides`` (KEY=VALUE), for images of ``shape``
+    (C, H, W) and ``n_classes`` labels, its weights drawn with ``seed`` (torch's global generator)."""
+    import torch
+
+    from latentatlas import config as config_mod
+    from latentatlas.models import build_model
+
+    cfg = config_mod.load(config, list(overrides))
+    torch.manual_seed(seed)
+    return build_model(cfg.model, shape, n_classes), cfg
 
 
 def budget_arguments(doc: str, *, only: str, runs_dir: str) -> argparse.Namespace:

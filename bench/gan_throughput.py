@@ -16,19 +16,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from budget import trainer_against_plain, trainer_images_per_second, warm_up
+from budget import config_model, trainer_against_plain, trainer_images_per_second, warm_up
 from timing import add_repeats, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build(seed: int = 0):
-    from latentatlas import config as config_mod
-    from latentatlas.models import build_model
-
-    cfg = config_mod.load(ROOT / "configs" / "mnist-dcgan.yaml")
-    torch.manual_seed(seed)
-    return build_model(cfg.model, (1, 28, 28), 10), cfg
+def build():
+    """(model, config) of configs/mnist-dcgan.yaml (10 classes), its weights drawn with seed 0."""
+    return config_model(ROOT / "configs" / "mnist-dcgan.yaml", (1, 28, 28), n_classes=10)
 
 
 def ours(data, steps: int) -> float:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 from latentatlas.config import PRECISIONS
-from budget import (plain_vae_loop, synthetic_images, train_only, trainer_against_plain, trainer_images_per_second,
-                    warm_up)
+from budget import (config_model, plain_vae_loop, synthetic_images, train_only, trainer_against_plain,
+                    trainer_images_per_second, warm_up)
 from timing import add_device, add_repeats, protocol
 from torch import nn
 
@@ -45,12 +45,8 @@ CONFIG = ROOT / "configs" / "mnist-vae.yaml"
 def default_model(seed: int, changes: dict | None = None):
     """(model, run config) of configs/mnist-vae.yaml with ``changes`` to its model section, weights drawn
     with ``seed``."""
-    from latentatlas import config as config_mod
-    from latentatlas.models import build_model
-
-    cfg = config_mod.load(CONFIG, [f"model.{k}={v}" for k, v in (changes or {}).items()])
-    torch.manual_seed(seed)
-    return build_model(cfg.model, (1, 28, 28), None), cfg
+    overrides = [f"model.{k}={v}" for k, v in (changes or {}).items()]
+    return config_model(CONFIG, (1, 28, 28), seed=seed, overrides=overrides)
 
 
 def plain_conv_vae(latent_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:

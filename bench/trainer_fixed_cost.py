@@ -17,20 +17,10 @@ import tempfile
 from pathlib import Path
 
 import torch
-from budget import synthetic_images, warm_up
+from budget import config_model, synthetic_images, warm_up
 from timing import Timed, add_device, add_repeats, alternate, positive_int, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def build(config: Path, shape: tuple[int, ...]):
-    """The config's model for images of ``shape`` (C, H, W), weights drawn with seed 0, and its batch size."""
-    from latentatlas import config as config_mod
-    from latentatlas.models import build_model
-
-    cfg = config_mod.load(config)
-    torch.manual_seed(0)
-    return build_model(cfg.model, shape, None), cfg.train.batch_size
 
 
 def main() -> None:
@@ -46,15 +36,16 @@ def main() -> None:
     from latentatlas.training import train
 
     shape = tuple(int(v) for v in args.shape.split(","))
-    model, batch = build(Path(args.config), shape)
+    model, cfg = config_model(args.config, shape)
+    batch = cfg.train.batch_size
     data = synthetic_images(max(batch * (args.steps + 1), 2000), shape)
 
     def run(steps: int) -> Timed:
-        cfg = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, progress=False, patience=None,
-                          device=args.device)
+        train_cfg = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, progress=False, patience=None,
+                                device=args.device)
         def once() -> None:
             with tempfile.TemporaryDirectory() as tmp:
-                train(build(Path(args.config), shape)[0], data, cfg, tmp, seed=0)
+                train(config_model(args.config, shape)[0], data, train_cfg, tmp, seed=0)
                 assert file_identity(Path(tmp) / "checkpoints" / "best.pt") is not None
         return Timed(once)
 
