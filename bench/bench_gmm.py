@@ -48,7 +48,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from timing import add_device, commit, load_average, synchronize, threads, versions
+from timing import Timed, add_device, commit, load_average, threads, versions
 
 from latentatlas.latent.samplers import GMM
 from latentatlas.latent.samplers import gmm_em as em
@@ -171,11 +171,8 @@ def whole_fit(x, val, a) -> None:
 
     def ours(dtype, seed):
         m = GMM(k=grid or a.k, covariance=a.covariance, dtype=dtype, max_memory_gib=a.memory_gib, seed=seed)
-        synchronize()
-        t = time.perf_counter()
-        m.fit(xd)
-        synchronize()
-        return time.perf_counter() - t, m.n_components_ if grid else m.n_iter_, m.converged_, m.score(vd)
+        seconds = Timed(lambda: m.fit(xd))()
+        return seconds, m.n_components_ if grid else m.n_iter_, m.converged_, m.score(vd)
 
     def sklearn(seed):
         """One fit, or with --grid the selection a user writes: each k on a random 80 % of the codes, the

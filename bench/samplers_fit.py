@@ -15,6 +15,7 @@ and ``--device cuda`` and put the figures side by side.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 
 import torch
@@ -54,11 +55,14 @@ def main() -> None:
     codes = {spec: codes_for(spec, args.n, args.d, args.codebook, args.device) for spec in specs}
     draws: dict[str, list[float]] = {spec: [] for spec in specs}
 
-    def run(spec: str, repeat: list[int]):
+    def run(spec: str):
+        """A run for timing.alternate: each call fits ``spec`` (seeded 1, 2, ...) and returns its seconds, with
+        the draw's seconds as the note."""
+        fit_seeds = itertools.count(1)
+
         def once() -> tuple[float, str]:
-            repeat[0] += 1
-            seed = torch.Generator().manual_seed(repeat[0])
-            fit = Timed(lambda: build_sampler(spec).fit(codes[spec], generator=seed))
+            generator = torch.Generator().manual_seed(next(fit_seeds))
+            fit = Timed(lambda: build_sampler(spec).fit(codes[spec], generator=generator))
             fit_s = fit()
             draw = Timed(lambda: fit.last.sample(args.samples, generator=torch.Generator().manual_seed(1)))
             draws[spec].append(draw())
@@ -73,7 +77,7 @@ def main() -> None:
     for spec in specs:     # warm-up (the first call of each kernel allocates), on enough codes for k=100
         build_sampler(spec.replace(f"iters={args.iters}", "iters=2")).fit(
             codes[spec][:20000], generator=torch.Generator().manual_seed(0)).sample(10)
-    fits = alternate({spec: run(spec, [0]) for spec in specs}, args.repeats)
+    fits = alternate({spec: run(spec) for spec in specs}, args.repeats)
     print(f"{'spec':28s} {'fit s (median)':>15s} {'per 1,000 it':>13s} {'draw s (median)':>16s}")
     for spec in specs:
         name, settings = parse_spec(spec)
