@@ -19,6 +19,7 @@ from pathlib import Path
 PLAN = {
     "gmm-k": ["ae"], "components": ["ae"], "kde-bandwidth": ["ae"], "regularisation": ["vae"],
     "latent-dim": ["ae"], "reprojection": ["ae"], "interpolation": ["ae", "vae", "aae"], "self-consuming": ["ae"],
+    "diffusion-steps": ["ae"],
 }
 COPIED = ("summary.md", "table.md", "table.csv", "study.json", "config.yaml")
 

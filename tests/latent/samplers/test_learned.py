@@ -1,4 +1,5 @@
-"""The learned samplers: ddpm recovers a known mixture and DDIM matches DDPM; two-stage learns a curve of
+"""The learned samplers: ddpm recovers a known mixture, its ancestral draws are Ho et al.'s posterior steps,
+and DDIM (eta 0 or 1, every step or strided) matches DDPM; two-stage learns a curve of
 codes; fits are seeded and resume after an interruption to the weights of an uninterrupted fit."""
 
 from __future__ import annotations
@@ -60,6 +61,39 @@ def test_ddim_with_every_step_matches_ddpm_in_distribution(fitted_ddpm):
     for view in (lambda x: x[:, 0], lambda x: x[:, 1], lambda x: x.norm(dim=1)):
         assert stats.ks_2samp(view(ddpm).numpy(), view(ddim).numpy()).statistic < 0.08
         assert stats.ks_2samp(view(ddpm).numpy(), view(few).numpy()).statistic > 0.4
+
+
+def test_ancestral_sampling_is_hos_posterior_step(fitted_ddpm):
+    """method=ddpm (the DDIM update at eta 1 on every step) against the posterior q(x_{t-1} | x_t, x_0) of Ho et
+    al. 2020 written out (mean and variance beta~_t), the predicted x_0 clipped alike: the same draws from the
+    same generator."""
+    s, n = fitted_ddpm, 500
+    net, abar, steps = s.network(), s.alpha_bar("cpu"), s.steps
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(n, 2, generator=g)
+    with torch.no_grad():
+        for t in range(steps, 0, -1):
+            eps = net(x, torch.full((n,), t / steps))
+            x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(s.low_, s.high_)
+            beta = 1 - abar[t] / abar[t - 1]
+            x = (abar[t - 1].sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar[t - 1]) * x) / (1 - abar[t])
+            if t > 1:
+                x = x + (beta * (1 - abar[t - 1]) / (1 - abar[t])).sqrt() * torch.randn(n, 2, generator=g)
+    drawn = s.sample(n, generator=torch.Generator().manual_seed(7), method="ddpm")
+    torch.testing.assert_close(drawn, s.restore(x), rtol=0, atol=1e-4)
+
+
+def test_strided_ancestral_steps_match_ddpm_in_distribution(fitted_ddpm):
+    """DDIM at eta 1 on a fifth of the steps against ancestral DDPM on all (KS as above), and eta is checked."""
+    ddpm = fitted_ddpm.sample(3000, generator=torch.Generator().manual_seed(5), method="ddpm")
+    strided = fitted_ddpm.sample(3000, generator=torch.Generator().manual_seed(8), method="ddim", sample_steps=20,
+                                 eta=1.0)
+    for view in (lambda x: x[:, 0], lambda x: x[:, 1], lambda x: x.norm(dim=1)):
+        assert stats.ks_2samp(view(ddpm).numpy(), view(strided).numpy()).statistic < 0.08
+    with pytest.raises(ValueError, match=r"eta: expected a finite number in \[0, 1\], got 2"):
+        build_sampler("ddpm:method=ddim,eta=2")
+    with pytest.raises(ValueError, match=r"eta: expected a finite number in \[0, 1\], got -0.5"):
+        fitted_ddpm.sample(10, generator=torch.Generator().manual_seed(0), eta=-0.5)
 
 
 def test_two_stage_learns_codes_on_a_curve():

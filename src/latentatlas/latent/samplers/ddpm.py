@@ -3,10 +3,12 @@
 An MLP predicts the noise eps from (x_t, t) with x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, x_0 the
 standardised codes, trained on |eps - eps_hat|^2 with t uniform in 1..T; the schedule is the cosine one
 (Nichol & Dhariwal 2021: abar_t = cos^2(((t/T + s) / (1 + s)) pi / 2) / cos^2(s pi / 2 / (1 + s)), betas
-clipped at 0.999).  Sampling: ``method=ddpm`` runs the T ancestral steps (the posterior of x_{t-1} given
-x_t and the predicted x_0, variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t));
-``method=ddim`` the deterministic DDIM update (Song et al. 2021, eta = 0) on ``sample_steps`` evenly
-spaced steps (with sample_steps = T it is the DDIM process of the same model).
+clipped at 0.999).  Sampling is the DDIM update (Song et al. 2021) from step t to an earlier step s:
+x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s - sigma^2) eps + sigma z, x0 the predicted codes (clipped) and eps
+the noise they imply, sigma^2 = eta^2 (1 - abar_s) / (1 - abar_t) (1 - abar_t / abar_s).  ``method=ddim``
+runs it on ``sample_steps`` evenly spaced steps with ``eta`` (0: deterministic; 1: ancestral steps of
+that stride); ``method=ddpm`` is the ancestral sampler of Ho et al. 2020, which is the update at eta = 1 on
+all T steps (sigma^2 is then the posterior variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)).
 """
 
 from __future__ import annotations
@@ -96,12 +98,13 @@ DENOISERS = {"every-block": Denoiser, "first-layer": FirstLayerDenoiser}   # by 
 @SAMPLERS.register("ddpm")
 class DDPM(LearnedSampler):
     """Diffusion sampler: ``steps`` T, an MLP of ``depth`` residual layers of ``hidden`` units, ``method``
-    ddpm or ddim with ``sample_steps``; plus the learned-sampler settings (iters, batch_size, lr)."""
+    ddpm or ddim with ``sample_steps`` and ``eta``; plus the learned-sampler settings (iters, batch_size, lr)."""
 
     name = "ddpm"
     # on full MNIST AE codes (bench/RESULTS.md): lr 1e-3 -> 2e-3 took FD 4.58 to 3.67 (one draw); hidden 256 and
     # batch 256 -> 512 took the mean of 9 scores from 3.45 to 2.50 (the GMM's 2.56), for a 160 s fit, not 44 s
     defaults = dict(steps=200, hidden=512, depth=3, time_embedding="every-block", method="ddpm", sample_steps=50,
+                    eta=0.0,
                     **{**LEARNED_DEFAULTS, "lr": 2e-3, "batch_size": 512})
     saved_before = dict(time_embedding="first-layer")
     min_codes = 2
@@ -115,6 +118,7 @@ class DDPM(LearnedSampler):
         check_choice("method", self.method, ("ddpm", "ddim"))
         check_number("sample_steps", self.sample_steps, low=1, integer=True,
                      high=self.steps if self.method == "ddim" else None)   # DDIM runs on a subset of the steps
+        check_number("eta", self.eta, low=0, high=1)
 
     def build_network(self, d: int) -> nn.Module:
         return DENOISERS[self.time_embedding](d, self.hidden, self.depth)
@@ -138,38 +142,41 @@ class DDPM(LearnedSampler):
         return (x,)
 
     def draw(self, net: nn.Module, n: int, generator: torch.Generator | None, *, method: str | None = None,
-             sample_steps: int | None = None) -> torch.Tensor:
-        """n standardised codes by ancestral DDPM sampling or DDIM (eta = 0).  Each step predicts x_0 from the
-        noise estimate and clips it to the codes' box (as image models clip to the pixel range): without it,
-        the large last betas of the cosine schedule multiply the network's error at t = T many times over."""
-        method, k = method or self.method, min(sample_steps or self.sample_steps, self.steps)
+             sample_steps: int | None = None, eta: float | None = None) -> torch.Tensor:
+        """n standardised codes (n, d) by the DDIM update (module docstring): ``method=ddpm`` on all T steps
+        at eta 1, ``ddim`` on ``sample_steps`` steps at ``eta``.  Each step clips the predicted x_0 to the
+        codes' box (as image models clip to the pixel range): without it, the large last betas of the cosine
+        schedule multiply the network's error at t = T many times over."""
+        method = method or self.method
+        if method == "ddpm":
+            times, eta = list(range(self.steps, -1, -1)), 1.0
+        else:
+            k = min(sample_steps or self.sample_steps, self.steps)
+            times, eta = torch.linspace(self.steps, 0, k + 1).round().long().tolist(), self.eta if eta is None else eta
         device = self.codes_device
         abar = self.alpha_bar(device)
         x = randn((n, self.n_features_in_), generator=generator, device=device)
-        times = list(range(self.steps, -1, -1)) if method == "ddpm" else \
-            torch.linspace(self.steps, 0, k + 1).round().long().tolist()
         for t, s in zip(times[:-1], times[1:]):
             eps = net(x, torch.full((n,), t / self.steps, device=device))
             x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(self.low_, self.high_)
-            if method == "ddpm":       # the posterior q(x_{t-1} | x_t, x_0): mean and variance beta~_t
-                beta = 1 - abar[t] / abar[s]
-                x = (abar[s].sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar[s]) * x) / (1 - abar[t])
-                if s > 0:
-                    var = beta * (1 - abar[s]) / (1 - abar[t])
-                    x = x + var.sqrt() * randn(tuple(x.shape), generator=generator, device=device)
-            else:
-                eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
-                x = abar[s].sqrt() * x0 + (1 - abar[s]).sqrt() * eps
+            eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
+            var = eta ** 2 * (1 - abar[s]) / (1 - abar[t]) * (1 - abar[t] / abar[s])
+            x = abar[s].sqrt() * x0 + (1 - abar[s] - var).clamp_min(0).sqrt() * eps
+            if s > 0 and eta > 0:
+                x = x + var.sqrt() * randn(tuple(x.shape), generator=generator, device=device)
         return x
 
     def _sample(self, n: int, generator: torch.Generator | None, method: str | None = None,
-                sample_steps: int | None = None) -> torch.Tensor:
+                sample_steps: int | None = None, eta: float | None = None) -> torch.Tensor:
         if method is not None:
             check_choice("method", method, ("ddpm", "ddim"))
         if sample_steps is not None:
             check_number("sample_steps", sample_steps, low=1, high=self.steps, integer=True)
-        return super()._sample(n, generator, method=method, sample_steps=sample_steps)
+        if eta is not None:
+            check_number("eta", eta, low=0, high=1)
+        return super()._sample(n, generator, method=method, sample_steps=sample_steps, eta=eta)
 
     def _describe(self) -> dict[str, Any]:
+        ddim = self.method == "ddim"
         return {**super()._describe(), "steps": self.steps, "method": self.method,
-                "sample_steps": self.sample_steps if self.method == "ddim" else self.steps}
+                "sample_steps": self.sample_steps if ddim else self.steps, "eta": self.eta if ddim else 1.0}
