@@ -107,7 +107,7 @@ def categorical(probs: torch.Tensor, *, generator: torch.Generator | None) -> to
 
 
 def choice(probs: torch.Tensor | None, size: int, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
-    """``n`` indices in [0, size), uniform or with probabilities ``probs: (size,)``; long on the CPU."""
+    """``n`` indices in [0, size), uniform or in proportion to the weights ``probs: (size,)``; long on the CPU."""
     if probs is None:
         return torch.randint(size, (n,), generator=generator)
     return torch.multinomial(probs.detach().to("cpu", torch.float64), n, replacement=True, generator=generator)

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentatlas.models.base import full_precision
-from latentatlas.rng import choice
+from latentatlas.rng import choice, to_device
+from latentatlas.tensors import group_sums
 
 UPDATES = ("ema", "loss")
 EPS = 1e-5
@@ -106,7 +107,7 @@ class VectorQuantizer(nn.Module):
         dead = torch.nonzero(self.steps - self.last_used >= self.dead_after).flatten()
         if dead.numel() == 0:
             return
-        rows = choice(None, flat.shape[0], dead.numel(), generator=generator).to(flat.device)
+        rows = to_device(choice(None, flat.shape[0], dead.numel(), generator=generator), flat.device)
         self.codebook.data[dead] = flat[rows]
         self.ema_sum[dead] = flat[rows]
         self.ema_count[dead] = 1.0
@@ -114,12 +115,12 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _kmeans(self, flat: torch.Tensor, generator: torch.Generator | None, iters: int = 10) -> None:
-        rows = choice(None, flat.shape[0], self.size, generator=generator).to(flat.device)
+        rows = to_device(choice(None, flat.shape[0], self.size, generator=generator), flat.device)
         centres = flat[rows].clone()
         for _ in range(iters):
             assign = torch.cdist(flat, centres).argmin(1)
             counts = torch.bincount(assign, minlength=self.size).to(flat.dtype)
-            sums = torch.zeros_like(centres).index_add_(0, assign, flat)
+            sums = group_sums(assign, flat, self.size)     # in a fixed order on a GPU too (reproducible)
             centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
         self.codebook.data.copy_(centres)
         self.ema_sum.copy_(centres)

@@ -23,6 +23,7 @@ from latentatlas.models.losses import LIKELIHOODS, reconstruction_loss
 from latentatlas.models.nets import check_conv_shape, norm_layer, stage_channels
 from latentatlas.models.quantize import UPDATES, VectorQuantizer
 from latentatlas.models.registry import register_family
+from latentatlas.rng import to_device
 from latentatlas.validate import rule
 
 
@@ -98,7 +99,7 @@ class VQVAE(GenerativeModel):
 
     def prior_sample(self, n: int, *, generator: torch.Generator | None) -> torch.Tensor:
         """Uniformly random code grids (n, h, w): a VQ-VAE's samples come from a fitted grid sampler."""
-        return torch.randint(self.quantizer.size, (n, *self.grid), generator=generator).to(self.device)
+        return to_device(torch.randint(self.quantizer.size, (n, *self.grid), generator=generator), self.device)
 
     def loss(self, batch: Batch, *, generator: torch.Generator | None = None, progress: float = 0.0):
         zq, indices, vq = self.quantizer(self.encode_continuous(batch.x), generator)

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from latentatlas.data.base import SPLITS, to_uint8_nhwc
-from latentatlas.rng import derive_seed, make_generator
+from latentatlas.rng import choice, derive_seed, make_generator
 from latentatlas.runs.figures import save_image_grid, save_line_plot
 from latentatlas.runs.session import Session, as_session
 from latentatlas.runs.store import Run
@@ -118,8 +118,8 @@ def _sample_labels(session: Session, sampler, n: int, seed: int) -> torch.Tensor
     if labels is None:
         raise ValueError(f"sampler {sampler.spec!r}: a class-conditional sampler needs a labelled dataset")
     labels = labels.long()
-    probs = torch.bincount(labels, minlength=session.data.n_classes).double()
-    return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=make_generator(seed))
+    counts = torch.bincount(labels, minlength=session.data.n_classes).double()
+    return choice(counts, session.data.n_classes, n, generator=make_generator(seed))
 
 
 def _sampler_figures(session: Session, spec: str, sampler, summary: dict) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latentatlas.fileio import content_hash
-from latentatlas.latent.samplers import build_sampler, load_sampler
+from latentatlas.latent.samplers import build_sampler
 from latentatlas.latent.samplers.ddpm import DDPM
 from latentatlas.runs.figures import config_hash
 from latentatlas.runs.tables import Table, fmt_number
@@ -29,13 +29,13 @@ from latentatlas.validate import rule
 
 SCORES = ("frechet", "precision", "recall", "density", "coverage")
 VALUES = (*SCORES, "draw_seconds")
-DRAW_PARAMS = ("method", "sample_steps")     # set per cell; not part of the fit
+DRAW_PARAMS = ("method", "sample_steps", "eta")     # set per cell; not part of the fit
 
 
 @dataclass(frozen=True)
 class DiffusionStepsSettings(StudySettings):
     grid = ("ddim_steps", "etas", "seeds")
-    sampler: str = "ddpm"          # the spec fitted (its method and sample_steps are set per cell)
+    sampler: str = "ddpm"          # the spec fitted (its method, sample_steps and eta are set per cell)
     ddim_steps: tuple[int, ...] = field(default=(5, 10, 20, 50, 100, 200), metadata=rule(low=1, nonempty=True))
     etas: tuple[float, ...] = field(default=(0.0, 1.0), metadata=rule(low=0, high=1, nonempty=True))
     seeds: int = field(default=2, metadata=rule(low=1))
@@ -87,7 +87,7 @@ class DiffusionSteps(Study):
             folder = study_folder(ctx, self.name)
             path, checkpoint = folder / f"ddpm-{tag}.pt", folder / f"ddpm-{tag}.fit.pt"
             if path.is_file():
-                sampler = load_sampler(path)
+                sampler = DDPM.load(path)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 sampler.fit(z, generator=ctx.generator(self.name, seed, "fit"), checkpoint=checkpoint)
@@ -98,6 +98,7 @@ class DiffusionSteps(Study):
 
     def run_cell(self, ctx, cell: dict[str, Any]) -> dict[str, float]:
         sampler = self.fitted(ctx, cell["seed"])
+        sampler.sample(2, generator=ctx.generator(self.name, "warm-up"), method="ddim", sample_steps=1)  # untimed
         started = time.perf_counter()
         draws = sampler.sample(self.settings.n_samples, generator=ctx.generator(self.name, cell["seed"], "sample"),
                                method=cell["method"], sample_steps=cell["steps"], eta=cell["eta"])
@@ -148,9 +149,10 @@ class DiffusionSteps(Study):
         panel_plot(folder / "diffusion-steps.png", a["summary"], "steps", [
             ("Fréchet distance", ["frechet"]), ("precision / recall", ["precision", "recall"]),
             ("draw seconds", ["draw_seconds"])], xlabel="sampling steps (network evaluations)", logx=True,
-            series="label")
+            logy=True, series="label")
         return {"diffusion-steps.png": "Fréchet distance, precision and recall of decoded samples, and the draw's "
-                                       "seconds against the number of sampling steps (mean ± sd over seeds): DDIM "
+                                       "seconds against the number of sampling steps (mean ± sd over seeds; log "
+                                       "scales): DDIM "
                                        "on k steps at each eta, and ancestral DDPM on all steps (one point)"}
 
     def findings(self, rows: list[dict[str, Any]]) -> list[str]:

@@ -10,11 +10,11 @@ from latentatlas.runs.figures import pyplot, save_figure
 
 
 def panel_plot(path: str | Path, rows: list[dict[str, Any]], x: str, panels: Sequence[tuple[str, Sequence[str]]],
-               *, xlabel: str, logx: bool = False, marks: dict[str, float] | None = None, series: str | None = None,
-               title: str = "") -> Path:
+               *, xlabel: str, logx: bool = False, logy: bool = False, marks: dict[str, float] | None = None,
+               series: str | None = None, title: str = "") -> Path:
     """A row of panels, one per ``(ylabel, value keys)``: each value key against ``x``, with ``KEY_sd``
     error bars when the rows carry them.  ``series`` splits the rows into one line per value of that key
-    (e.g. per run); ``marks`` draws labelled vertical lines at given x."""
+    (e.g. per run); ``marks`` draws labelled vertical lines at given x; ``logx``/``logy`` log axes."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, squeeze=False)
     groups: dict[Any, list[dict]] = {}
@@ -35,6 +35,8 @@ def panel_plot(path: str | Path, rows: list[dict[str, Any]], x: str, panels: Seq
             ax.axvline(at, color=f"C{i + 3}", linestyle="--", linewidth=1, label=name)
         if logx:
             ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
