@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=5000, help="codes drawn on the map at most (default: 5000)")
     p = sub.add_parser("study", help="answer a research question on runs: a table, plots and findings in "
                        "RUN/studies/NAME/ (resumable)")
-    p.add_argument("name", help="the study: gmm-k, components, kde-bandwidth, regularisation, latent-dim, "
-                   "reprojection, interpolation, self-consuming")
+    p.add_argument("name", help="the study: gmm-k, components, kde-bandwidth, diffusion-steps, regularisation, "
+                   "latent-dim, reprojection, interpolation, self-consuming")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); a one-model study runs once per run")
     p.add_argument("--config", default=None, help="a study config (e.g. configs/studies/gmm-k.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -121,3 +121,13 @@ def test_a_runs_folder_without_studies_says_so_and_writes_no_page(tmp_path, caps
     captured = capsys.readouterr()
     assert "no studies in" in captured.err and "latentatlas study NAME RUN" in captured.err
     assert captured.out == "" and not page.exists()
+
+
+def test_the_study_help_names_every_registered_study():
+    """The parser lists the studies by hand (building it imports no study); it must not fall behind."""
+    from latentatlas.cli import build_parser
+    from latentatlas.studies import STUDIES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    names = next(a for a in sub.choices["study"]._actions if a.dest == "name").help
+    assert set(names.removeprefix("the study: ").split(", ")) == set(STUDIES.names())
