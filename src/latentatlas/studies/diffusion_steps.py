@@ -149,10 +149,10 @@ class DiffusionSteps(Study):
         panel_plot(folder / "diffusion-steps.png", a["summary"], "steps", [
             ("Fréchet distance", ["frechet"]), ("precision / recall", ["precision", "recall"]),
             ("draw seconds", ["draw_seconds"])], xlabel="sampling steps (network evaluations)", logx=True,
-            logy=True, series="label")
+            logy=("Fréchet distance", "draw seconds"), series="label")
         return {"diffusion-steps.png": "Fréchet distance, precision and recall of decoded samples, and the draw's "
                                        "seconds against the number of sampling steps (mean ± sd over seeds; log "
-                                       "scales): DDIM "
+                                       "scales but for precision and recall): DDIM "
                                        "on k steps at each eta, and ancestral DDPM on all steps (one point)"}
 
     def findings(self, rows: list[dict[str, Any]]) -> list[str]:

@@ -10,12 +10,15 @@ from latentatlas.runs.figures import pyplot, save_figure
 
 
 def panel_plot(path: str | Path, rows: list[dict[str, Any]], x: str, panels: Sequence[tuple[str, Sequence[str]]],
-               *, xlabel: str, logx: bool = False, logy: bool = False, marks: dict[str, float] | None = None,
+               *, xlabel: str, logx: bool = False, logy: Sequence[str] = (), marks: dict[str, float] | None = None,
                series: str | None = None, title: str = "") -> Path:
     """A row of panels, one per ``(ylabel, value keys)``: each value key against ``x``, with ``KEY_sd``
     error bars when the rows carry them.  ``series`` splits the rows into one line per value of that key
-    (e.g. per run); ``marks`` draws labelled vertical lines at given x; ``logx``/``logy`` log axes."""
+    (e.g. per run); ``marks`` draws labelled vertical lines at given x; ``logx`` a log x axis, ``logy`` the
+    ylabels of the panels with a log y axis (ticks as plain numbers)."""
     plt = pyplot()
+    from matplotlib.ticker import FuncFormatter
+
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, squeeze=False)
     groups: dict[Any, list[dict]] = {}
     for row in rows:
@@ -35,8 +38,11 @@ def panel_plot(path: str | Path, rows: list[dict[str, Any]], x: str, panels: Seq
             ax.axvline(at, color=f"C{i + 3}", linestyle="--", linewidth=1, label=name)
         if logx:
             ax.set_xscale("log")
-        if logy:
+        if ylabel in logy:
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

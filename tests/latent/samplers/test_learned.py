@@ -136,7 +136,7 @@ def test_fits_are_seeded_and_resume_to_the_same_weights(tmp_path, monkeypatch):
     loaded = load_sampler(resumed.save(tmp_path / "ddpm.pt"))
     g = lambda: torch.Generator().manual_seed(9)  # noqa: E731
     torch.testing.assert_close(loaded.sample(10, generator=g()), resumed.sample(10, generator=g()))
-    with pytest.raises(ValueError, match="sample_steps: expected an int in \\[1, 20\\], got 50"):
+    with pytest.raises(ValueError, match="sample_steps: expected an int in \\[1, 20\\] or None, got 50"):
         build_sampler("ddpm:steps=20,sample_steps=50,method=ddim")
 
 
@@ -164,3 +164,19 @@ def test_a_ddpm_saved_before_time_embedding_existed_loads_as_the_first_layer_net
     assert torch.equal(loaded.sample(50, generator=torch.Generator().manual_seed(2)),
                        old.sample(50, generator=torch.Generator().manual_seed(2)))
     assert build_sampler("ddpm").time_embedding == "every-block"   # new fits get the time-conditioned blocks
+
+
+def test_a_ddim_sampler_saved_before_eta_existed_stays_deterministic(tmp_path):
+    """Files written before ``eta`` drew DDIM at eta 0; the default since is eta 1 (on a quarter of the steps)."""
+    old = build_sampler("ddpm:steps=12,iters=5,hidden=16,depth=1,method=ddim,sample_steps=4,eta=0").fit(
+        mixture(200, 0).float(), generator=torch.Generator().manual_seed(1))
+    path = old.save(tmp_path / "old.pt")
+    saved = torch_load(path, "sampler")
+    del saved["params"]["eta"]
+    torch_save(saved, path)
+    loaded = load_sampler(path)
+    assert loaded.eta == 0.0
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    torch.testing.assert_close(loaded.sample(50, generator=g()), old.sample(50, generator=g()))
+    fresh = build_sampler("ddpm:steps=12")
+    assert (fresh.method, fresh.eta, fresh.ddim_steps()) == ("ddim", 1.0, 3)
