@@ -2,12 +2,13 @@
 
 One ``ddpm`` sampler (the spec ``sampler``) is fitted per seed on the training codes and saved in the study
 folder, so that a resumed study draws from the same networks.  Each cell draws ``n_samples`` codes from one
-seed's fit: by ancestral DDPM sampling on all T steps of its schedule (``method=ddpm``, the sampler's
-default), or by the DDIM update on k evenly spaced steps (k from ``ddim_steps``) with an ``eta`` from
-``etas`` (0: deterministic; 1: ancestral steps of stride T/k, so eta 1 on all T steps is the DDPM row and is
-not drawn again), then decodes and scores them against the real evaluation images.  Every cell of a seed starts from the same noise x_T (common random
-numbers), so cells of a seed differ by the sampling procedure alone.  The draw time (network evaluations
-only: no decoding or scoring) is a speed figure only on an otherwise idle machine.
+seed's fit: by ancestral DDPM sampling on all T steps of its schedule (``method=ddpm``), or by the DDIM
+update on k evenly spaced steps (k from ``ddim_steps``) with an ``eta`` from ``etas`` (0: deterministic; 1:
+ancestral steps of stride T/k, the sampler's default at k = T/4; eta 1 on all T steps is the DDPM row and is
+not drawn again), then decodes and scores them against the real evaluation images.  Every cell of a seed
+starts from the same noise x_T (common random numbers), so cells of a seed differ by the sampling alone.
+The draw time (network evaluations only: no decoding or scoring) is a speed figure only on an otherwise
+idle machine.
 """
 
 from __future__ import annotations

@@ -151,15 +151,21 @@ def test_step_size_follows_a_half_cosine_and_the_average_is_validated():
         build_sampler("ddpm:time_embedding=last")
 
 
-def test_a_ddpm_saved_before_time_embedding_existed_loads_as_the_first_layer_network(tmp_path):
-    """Files written before the ``time_embedding`` parameter hold a first-layer denoiser and no such key."""
-    old = build_sampler("ddpm:steps=10,iters=5,hidden=16,depth=1,time_embedding=first-layer").fit(
-        mixture(200, 0).float(), generator=torch.Generator().manual_seed(1))
+def saved_before(spec: str, key: str, tmp_path):
+    """(a sampler fitted from ``spec``, the same sampler saved without the setting ``key`` and loaded): what a
+    file written before that setting existed loads as."""
+    old = build_sampler(spec).fit(mixture(200, 0).float(), generator=torch.Generator().manual_seed(1))
     path = old.save(tmp_path / "old.pt")
     saved = torch_load(path, "sampler")
-    del saved["params"]["time_embedding"]
+    del saved["params"][key]
     torch_save(saved, path)
-    loaded = load_sampler(path)
+    return old, load_sampler(path)
+
+
+def test_a_ddpm_saved_before_time_embedding_existed_loads_as_the_first_layer_network(tmp_path):
+    """Files written before the ``time_embedding`` parameter hold a first-layer denoiser and no such key."""
+    old, loaded = saved_before("ddpm:steps=10,iters=5,hidden=16,depth=1,time_embedding=first-layer",
+                               "time_embedding", tmp_path)
     assert loaded.time_embedding == "first-layer"
     assert torch.equal(loaded.sample(50, generator=torch.Generator().manual_seed(2)),
                        old.sample(50, generator=torch.Generator().manual_seed(2)))
@@ -168,13 +174,8 @@ def test_a_ddpm_saved_before_time_embedding_existed_loads_as_the_first_layer_net
 
 def test_a_ddim_sampler_saved_before_eta_existed_stays_deterministic(tmp_path):
     """Files written before ``eta`` drew DDIM at eta 0; the default since is eta 1 (on a quarter of the steps)."""
-    old = build_sampler("ddpm:steps=12,iters=5,hidden=16,depth=1,method=ddim,sample_steps=4,eta=0").fit(
-        mixture(200, 0).float(), generator=torch.Generator().manual_seed(1))
-    path = old.save(tmp_path / "old.pt")
-    saved = torch_load(path, "sampler")
-    del saved["params"]["eta"]
-    torch_save(saved, path)
-    loaded = load_sampler(path)
+    old, loaded = saved_before("ddpm:steps=12,iters=5,hidden=16,depth=1,method=ddim,sample_steps=4,eta=0", "eta",
+                               tmp_path)
     assert loaded.eta == 0.0
     g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     torch.testing.assert_close(loaded.sample(50, generator=g()), old.sample(50, generator=g()))
