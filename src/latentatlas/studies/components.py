@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentatlas.fileio import content_hash
 from latentatlas.latent.samplers.gmm import GMM
-from latentatlas.runs.figures import config_hash, pyplot, save_figure
+from latentatlas.runs.figures import pyplot, save_figure
 from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, register, spearman
-from latentatlas.studies.runner import study_folder
+from latentatlas.studies.runner import saved_fit
 from latentatlas.validate import rule
 
 SCORES = ("precision", "recall", "copy_fraction", "nn_train_ratio", "confidence")
@@ -58,21 +57,15 @@ class Components(Study):
     def mixture(self, ctx) -> GMM:
         """The study's GMM: loaded from the study folder when this run, seed and fit settings made it, else
         fitted with the generator ``(components, fit)`` and saved there."""
-        key = (self.name, "gmm")
-        if key not in ctx.cache:
-            s, z = self.settings, ctx.codes("train")
-            if s.k > z.shape[0]:
-                raise ValueError(f"components.k: expected k <= {z.shape[0]} (training codes), got {s.k}")
-            tag = config_hash({"k": s.k, "covariance": s.covariance, "max_iter": s.max_iter, "seed": ctx.seed,
-                               "codes": content_hash(z)})
-            path = study_folder(ctx, self.name) / f"gmm-{tag}.pt"
-            if path.is_file():
-                gmm = GMM.load(path)
-            else:
-                gmm = GMM(k=s.k, covariance=s.covariance, max_iter=s.max_iter)
-                gmm.fit(z, generator=ctx.generator(self.name, "fit")).save(path)
-            ctx.cache[key] = gmm
-        return ctx.cache[key]
+        s, n = self.settings, ctx.codes("train").shape[0]
+        if s.k > n:
+            raise ValueError(f"components.k: expected k <= {n} (training codes), got {s.k}")
+        settings = {"k": s.k, "covariance": s.covariance, "max_iter": s.max_iter}
+
+        def fit(z: torch.Tensor, checkpoint) -> GMM:
+            return GMM(**settings).fit(z, generator=ctx.generator(self.name, "fit"))
+
+        return saved_fit(ctx, self.name, "gmm", settings, GMM, fit)
 
     def run_cell(self, ctx, cell: dict[str, Any]) -> dict[str, float]:
         gmm, j = self.mixture(ctx), cell["component"]

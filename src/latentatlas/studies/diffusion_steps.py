@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latentatlas.fileio import content_hash
 from latentatlas.latent.samplers import build_sampler
 from latentatlas.latent.samplers.ddpm import DDPM
-from latentatlas.runs.figures import config_hash
 from latentatlas.runs.tables import Table, fmt_number
 from latentatlas.studies.base import Study, StudySettings, best, mean_sd, register, summarise
 from latentatlas.studies.plots import panel_plot
-from latentatlas.studies.runner import study_folder
+from latentatlas.studies.runner import saved_fit
 from latentatlas.validate import rule
 
 SCORES = ("frechet", "precision", "recall", "density", "coverage")
@@ -80,22 +78,13 @@ class DiffusionSteps(Study):
     def fitted(self, ctx, seed: int) -> DDPM:
         """Seed ``seed``'s fitted sampler: loaded from the study folder when this run's codes, seed and spec
         made it, else fitted with the generator ``(diffusion-steps, seed, fit)`` (resumable) and saved there."""
-        key = (self.name, "fit", seed)
-        if key not in ctx.cache:
-            z, sampler = ctx.codes("train"), self.settings.diffusion()
-            fit = {k: v for k, v in sampler.get_params().items() if k not in DRAW_PARAMS}
-            tag = config_hash({**fit, "seed": ctx.seed, "fit_seed": seed, "codes": content_hash(z)})
-            folder = study_folder(ctx, self.name)
-            path, checkpoint = folder / f"ddpm-{tag}.pt", folder / f"ddpm-{tag}.fit.pt"
-            if path.is_file():
-                sampler = DDPM.load(path)
-            else:
-                folder.mkdir(parents=True, exist_ok=True)
-                sampler.fit(z, generator=ctx.generator(self.name, seed, "fit"), checkpoint=checkpoint)
-                sampler.save(path)
-                checkpoint.unlink(missing_ok=True)
-            ctx.cache[key] = sampler
-        return ctx.cache[key]
+        sampler = self.settings.diffusion()
+        settings = {k: v for k, v in sampler.get_params().items() if k not in DRAW_PARAMS}
+
+        def fit(z, checkpoint) -> DDPM:
+            return sampler.fit(z, generator=ctx.generator(self.name, seed, "fit"), checkpoint=checkpoint)
+
+        return saved_fit(ctx, self.name, "ddpm", {**settings, "fit_seed": seed}, DDPM, fit)
 
     def run_cell(self, ctx, cell: dict[str, Any]) -> dict[str, float]:
         sampler = self.fitted(ctx, cell["seed"])

@@ -19,10 +19,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
 
 from latentatlas.config import build_section, apply_overrides, read_yaml
-from latentatlas.fileio import atomic_path, locked, read_json, remove_stale_temporaries, write_json, write_text
+from latentatlas.fileio import (atomic_path, content_hash, locked, read_json, remove_stale_temporaries, write_json,
+                                write_text)
 from latentatlas.runs.figures import config_hash
 from latentatlas.runs.tables import Table, render
 from latentatlas.studies.base import STUDIES, Study, StudyContext, StudySettings
@@ -63,6 +66,27 @@ def load_settings(name: str, config: str | Path | None = None, overrides: Sequen
 
 def study_folder(ctx: StudyContext, name: str) -> Path:
     return ctx.folder / "studies" / name
+
+
+def saved_fit(ctx: StudyContext, study: str, label: str, settings: dict[str, Any], sampler_class,
+              fit: Callable[[torch.Tensor, Path], Any]):
+    """A sampler a study fits once on the run's training codes, kept in ``ctx.cache`` and saved in the study
+    folder as ``LABEL-TAG.pt``, TAG a hash of ``settings``, the run's seed and the codes: loaded from there
+    when the same ones made it (a resumed study draws from the same fit), else ``fit(codes, checkpoint)``
+    (``checkpoint``: a path the fit may resume from, removed once the sampler is saved)."""
+    key = (study, label, config_hash(settings))
+    if key not in ctx.cache:
+        z = ctx.codes("train")
+        tag = config_hash({**settings, "seed": ctx.seed, "codes": content_hash(z)})
+        path, checkpoint = (study_folder(ctx, study) / f"{label}-{tag}{suffix}" for suffix in (".pt", ".fit.pt"))
+        if path.is_file():
+            sampler = sampler_class.load(path)
+        else:
+            sampler = fit(z, checkpoint)
+            sampler.save(path)
+            checkpoint.unlink(missing_ok=True)
+        ctx.cache[key] = sampler
+    return ctx.cache[key]
 
 
 def run_study(name: str, contexts: Sequence[StudyContext], settings: StudySettings | None = None, *,
