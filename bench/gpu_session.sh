@@ -10,7 +10,8 @@
 # start after DEADLINE seconds (default 500) and cut there: the CUDA tests (every family at fp32/bf16/fp16,
 # every sampler, PRDC, the Fréchet distance, the whole chain); training throughput, train() vs a plain loop
 # (faces: configs/celeba64-betavae.yaml on 8,000 random 64x64 images, the data folder does not travel and
-# speed does not depend on the pixels; the default MNIST VAE); every sampler's fit and draw; the GMM's whole
+# speed does not depend on the pixels; the default MNIST VAE; the MNIST DCGAN; a face run 10x as long, where
+# the trainer's fixed cost is spread thinner); every sampler's fit and draw; the GMM's whole
 # fit against scikit-learn (on that machine's CPU); KDE; the Fréchet distance against pytorch-fid's sqrtm;
 # PRDC against the prdc package; fp16 throughput; scikit-learn once at N=60,000, d=64, k=100.
 # Everything is printed and kept in $OUT/gpu_session.log.  ONLY='tests|face throughput fp32' runs only the
@@ -61,6 +62,10 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision 
     section "tests on $DEVICE" 30 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py \
         tests/training/test_precision.py tests/metrics/test_frechet.py tests/latent/samplers/test_grid.py
     throughput fp32
+    section "GAN throughput fp32" 40 python3 bench/gan_throughput.py --mnist synthetic --device "$DEVICE" \
+        --steps "$((2 * STEPS))" --repeats "$REPEATS"
+    section "long face run fp32" 60 python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" \
+        --precision fp32 --steps "$((10 * STEPS))" --repeats 3
     throughput bf16
     section "samplers" 120 python3 bench/samplers_fit.py --device "$DEVICE" --repeats "$REPEATS" $SAMPLERS \
         ${SAMPLER_SPECS:+--specs $SAMPLER_SPECS}
