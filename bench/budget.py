@@ -62,14 +62,16 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]], *, header
 def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int, precision: str = "fp32",
                               device: str = "cpu") -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches of ``batch`` (set-up and checkpoints
-    included) at ``train.precision`` on ``device``, into a temporary run folder."""
+    included; as many epochs as those batches need, so more than one checkpoint when ``steps`` outruns an
+    epoch) at ``train.precision`` on ``device``, into a temporary run folder."""
     import tempfile
 
     from latentatlas.config import TrainConfig
     from latentatlas.training import train
 
-    train_cfg = TrainConfig(epochs=1, batch_size=batch, lr=lr, max_steps=steps, progress=False, patience=None,
-                            device=device, precision=precision)
+    epochs = -(-steps * batch // len(data.part("train")))   # enough epochs for ``steps`` batches
+    train_cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, max_steps=steps, progress=False,
+                            patience=None, device=device, precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         train(model, data, train_cfg, tmp, seed=0)

@@ -5,13 +5,17 @@ Times ``train()`` of a config's model at ``max_steps`` 1 and ``1 + --steps`` (on
 rows), alternating ``--repeats`` times (timing.alternate); the fixed cost is T(1) - (T(1 + steps) - T(1)) /
 steps, from the medians.  On a GPU, where a step takes milliseconds, this is what separates ``train()`` from a
 plain loop in a short run (bench/face_throughput.py); on the CPU it is small beside the steps.  Then the time
-of one checkpoint write of that model with its Adam state.
+of one checkpoint write of that model with its Adam state, and what the epoch-end writes cost a run of
+``--epochs`` short epochs of ``--epoch-steps`` steps when they are written on the trainer's background thread
+(the default) and when written in line (``BackgroundWrites.submit`` replaced by a plain call, as before).
     python bench/trainer_fixed_cost.py [--config configs/celeba64-betavae.yaml] [--device cuda] [--repeats 5]
+        [--epochs 8] [--epoch-steps 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 from pathlib import Path
@@ -28,6 +32,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "celeba64-betavae.yaml"))
     parser.add_argument("--shape", default="3,64,64", help="C,H,W of the config's images (3,64,64: faces)")
     parser.add_argument("--steps", type=positive_int, default=40, help="steps of the longer run, beyond the first")
+    parser.add_argument("--epochs", type=positive_int, default=8, help="epochs of the write comparison")
+    parser.add_argument("--epoch-steps", type=positive_int, default=10, help="steps an epoch in that comparison")
     add_repeats(parser)
     add_device(parser)
     args = parser.parse_args()
@@ -40,11 +46,12 @@ def main() -> None:
     batch = cfg.train.batch_size
     data = synthetic_images(max(batch * (args.steps + 1), 2000), shape)
 
-    def run(steps: int) -> Timed:
-        train_cfg = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, progress=False, patience=None,
+    def run(steps: int, epochs: int = 1, data=data, inline: bool = False) -> Timed:
+        train_cfg = TrainConfig(epochs=epochs, batch_size=batch, max_steps=steps, progress=False, patience=None,
                                 device=args.device)
+
         def once() -> None:
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, writes_in_line(inline):
                 train(config_model(args.config, shape)[0], data, train_cfg, tmp, seed=0)
                 assert file_identity(Path(tmp) / "checkpoints" / "best.pt") is not None
         return Timed(once)
@@ -71,6 +78,29 @@ def main() -> None:
         print(f"one checkpoint write ({sum(p.numel() for p in model.parameters()):,} parameters and their Adam "
               f"state, {path.stat().st_size / 2**20:.1f} MiB, fsynced): median {1000 * statistics.median(times):.0f} "
               f"ms (min {1000 * min(times):.0f}, max {1000 * max(times):.0f})")
+
+    epochs, steps = args.epochs, args.epochs * args.epoch_steps
+    short_epochs = synthetic_images(batch * args.epoch_steps, shape)
+    print(f"\nthe epoch-end writes of {epochs} epochs of {args.epoch_steps} steps:")
+    background, in_line = "train(), writes in the background", "train(), writes in line"
+    medians = alternate({background: run(steps, epochs, short_epochs), in_line: run(steps, epochs, short_epochs, True)},
+                        args.repeats, baseline=in_line)
+    print(f"saved by the background writes: {1000 * (medians[in_line] - medians[background]) / epochs:.0f} ms an epoch "
+          f"({100 * (1 - medians[background] / medians[in_line]):.1f} % of the run)")
+
+
+@contextlib.contextmanager
+def writes_in_line(inline: bool):
+    """Within it, with ``inline``, the trainer writes each checkpoint before the next epoch starts."""
+    from latentatlas.training.checkpoint import BackgroundWrites
+
+    submit = BackgroundWrites.submit
+    if inline:
+        BackgroundWrites.submit = lambda self, write: write()
+    try:
+        yield
+    finally:
+        BackgroundWrites.submit = submit
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Learning-rate schedules (``train.lr_schedule``): the factor on every phase's configured learning rate at
+"""Each phase's Adam and the learning-rate schedules (``train.lr_schedule``): the factor on every phase's configured learning rate at
 each batch, a pure function of the batch count, so a resumed or data-parallel run needs no scheduler state
 (the count is in every checkpoint and the same on every rank).
 
@@ -17,6 +17,13 @@ from typing import Any
 import torch
 
 from latentatlas.config import LR_SCHEDULES, TrainConfig
+
+
+def phase_adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
+    """The phase's Adam: its own lr / betas / weight decay where set, the run's otherwise."""
+    opt = phase.optim
+    return torch.optim.Adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
+                            weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:

@@ -2,7 +2,8 @@
 own Adam optimizer and settings (:class:`~latentatlas.models.base.Phase`).
 
 Run folder: ``checkpoints/last.pt`` after every epoch, ``checkpoints/best.pt`` when the model's selection
-score improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch::
+score improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch, written on a
+background thread while the next epoch trains (:class:`~latentatlas.training.checkpoint.BackgroundWrites`)::
 
     {"epoch": 1, "step": 40, "seconds": 2.1, "train_loss": ..., "train_recon": ..., "val_loss": ...,
      "val_recon": ..., "lr": ..., "best_val_loss": ..., <keys returned by callbacks>}
@@ -45,7 +46,7 @@ from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.precision import Precision
 from latentatlas.training.progress import epoch_progress
-from latentatlas.training.schedule import LrSchedule, planned_batches
+from latentatlas.training.schedule import LrSchedule, phase_adam, planned_batches
 from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, StepHealth, TrainingDiverged,
                                        TrainingInterrupted, TrainResult, TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
@@ -79,7 +80,7 @@ class _Trainer:
         self.model = model.to(self.device)
         self.train_part, self.val_part = device_parts(data, model, self.device)
         self.phases = model.phases()
-        self.optimizers = {p.name: _adam(p, cfg) for p in self.phases}
+        self.optimizers = {p.name: phase_adam(p, cfg) for p in self.phases}
         self.precision = Precision(cfg.precision, self.device, self.optimizers)
         self.schedule = LrSchedule(cfg.lr_schedule, self.optimizers)
         self.round = max(p.repeat for p in self.phases)
@@ -99,6 +100,7 @@ class _Trainer:
         self.best_path = self.run_dir / "checkpoints" / "best.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.written: tuple[Path, int] | None = None   # the last checkpoint this training wrote or restored
+        self.writes = ckpt_io.BackgroundWrites()
         self.health = StepHealth(LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error), model.divergence,
                                  HEALTH_EVERY.get(self.device.type, 32))
         self.ctrl_c = CtrlC()
@@ -141,31 +143,35 @@ class _Trainer:
         log.info("resumed %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
 
     def save(self, improved: bool) -> None:
-        """last.pt (and best.pt when improved), then the epoch's metrics.jsonl line; non-finite weights are
-        never written."""
+        """last.pt (and best.pt when improved), then the epoch's metrics.jsonl line, written from a snapshot on
+        a background thread while the next epoch trains (the previous epoch's write finished first: one in
+        flight); non-finite weights are never written."""
+        self.writes.wait()
         try:
             check_finite(f"the model after epoch {self.state.epoch}", self.model.state_dict())
         except ValueError as exc:
             raise TrainingDiverged(f"{exc}; {self._last_good()}. Lower the learning rate or check the data.") from None
         if not self.dist.is_main:
             return
-        payload = ckpt_io.model_payload(self.model)
-        payload.update(self.state.to_checkpoint())
-        payload["optimizers"] = {name: self.schedule.state_dict(name) for name in self.optimizers}
-        payload["generator_state"] = self.generator.get_state()
-        payload["grad_scalers"] = self.precision.state_dict()
-        payload["train_config"] = {**dataclasses.asdict(self.cfg), "precision": self.precision.name}   # as run
-        payload["seed"] = self.seed
+        payload = ckpt_io.snapshot({
+            **ckpt_io.model_payload(self.model), **self.state.to_checkpoint(),
+            "optimizers": {name: self.schedule.state_dict(name) for name in self.optimizers},
+            "generator_state": self.generator.get_state(), "grad_scalers": self.precision.state_dict(),
+            "train_config": {**dataclasses.asdict(self.cfg), "precision": self.precision.name}, "seed": self.seed})
+        self.writes.submit(lambda: self._write(payload, improved))
+
+    def _write(self, payload: dict[str, Any], improved: bool) -> None:
+        """Publish ``payload`` as last.pt (and best.pt), then append its epoch's metrics line."""
         published = file_identity(self.last_path)
         try:
             ckpt_io.save_checkpoint(self.last_path, payload)
         finally:   # an interrupt can land after the rename (in the fsync): the new file is then in place
             if file_identity(self.last_path) != published:
-                self.written = (self.last_path, self.state.epoch)
+                self.written = (self.last_path, payload["epoch"])
         if improved:
             publish_copy(self.last_path, self.best_path)   # the same file: a hard link, no second write
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(self.state.history[-1]) + "\n")
+            f.write(json.dumps(payload["history"][-1]) + "\n")
 
     # --- one epoch ---------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -243,7 +249,8 @@ class _Trainer:
                                    "Lower the learning rate or check the data.")
 
     def _last_good(self) -> str:
-        """The last checkpoint this training wrote or restored, if it exists, in words."""
+        """The last checkpoint this training wrote or restored, if it exists, in words (writes ended)."""
+        self.writes.settle()
         if self.written is not None and self.written[0].is_file():
             return f"the last good checkpoint is {str(self.written[0])!r} (epoch {self.written[1]})"
         return "no checkpoint was written yet by this training"
@@ -343,6 +350,7 @@ class _Trainer:
             train_terms = self.train_epoch()
             val_terms = self.validate()
             self.end_epoch(train_terms, val_terms, time.perf_counter() - started)
+        self.writes.wait()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
@@ -355,13 +363,6 @@ class _Trainer:
                            history=list(self.state.history), device=str(self.device), precision=self.precision.name,
                            best_epoch=self.state.best_epoch, checkpoint=str(self.best_path),
                            train_seconds=self.state.train_seconds)
-
-
-def _adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
-    """The phase's Adam: its own lr / betas / weight decay where set, the run's otherwise."""
-    opt = phase.optim
-    return torch.optim.Adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
-                            weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
 
 
 def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str | Path, *, seed: int,
@@ -386,8 +387,10 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
         with trainer.ctrl_c:
             return trainer.run()
     except KeyboardInterrupt:
+        trainer.writes.settle()
         checkpoint = str(trainer.written[0]) if trainer.written and trainer.written[0].is_file() else None
         raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
                                   f"{trainer._last_good()}", checkpoint) from None
     finally:
+        trainer.writes.settle()   # no write outlives the call
         trainer.dist.close()
