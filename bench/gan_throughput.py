@@ -4,9 +4,10 @@ checkpointing, the EMA hook).
 
 Both train the model of configs/mnist-dcgan.yaml (its loss and R1 penalty, EMA, TTUR) on the same
 full-MNIST training images for ``--steps`` batches of 64, alternating ``--repeats`` times; the median
-images/s of each is printed with min and max.  Run it with the machine to itself.  ``--device`` sets where both train (networks, images and noise; the noise is drawn by a
-CPU generator and copied, as the trainer's is); ``--mnist synthetic`` times them on 54,000 random images
-where the data folder is absent (a lent GPU machine; speed does not depend on the pixels).  Usage:
+images/s of each is printed with min and max.  Run it with the machine to itself.  ``--device`` sets where
+both train (networks, images and noise; the noise is drawn by a CPU generator and copied, as the trainer's
+is); ``--mnist synthetic`` times them on 54,000 random images where the data folder is absent (a lent GPU
+machine; speed does not depend on the pixels).  Usage:
     python bench/gan_throughput.py [--steps 300] [--repeats 5] [--mnist ../shared/data/mnist | synthetic]
         [--device cuda]
 """

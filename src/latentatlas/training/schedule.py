@@ -1,6 +1,6 @@
-"""Each phase's Adam and the learning-rate schedules (``train.lr_schedule``): the factor on every phase's configured learning rate at
-each batch, a pure function of the batch count, so a resumed or data-parallel run needs no scheduler state
-(the count is in every checkpoint and the same on every rank).
+"""Each phase's Adam, and the learning-rate schedules (``train.lr_schedule``): the factor on every phase's
+configured learning rate at each batch, a pure function of the batch count, so a resumed or data-parallel run
+needs no scheduler state (the count is in every checkpoint and the same on every rank).
 
 - ``constant``: the configured rates throughout.
 - ``cosine``: a half cosine from the configured rate at the first batch to zero after the last planned one
