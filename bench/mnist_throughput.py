@@ -13,8 +13,9 @@ final test reconstruction error of the posterior means (Bernoulli NLL in nats pe
 pixel) and the training seconds each network took to first score at or below the plain VAE's final test
 NLL (quality per second).  ``--variant decoder_output=conv3x3`` adds the default network with that field
 changed (the default until 2026-12; repeatable); ``--variant precision=bf16`` the default network trained in
-mixed precision (autocast).  ``--precision`` and ``--device`` set the framework part's precision and device
-(trainer and loop alike); ``--mnist synthetic`` times it on random images where the data folder is absent.
+mixed precision (autocast).  ``--precision`` sets the framework part's precision (trainer and loop alike),
+``--device`` where both parts train; ``--mnist synthetic`` times the framework part on random images where the
+data folder is absent.
 
 Both parts alternate their contenders ``--repeats`` times (run r uses seed r) and print the medians with
 min and max.  Run it with the machine to itself.  Usage:
@@ -79,12 +80,14 @@ def plain(images: torch.Tensor, steps: int, batch: int, precision: str, device: 
 
 # -- network: the default network against a plain conv VAE, same loop, same epochs -----------------------
 @torch.no_grad()
-def test_error(encoder: nn.Module, decoder: nn.Module, images: torch.Tensor) -> tuple[float, float]:
-    """(Bernoulli NLL in nats per image, MSE per pixel) of decoding the posterior means of uint8 ``images``."""
+def test_error(encoder: nn.Module, decoder: nn.Module, images: torch.Tensor,
+               device: str = "cpu") -> tuple[float, float]:
+    """(Bernoulli NLL in nats per image, MSE per pixel) of decoding the posterior means of uint8 ``images``
+    (the networks on ``device``)."""
     encoder.eval(), decoder.eval()
     nll = mse = 0.0
     for first in range(0, images.shape[0], 1000):
-        x = images[first:first + 1000].float().div_(255)
+        x = images[first:first + 1000].to(device).float().div_(255)
         logits = decoder(encoder(x).chunk(2, dim=1)[0])
         nll += float(nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum"))
         mse += float((torch.sigmoid(logits) - x).pow(2).sum())
@@ -92,8 +95,9 @@ def test_error(encoder: nn.Module, decoder: nn.Module, images: torch.Tensor) -> 
 
 
 def train_network(name: str, seed: int, train_x: torch.Tensor, test_x: torch.Tensor, epochs: int, batch: int,
-                  lr: float, every: int) -> dict:
-    """Train one contender with budget.plain_vae_loop; its images/s, final test errors and their curve."""
+                  lr: float, every: int, device: str) -> dict:
+    """Train one contender with budget.plain_vae_loop on ``device``; its images/s, final test errors and their
+    curve."""
     precision = "fp32"
     if name == "plain conv VAE":
         encoder, decoder = plain_conv_vae(16, seed)
@@ -104,8 +108,8 @@ def train_network(name: str, seed: int, train_x: torch.Tensor, test_x: torch.Ten
         encoder, decoder = model.encoder, model.decoder
     curve: list[tuple[float, float, float]] = []     # (training seconds so far, test NLL, test MSE)
     seconds = plain_vae_loop(encoder, decoder, train_x, batch=batch, lr=lr, epochs=epochs, seed=seed,
-                             every=every, precision=precision, after=lambda step, spent: curve.append(
-                                 (spent, *test_error(encoder, decoder, test_x))))
+                             every=every, precision=precision, device=device, after=lambda step, spent: curve.append(
+                                 (spent, *test_error(encoder, decoder, test_x, device))))
     return {"images/s": epochs * train_x.shape[0] / seconds, "nll": curve[-1][1], "mse": curve[-1][2],
             "curve": curve}
 
@@ -116,11 +120,11 @@ def seconds_to(curve: list[tuple[float, float, float]], target: float) -> float 
 
 
 def compare_networks(names: list[str], train_x, test_x, epochs: int, batch: int, lr: float, every: int,
-                     repeats: int) -> None:
+                     repeats: int, device: str) -> None:
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names:
-            runs[name].append(train_network(name, r, train_x, test_x, epochs, batch, lr, every))
+            runs[name].append(train_network(name, r, train_x, test_x, epochs, batch, lr, every, device))
         target = runs["plain conv VAE"][-1]["nll"]
         print(f"run {r + 1} (seed {r}): " + "; ".join(
             f"{name} {v[-1]['images/s']:.0f} images/s, test NLL {v[-1]['nll']:.2f}, reaches {target:.2f} at "
@@ -204,7 +208,7 @@ def main() -> None:
               f"(untimed; 's to the plain NLL' is the first scoring at or below the plain VAE's final one); "
               f"median (min, max)")
         compare_networks(names, train_part.images, test_x, args.epochs, args.batch, cfg.train.lr, args.score_every,
-                         args.repeats)
+                         args.repeats, args.device)
 
 
 if __name__ == "__main__":
