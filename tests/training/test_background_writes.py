@@ -26,7 +26,7 @@ def test_a_snapshot_does_not_change_with_the_tensors_it_copied():
     assert copy["model"] is not state["model"] and copy["optimizers"][0] is not state["optimizers"][0]
 
 
-def test_writes_run_one_at_a_time_in_order_and_their_errors_are_raised_by_the_next_wait(caplog):
+def test_writes_run_one_at_a_time_in_order_and_their_errors_are_raised_by_the_next_wait(tmp_path, caplog):
     writes, done, release = BackgroundWrites(), [], threading.Event()
 
     def first():
@@ -36,10 +36,10 @@ def test_writes_run_one_at_a_time_in_order_and_their_errors_are_raised_by_the_ne
     writes.submit(first)
     assert done == []            # submit returned while the write waits
     release.set()
-    writes.submit(lambda: done.append(2))   # starts after the first has finished
+    writes.submit(lambda: done.append(2 if done == [1] else "started before the first ended"))
     writes.wait()
     assert done == [1, 2]
-    writes.submit(lambda: open("/nonexistent-folder/x", "w"))
+    writes.submit(lambda: open(tmp_path / "no-such-folder" / "x", "w"))
     with pytest.raises(FileNotFoundError):
         writes.wait()
     writes.wait()                # the error is raised once
