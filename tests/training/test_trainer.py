@@ -269,3 +269,20 @@ def test_a_multi_phase_model_without_validation_keeps_its_latest_weights(tmp_pat
     no_val = data.subset(torch.nonzero(data.split != 1).flatten())
     result = train(_two_phase_ae(), no_val, tiny_train_config(epochs=2), tmp_path, seed=0)
     assert result.best_epoch == 2 and result.epochs_run == 2
+
+
+def test_epoch_means_weigh_each_term_by_the_rows_of_the_batches_where_it_ran():
+    from types import SimpleNamespace
+
+    from latentatlas.training.state import RowMeans
+
+    steps = [({"loss": 1.0, "d_real": 2.0}, 3), ({"loss": 4.0}, 1), ({"loss": 0.5, "d_real": -1.0}, 2),
+             ({"d_real": 7.0, "loss": 2.0}, 4)]   # a phase's terms come and go; their order may change
+    means = RowMeans()
+    for terms, rows in steps:
+        means.add({k: torch.tensor(v) for k, v in terms.items()}, rows)
+    got = means.reduce(SimpleNamespace(active=False, sum=lambda packed: packed), torch.device("cpu"))
+    for key in ("loss", "d_real"):
+        ran = [(terms[key], rows) for terms, rows in steps if key in terms]
+        assert got[key] == pytest.approx(sum(v * r for v, r in ran) / sum(r for _, r in ran), rel=1e-6)
+    assert set(got) == {"loss", "d_real"} and RowMeans().reduce(SimpleNamespace(active=False), None) == {}
