@@ -7,6 +7,7 @@ Trains the model of a config (default: the faces beta-VAE, configs/celeba64-beta
 The wrapping adds a CUDA wait at each method's ends, a few per epoch.  Checkpoint writes run on the trainer's
 background thread, so "writing" (the write's own time there) overlaps the batches and is not a part of the
 sum; "waiting for a write" is the time an epoch end (or the run's end) waited for the write before it.
+Then the parts of one such write, timed one by one.
     python bench/trainer_time_split.py [--device cuda] [--steps 1000] [--repeats 2] [--precision fp32]
 """
 
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from latentatlas.config import PRECISIONS
 from budget import config_model, plain_vae_loop, synthetic_images, warm_up
 from timing import add_device, add_repeats, positive_int, protocol, synchronize
@@ -84,6 +86,55 @@ def main() -> None:
                                precision=args.precision, device=args.device)
         print(f"run {repeat + 1}/{args.repeats}: train() {whole:.3f} s, plain loop {plain:.3f} s "
               f"({100 * (whole / plain - 1):+.1f} %); " + ", ".join(f"{k} {v:.3f} s" for k, v in totals.items()))
+    write_parts(model, args.device, args.repeats)
+
+
+def write_parts(model, device: str, repeats: int) -> None:
+    """The parts of one epoch-end checkpoint write of ``model`` (on ``device``) with an Adam state, each the
+    median of ``repeats`` timings: the copy to the CPU, the finite check, the content hash, serialising,
+    writing with fsync (what the trainer's save and its background write do, in their order)."""
+    import io
+    import os
+    import statistics
+
+    from latentatlas.fileio import content_hash
+    from latentatlas.training.checkpoint import model_payload, snapshot
+    from latentatlas.validate import check_finite
+
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters())
+    sum(p.sum() for p in model.parameters()).backward()
+    opt.step()
+    state: dict = {}
+
+    def copy() -> None:
+        state["payload"] = snapshot({**model_payload(model), "optimizers": {"main": opt.state_dict()}})
+
+    def serialise() -> None:
+        buffer = io.BytesIO()
+        torch.save(state["payload"], buffer)
+        state["bytes"] = buffer.getvalue()
+
+    def write(folder: str) -> None:
+        with open(os.path.join(folder, "last.pt"), "wb") as f:
+            f.write(state["bytes"])
+            f.flush()
+            os.fsync(f.fileno())
+
+    with tempfile.TemporaryDirectory() as folder:
+        parts = {"copy to the CPU": copy, "finite check": lambda: check_finite("m", model.state_dict()),
+                 "content hash": lambda: content_hash(state["payload"]), "serialise": serialise,
+                 "write and fsync": lambda: write(folder)}
+        times = {name: [] for name in parts}
+        for _ in range(repeats):
+            for name, part in parts.items():
+                synchronize()
+                start = time.perf_counter()
+                part()
+                synchronize()
+                times[name].append(time.perf_counter() - start)
+    print(f"one checkpoint write ({len(state['bytes']) / 2**20:.1f} MiB), median of {repeats}: "
+          + ", ".join(f"{name} {1000 * statistics.median(t):.1f} ms" for name, t in times.items()))
 
 
 if __name__ == "__main__":
