@@ -78,6 +78,21 @@ def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int,
         return steps * batch / (time.perf_counter() - start)
 
 
+def checkpoint_payload(model):
+    """(payload, optimizer): ``model``'s checkpoint payload with the state of an Adam that took one step, the
+    size of an epoch-end checkpoint (model and optimizer part) for timing a write; the payload's optimizer
+    state is the optimizer's own (copy it to freeze it)."""
+    import torch
+
+    from latentatlas.training.checkpoint import model_payload
+
+    opt = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    return {**model_payload(model), "optimizers": {"main": opt.state_dict()}}, opt
+
+
 def trainer_against_plain(ours, plain, repeats: int) -> dict[str, float]:
     """Alternate ``ours()`` and ``plain()`` (each returns images/s) ``repeats`` times through
     timing.alternate (every run, medians with min and max, load average), then the framework's cost;

@@ -20,8 +20,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import torch
-from budget import config_model, synthetic_images, warm_up
+from budget import checkpoint_payload, config_model, synthetic_images, warm_up
 from timing import Timed, add_device, add_repeats, alternate, positive_int, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,11 +66,7 @@ def main() -> None:
     print(f"per step {1000 * step:.1f} ms; fixed cost (set-up + epoch-end checkpoint) {medians[short] - step:.3f} s")
 
     from latentatlas.training import checkpoint as ckpt_io
-    opt = torch.optim.Adam(model.parameters())
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    opt.step()
-    payload = {**ckpt_io.model_payload(model), "optimizers": {"main": opt.state_dict()}}
+    payload, _ = checkpoint_payload(model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "last.pt"
         times = [Timed(lambda: ckpt_io.save_checkpoint(path, payload))() for _ in range(args.repeats)]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 from latentatlas.config import PRECISIONS
-from budget import config_model, plain_vae_loop, synthetic_images, warm_up
+from budget import (checkpoint_payload, config_model, plain_vae_loop, synthetic_images,
+                    trainer_images_per_second, warm_up)
 from timing import add_device, add_repeats, positive_int, protocol, synchronize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,7 @@ def main() -> None:
     add_device(parser)
     add_repeats(parser)
     args = parser.parse_args()
-    from latentatlas.config import TrainConfig
-    from latentatlas.training import checkpoint, train
+    from latentatlas.training import checkpoint
     from latentatlas.training import trainer as trainer_module
 
     totals: collections.Counter = collections.Counter()
@@ -71,15 +71,9 @@ def main() -> None:
     for repeat in range(args.repeats):
         totals.clear()
         model, cfg = config_model(args.config, (3, 64, 64))
-        train_cfg = TrainConfig(epochs=-(-args.steps * 64 // 8000), batch_size=64, lr=cfg.train.lr,
-                                max_steps=args.steps, progress=False, patience=None, device=args.device,
-                                precision=args.precision)
-        with tempfile.TemporaryDirectory() as tmp:
-            synchronize()
-            start = time.perf_counter()
-            train(model, data, train_cfg, tmp, seed=0)
-            synchronize()
-            whole = time.perf_counter() - start
+        synchronize()
+        whole = args.steps * 64 / trainer_images_per_second(model, data, lr=cfg.train.lr, steps=args.steps, batch=64,
+                                                            precision=args.precision, device=args.device)
         model, cfg = config_model(args.config, (3, 64, 64))
         plain = plain_vae_loop(model.encoder, model.decoder, data.images, batch=64, lr=cfg.train.lr,
                                steps=args.steps, beta=model.config.kl_weight, likelihood=model.config.likelihood,
@@ -101,10 +95,7 @@ def write_parts(model, device: str, repeats: int) -> None:
     from latentatlas.training.checkpoint import model_payload, snapshot
     from latentatlas.validate import check_finite
 
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters())
-    sum(p.sum() for p in model.parameters()).backward()
-    opt.step()
+    _, opt = checkpoint_payload(model.to(device))
     state: dict = {}
 
     def copy() -> None:
