@@ -60,10 +60,11 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]], *, header
 
 
 def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int, precision: str = "fp32",
-                              device: str = "cpu") -> float:
+                              device: str = "cpu", **settings) -> float:
     """images/s of ``latentatlas.training.train`` for ``steps`` batches of ``batch`` (set-up and checkpoints
     included; as many epochs as those batches need, so more than one checkpoint when ``steps`` outruns an
-    epoch) at ``train.precision`` on ``device``, into a temporary run folder."""
+    epoch) at ``train.precision`` on ``device``, into a temporary run folder; ``settings``: other train
+    settings (e.g. ``checkpoint_overhead``)."""
     import tempfile
 
     from latentatlas.config import TrainConfig
@@ -71,11 +72,21 @@ def trainer_images_per_second(model, data, *, lr: float, steps: int, batch: int,
 
     epochs = -(-steps * batch // len(data.part("train")))   # enough epochs for ``steps`` batches
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, max_steps=steps, progress=False,
-                            patience=None, device=device, precision=precision)
+                            patience=None, device=device, precision=precision, **settings)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         train(model, data, train_cfg, tmp, seed=0)
         return steps * batch / (time.perf_counter() - start)
+
+
+def overhead_setting(text: str) -> float | None:
+    """``--overhead``: a ``train.checkpoint_overhead`` (a share in (0, 1]) or ``none`` (every epoch)."""
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1] or none, got {text!r}")
+    return value
 
 
 def checkpoint_payload(model):

@@ -6,8 +6,9 @@ rows), alternating ``--repeats`` times (timing.alternate); the fixed cost is T(1
 steps, from the medians.  On a GPU, where a step takes milliseconds, this is what separates ``train()`` from a
 plain loop in a short run (bench/face_throughput.py); on the CPU it is small beside the steps.  Then the time
 of one checkpoint write of that model with its Adam state, and what the epoch-end writes cost a run of
-``--epochs`` short epochs of ``--epoch-steps`` steps when they are written on the trainer's background thread
-(the default) and when written in line (``BackgroundWrites.submit`` replaced by a plain call, as before).
+``--epochs`` short epochs of ``--epoch-steps`` steps when last.pt is written after every epoch
+(``train.checkpoint_overhead`` none) and at the default cadence, against the plain loop of
+budget.plain_vae_loop (no checkpoints) on the same images and steps.
     python bench/trainer_fixed_cost.py [--config configs/celeba64-betavae.yaml] [--device cuda] [--repeats 5]
         [--epochs 8] [--epoch-steps 10]
 """
@@ -15,12 +16,11 @@ of one checkpoint write of that model with its Adam state, and what the epoch-en
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 from pathlib import Path
 
-from budget import checkpoint_payload, config_model, synthetic_images, warm_up
+from budget import checkpoint_payload, config_model, plain_vae_loop, synthetic_images, warm_up
 from timing import Timed, add_device, add_repeats, alternate, positive_int, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +45,12 @@ def main() -> None:
     batch = cfg.train.batch_size
     data = synthetic_images(max(batch * (args.steps + 1), 2000), shape)
 
-    def run(steps: int, epochs: int = 1, data=data, inline: bool = False) -> Timed:
+    def run(steps: int, epochs: int = 1, data=data, overhead=TrainConfig.checkpoint_overhead) -> Timed:
         train_cfg = TrainConfig(epochs=epochs, batch_size=batch, max_steps=steps, progress=False, patience=None,
-                                device=args.device)
+                                device=args.device, precision="fp32", checkpoint_overhead=overhead)
 
         def once() -> None:
-            with tempfile.TemporaryDirectory() as tmp, writes_in_line(inline):
+            with tempfile.TemporaryDirectory() as tmp:
                 train(config_model(args.config, shape)[0], data, train_cfg, tmp, seed=0)
                 assert file_identity(Path(tmp) / "checkpoints" / "best.pt") is not None
         return Timed(once)
@@ -77,25 +77,17 @@ def main() -> None:
     epochs, steps = args.epochs, args.epochs * args.epoch_steps
     short_epochs = synthetic_images(batch * args.epoch_steps, shape)
     print(f"\nthe epoch-end writes of {epochs} epochs of {args.epoch_steps} steps:")
-    background, in_line = "train(), writes in the background", "train(), writes in line"
-    medians = alternate({background: run(steps, epochs, short_epochs), in_line: run(steps, epochs, short_epochs, True)},
-                        args.repeats, baseline=in_line)
-    print(f"saved by the background writes: {1000 * (medians[in_line] - medians[background]) / epochs:.0f} ms an epoch "
-          f"({100 * (1 - medians[background] / medians[in_line]):.1f} % of the run)")
+    every, cadence = "train(), last.pt every epoch", f"train(), checkpoint_overhead {TrainConfig.checkpoint_overhead}"
+    plain = "plain loop, no checkpoints"
 
-
-@contextlib.contextmanager
-def writes_in_line(inline: bool):
-    """Within it, with ``inline``, the trainer writes each checkpoint before the next epoch starts."""
-    from latentatlas.training.checkpoint import BackgroundWrites
-
-    submit = BackgroundWrites.submit
-    if inline:
-        BackgroundWrites.submit = lambda self, write: write()
-    try:
-        yield
-    finally:
-        BackgroundWrites.submit = submit
+    def plain_loop() -> None:
+        fresh = config_model(args.config, shape)[0]
+        plain_vae_loop(fresh.encoder, fresh.decoder, short_epochs.images, batch=batch, lr=cfg.train.lr, steps=steps,
+                       beta=fresh.config.kl_weight, likelihood=fresh.config.likelihood, device=args.device)
+    medians = alternate({every: run(steps, epochs, short_epochs, None), cadence: run(steps, epochs, short_epochs),
+                         plain: Timed(plain_loop)}, args.repeats, baseline=plain)
+    for name in (every, cadence):
+        print(f"{name}: {100 * (medians[name] / medians[plain] - 1):+.1f} % over the plain loop")
 
 
 if __name__ == "__main__":

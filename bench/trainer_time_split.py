@@ -4,11 +4,12 @@ its checkpoint writes, each summed over a run (the trainer's methods wrapped wit
 Trains the model of a config (default: the faces beta-VAE, configs/celeba64-betavae.yaml) on 8,000 random
 64x64 images (speed does not depend on the pixels) in batches of 64 for ``--steps`` steps (several epochs of
 125 steps), then the same network in budget.plain_vae_loop for as many steps, ``--repeats`` times in turn.
-The wrapping adds a CUDA wait at each method's ends, a few per epoch.  Checkpoint writes run on the trainer's
-background thread, so "writing" (the write's own time there) overlaps the batches and is not a part of the
-sum; "waiting for a write" is the time an epoch end (or the run's end) waited for the write before it.
+The wrapping adds a CUDA wait at each method's ends, a few per epoch.  "checkpoint writes" is the part of the
+epoch ends (and of the run's end) that wrote last.pt and best.pt, as often as ``train.checkpoint_overhead``
+lets them (``--overhead none``: after every epoch).
 Then the parts of one such write, timed one by one.
     python bench/trainer_time_split.py [--device cuda] [--steps 1000] [--repeats 2] [--precision fp32]
+        [--overhead none]
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-from latentatlas.config import PRECISIONS
-from budget import (checkpoint_payload, config_model, plain_vae_loop, synthetic_images,
+from latentatlas.config import PRECISIONS, TrainConfig
+from budget import (checkpoint_payload, config_model, overhead_setting, plain_vae_loop, synthetic_images,
                     trainer_images_per_second, warm_up)
 from timing import add_device, add_repeats, positive_int, protocol, synchronize
 
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--steps", type=positive_int, default=1000)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="of both loops (default fp32; train.precision's auto would pick bf16 where it pays)")
+    parser.add_argument("--overhead", type=overhead_setting, default=TrainConfig.checkpoint_overhead,
+                        help="train.checkpoint_overhead (default: its default; none: last.pt after every epoch)")
     add_device(parser)
     add_repeats(parser)
     args = parser.parse_args()
@@ -59,21 +62,21 @@ def main() -> None:
 
     totals: collections.Counter = collections.Counter()
     trainer = trainer_module._Trainer
-    for name, label in [("train_epoch", "epochs' batches"), ("end_epoch", "epoch ends"),
-                        ("wait", "waiting for a write")]:
-        clocked(totals, checkpoint.BackgroundWrites if name == "wait" else trainer, name, label)
-    clocked(totals, trainer, "_write", "writing (background)", cuda_wait=False)
+    for name, label in [("train_epoch", "epochs' batches"), ("end_epoch", "epoch ends")]:
+        clocked(totals, trainer, name, label)
+    clocked(totals, checkpoint.TrainingCheckpoints, "write_unwritten", "checkpoint writes", cuda_wait=False)
     data = synthetic_images(8000, (3, 64, 64))
     protocol("train()'s time, split, beside a plain loop", {"config": Path(args.config).name, "batch": 64,
              "data": "8000 random 64x64 images", "steps": args.steps, "device": args.device,
-             "precision": args.precision}, ("torch",))
+             "precision": args.precision, "train.checkpoint_overhead": args.overhead}, ("torch",))
     warm_up()
     for repeat in range(args.repeats):
         totals.clear()
         model, cfg = config_model(args.config, (3, 64, 64))
         synchronize()
         whole = args.steps * 64 / trainer_images_per_second(model, data, lr=cfg.train.lr, steps=args.steps, batch=64,
-                                                            precision=args.precision, device=args.device)
+                                                            precision=args.precision, device=args.device,
+                                                            checkpoint_overhead=args.overhead)
         model, cfg = config_model(args.config, (3, 64, 64))
         plain = plain_vae_loop(model.encoder, model.decoder, data.images, batch=64, lr=cfg.train.lr,
                                steps=args.steps, beta=model.config.kl_weight, likelihood=model.config.likelihood,

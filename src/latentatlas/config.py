@@ -71,6 +71,11 @@ class TrainConfig:
     loss_growth_limit: float | None = field(default=1000.0, metadata=rule(low=1, strict=True))  # warn when a
     #                                   phase's batch loss exceeds this many times its first one (None: never)
     loss_growth_error: bool = False     # stop with an error instead of a warning when the loss grows so
+    checkpoint_overhead: float | None = field(default=0.02, metadata=rule(low=0, high=1, strict=True))  # the
+    #                                   most of the time that writing last.pt may take: when an epoch is shorter
+    #                                   than a write / this share (a small data set on a fast GPU), last.pt is
+    #                                   written after the first epoch that ends that long after the last write,
+    #                                   and always at the end, on Ctrl-C and on an error (None: every epoch)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """One training loop for every family: each batch steps the model's phases in turn, each phase with its
 own Adam optimizer and settings (:class:`~latentatlas.models.base.Phase`).
 
-Run folder: ``checkpoints/last.pt`` after every epoch, ``checkpoints/best.pt`` when the model's selection
-score improves (the run's chosen weights), and ``metrics.jsonl`` with one line per epoch, written on a
-background thread while the next epoch trains (:class:`~latentatlas.training.checkpoint.BackgroundWrites`)::
+Run folder: ``checkpoints/last.pt`` with the latest epoch's state, ``checkpoints/best.pt`` with the state of
+the epoch whose selection score was best (the run's chosen weights), and ``metrics.jsonl`` with one line per
+epoch.  last.pt is written after every epoch unless writing it would take more than
+``train.checkpoint_overhead`` of the time (short epochs on a fast GPU:
+:class:`~latentatlas.training.checkpoint.WriteCadence`); the state of the latest epoch (and of the best) is
+then kept in memory and written when due, at the end, on Ctrl-C and on an error::
 
     {"epoch": 1, "step": 40, "seconds": 2.1, "train_loss": ..., "train_recon": ..., "val_loss": ...,
      "val_recon": ..., "lr": ..., "best_val_loss": ..., <keys returned by callbacks>}
@@ -36,7 +39,7 @@ from torch import nn
 
 from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset
-from latentatlas.fileio import file_identity, publish_copy, remove_stale_temporaries
+from latentatlas.fileio import remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
@@ -96,11 +99,8 @@ class _Trainer:
         self.state = TrainState()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.run_dir = Path(run_dir)
-        self.last_path = self.run_dir / "checkpoints" / "last.pt"
-        self.best_path = self.run_dir / "checkpoints" / "best.pt"
+        self.checkpoints = ckpt_io.TrainingCheckpoints(self.run_dir / "checkpoints", cfg.checkpoint_overhead)
         self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.written: tuple[Path, int] | None = None   # the last checkpoint this training wrote or restored
-        self.writes = ckpt_io.BackgroundWrites()
         self.health = StepHealth(LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error), model.divergence,
                                  HEALTH_EVERY.get(self.device.type, 32))
         self.ctrl_c = CtrlC()
@@ -108,7 +108,7 @@ class _Trainer:
     # --- state -------------------------------------------------------------------------------------------
     def start_fresh(self) -> None:
         if self.dist.is_main:
-            if self.last_path.exists():
+            if self.checkpoints.last_path.exists():
                 log.warning("%s: starting a fresh run; its checkpoints will be overwritten", self.run_dir)
             self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
             self.metrics_path.write_text("")
@@ -116,9 +116,10 @@ class _Trainer:
     def restore(self) -> None:
         """Continue from last.pt: weights, optimizers (with this config's settings), generator, counters,
         history and the best weights.  Settings the checkpoint fixes (the model, the seed) must not change."""
-        ckpt = ckpt_io.load_checkpoint(self.last_path, map_location=self.device)
-        self.written = (self.last_path, int(ckpt["epoch"]))
-        ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, self.last_path)
+        last_path, best_path = self.checkpoints.last_path, self.checkpoints.best_path
+        ckpt = ckpt_io.load_checkpoint(last_path, map_location=self.device)
+        self.checkpoints.written = (last_path, int(ckpt["epoch"]))
+        ckpt_io.check_fixed_settings(ckpt, self.model.config, self.seed, last_path)
         saved = {"precision": "fp32", "hflip": False, "lr_schedule": "constant",   # older checkpoints' values
                  **ckpt.get("train_config", {})}
         kept = ["batch_size", "hflip", "lr_schedule"]
@@ -136,42 +137,33 @@ class _Trainer:
             ckpt_io.load_optimizer(name, opt, ckpt["optimizers"][name])
         self.precision.load_state_dict(ckpt.get("grad_scalers", {}))
         self.generator.set_state(ckpt["generator_state"].cpu())
-        self.best_state = ckpt_io.best_weights(ckpt, self.last_path, self.best_path, repair=self.dist.is_main)
+        self.best_state = ckpt_io.best_weights(ckpt, last_path, best_path, repair=self.dist.is_main)
         if self.dist.is_main:
             lines = "".join(json.dumps(line) + "\n" for line in self.state.history)
             self.metrics_path.write_text(lines)
-        log.info("resumed %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
+        log.info("resumed %s at epoch %d, step %d", last_path, self.state.epoch, self.state.step)
 
     def save(self, improved: bool) -> None:
-        """last.pt (and best.pt when improved), then the epoch's metrics.jsonl line, written from a snapshot on
-        a background thread while the next epoch trains (the previous epoch's write finished first: one in
-        flight); non-finite weights are never written."""
-        self.writes.wait()
+        """Keep a snapshot of the epoch's checkpoint (the best weights too, when ``improved``), append its
+        metrics line, and write the checkpoints when the cadence says so; non-finite weights are never kept."""
         try:
             check_finite(f"the model after epoch {self.state.epoch}", self.model.state_dict())
         except ValueError as exc:
             raise TrainingDiverged(f"{exc}; {self._last_good()}. Lower the learning rate or check the data.") from None
         if not self.dist.is_main:
+            if improved:
+                self.best_state = ckpt_io.snapshot(self.model.state_dict())
             return
         payload = ckpt_io.snapshot({
             **ckpt_io.model_payload(self.model), **self.state.to_checkpoint(),
             "optimizers": {name: self.schedule.state_dict(name) for name in self.optimizers},
             "generator_state": self.generator.get_state(), "grad_scalers": self.precision.state_dict(),
             "train_config": {**dataclasses.asdict(self.cfg), "precision": self.precision.name}, "seed": self.seed})
-        self.writes.submit(lambda: self._write(payload, improved))
-
-    def _write(self, payload: dict[str, Any], improved: bool) -> None:
-        """Publish ``payload`` as last.pt (and best.pt), then append its epoch's metrics line."""
-        published = file_identity(self.last_path)
-        try:
-            ckpt_io.save_checkpoint(self.last_path, payload)
-        finally:   # an interrupt can land after the rename (in the fsync): the new file is then in place
-            if file_identity(self.last_path) != published:
-                self.written = (self.last_path, payload["epoch"])
         if improved:
-            publish_copy(self.last_path, self.best_path)   # the same file: a hard link, no second write
+            self.best_state = payload["model"]
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(payload["history"][-1]) + "\n")
+        self.checkpoints.keep(payload, improved)
 
     # --- one epoch ---------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -249,10 +241,11 @@ class _Trainer:
                                    "Lower the learning rate or check the data.")
 
     def _last_good(self) -> str:
-        """The last checkpoint this training wrote or restored, if it exists, in words (writes ended)."""
-        self.writes.settle()
-        if self.written is not None and self.written[0].is_file():
-            return f"the last good checkpoint is {str(self.written[0])!r} (epoch {self.written[1]})"
+        """The last checkpoint this training wrote or restored, in words (the finished epochs written first)."""
+        self.checkpoints.keep_progress()
+        written = self.checkpoints.last_written()
+        if written is not None:
+            return f"the last good checkpoint is {str(written[0])!r} (epoch {written[1]})"
         return "no checkpoint was written yet by this training"
 
     @torch.no_grad()
@@ -319,7 +312,6 @@ class _Trainer:
         if improved:
             state.best_score = score if score is not None else state.best_score
             state.best_epoch, state.bad_epochs = state.epoch, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         elif score is not None:
             state.bad_epochs += 1
         line[f"best_{self.metric}"] = state.best_score if math.isfinite(state.best_score) else None
@@ -350,7 +342,7 @@ class _Trainer:
             train_terms = self.train_epoch()
             val_terms = self.validate()
             self.end_epoch(train_terms, val_terms, time.perf_counter() - started)
-        self.writes.wait()
+        self.checkpoints.write_unwritten()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
@@ -361,7 +353,7 @@ class _Trainer:
         return TrainResult(epochs_run=self.state.epoch, steps=self.state.step, best_score=self.state.best_score,
                            selection_metric=self.metric, stopped_early=stopped_early, reason=reason,
                            history=list(self.state.history), device=str(self.device), precision=self.precision.name,
-                           best_epoch=self.state.best_epoch, checkpoint=str(self.best_path),
+                           best_epoch=self.state.best_epoch, checkpoint=str(self.checkpoints.best_path),
                            train_seconds=self.state.train_seconds)
 
 
@@ -379,7 +371,7 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
     trainer = _Trainer(model, data, cfg, Path(run_dir), seed, callbacks)
     try:
         if trainer.dist.is_main:
-            remove_stale_temporaries(trainer.last_path.parent)   # left by a killed process's checkpoint write
+            remove_stale_temporaries(trainer.checkpoints.folder)   # left by a killed process's checkpoint write
         if resume:
             trainer.restore()
         else:
@@ -387,10 +379,10 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
         with trainer.ctrl_c:
             return trainer.run()
     except KeyboardInterrupt:
-        trainer.writes.settle()
-        checkpoint = str(trainer.written[0]) if trainer.written and trainer.written[0].is_file() else None
+        trainer.checkpoints.keep_progress()
+        written = trainer.checkpoints.last_written()
         raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
-                                  f"{trainer._last_good()}", checkpoint) from None
+                                  f"{trainer._last_good()}", str(written[0]) if written else None) from None
     finally:
-        trainer.writes.settle()   # no write outlives the call
+        trainer.checkpoints.keep_progress()   # another error: the finished epochs are written all the same
         trainer.dist.close()
