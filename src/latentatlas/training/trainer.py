@@ -365,8 +365,8 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
     continues from last.pt.  ``callbacks``: objects with ``on_epoch_end(epoch, model) -> dict | None``
     (called on rank 0 after validation, model in eval mode); returned keys go into that epoch's metrics
     line and ``{'stop': True}`` ends training.  On return the model holds the best (best.pt) weights.
-    Raises :class:`TrainingDiverged` on a non-finite loss, leaving the last good checkpoint in place, and
-    :class:`TrainingInterrupted` on Ctrl-C (the current epoch is discarded, the last checkpoint kept).
+    Raises :class:`TrainingDiverged` on a non-finite loss, with the last good epoch written, and
+    :class:`TrainingInterrupted` on Ctrl-C (the current epoch is discarded, the finished ones written).
     """
     trainer = _Trainer(model, data, cfg, Path(run_dir), seed, callbacks)
     try:
