@@ -26,7 +26,7 @@ EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
 DESCRIPTION = ("Train generative models on images, then map, sample and score their latent spaces; one folder per "
                "run,\nexplained by its report.html.  Results go to stdout, logs and progress bars to stderr.")
 EPILOG = """start here:
-  latentatlas demo                          the whole chain on the embedded MNIST digits (a few minutes)
+  latentatlas demo                          the whole chain on the embedded MNIST digits (about a minute)
   latentatlas run CONFIG.yaml               train, encode, sample, evaluate and report (examples: configs/)
   latentatlas COMMAND --help                the options of one command
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train, encode, sample, evaluate and report in one go")
     _config_args(p)
     p.add_argument("--resume", action="store_true", help="continue training from last.pt, then the other stages")
-    p = sub.add_parser("demo", help="the whole chain on the embedded MNIST digits (a few minutes on a CPU)")
+    p = sub.add_parser("demo", help="the whole chain on the embedded MNIST digits (about a minute on a CPU)")
     p.add_argument("--runs-dir", default="runs", help="where the run folder goes (default: runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 

@@ -58,7 +58,8 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = field(default="auto", metadata=rule(choices=(*PRECISIONS, "auto")))  # mixed precision:
     #                                   bf16/fp16 autocast of the forward passes (weights stay float32); auto:
-    #                                   bf16 where the device has bfloat16 matrix units, else fp32
+    #                                   bf16 on a CPU with bfloat16 units, else fp32 (GPUs included: it trained
+    #                                   the shipped networks faster there)
     hflip: bool = False                 # mirror each training image left-right with probability 1/2 (faces,
     #                                   natural images; not digits or text)
     progress: bool = True

@@ -100,14 +100,12 @@ def test_resuming_in_another_precision_warns(tmp_path, caplog):
     assert "batch_size changed" not in caplog.text
 
 
-def test_auto_picks_bf16_only_where_the_device_has_bfloat16_units(monkeypatch):
+def test_auto_picks_bf16_only_on_a_cpu_with_bfloat16_units(monkeypatch):
     assert [resolve_precision(name, torch.device("cpu")) for name in PRECISIONS] == list(PRECISIONS)
     for units, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(precision_mod, "_cpu_has_bf16_units", lambda units=units: units)
         assert resolve_precision("auto", torch.device("cpu")) == expected
-    for capability, expected in (((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")):
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
-        assert resolve_precision("auto", torch.device("cuda:0")) == expected
+        assert resolve_precision("auto", torch.device("cuda:0")) == "fp32"   # measured faster on a GPU
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
 
 

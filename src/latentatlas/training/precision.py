@@ -4,16 +4,17 @@ With bf16 or fp16 each phase's forward pass and loss run under :func:`torch.auto
 convolutions in the 16-bit type, while weights, gradients and optimizer state stay float32 (the model's
 checkpoints are float32 whatever the setting).  Losses, posteriors and the VQ codebook's assignment are
 computed in float32 (:func:`latentatlas.models.base.full_precision`).  bf16 has float32's range and needs no
-loss scaling; it is meant for GPUs (not measured here yet) and pays on CPUs with bfloat16 dot-product units
-(Intel AMX, e.g. Sapphire Rapids; AVX512-BF16, e.g. AMD Zen 4).
+loss scaling; it pays on CPUs with bfloat16 dot-product units (Intel AMX, e.g. Sapphire Rapids; AVX512-BF16,
+e.g. AMD Zen 4), and on GPUs for networks large enough to keep one busy.
 fp16's range is narrow, so its steps go through a :class:`torch.amp.GradScaler` per phase, which skips a
 step whose gradients overflowed and adapts the scale; the scalers are saved in checkpoints so that a resumed
 run continues with the same scale.  A gradient penalty (WGAN-GP, R1) is taken inside the loss, unscaled:
 under fp16 prefer bf16 for those models.
-``auto`` resolves to bf16 on a device with bfloat16 units (a CUDA GPU of compute capability 8.0 or later; a
-CPU with Intel AMX or AVX512-BF16, where bf16 trained every MNIST family 1.02-2.0x as fast at the same quality
-in the benches, bench/RESULTS.md) and to fp32 elsewhere (a CPU without them emulates bfloat16, slower than
-float32); the run records what it chose.
+``auto`` resolves to bf16 on a CPU with bfloat16 units (Intel AMX or AVX512-BF16, where bf16 trained every
+MNIST family 1.02-2.0x as fast at the same quality in the benches, bench/RESULTS.md) and to fp32 elsewhere: a
+CPU without them emulates bfloat16, slower than float32, and on a GPU (an H200) bf16 autocast trained the
+shipped networks slower than fp32 (the face VAE 0.85x, the MNIST VAE 0.98x: at their sizes a step is kernel
+launches, and autocast's casts add some); the run records what it chose.
 """
 
 from __future__ import annotations
@@ -32,15 +33,10 @@ DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16)))   # the au
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``name``, or for "auto" the precision for ``device``: bf16 with bfloat16 units, else fp32."""
+    """``name``, or for "auto" the precision for ``device``: bf16 on a CPU with bfloat16 units, else fp32."""
     if name != "auto":
         return name
-    device = torch.device(device)
-    if device.type == "cuda":
-        native = torch.cuda.get_device_capability(device) >= (8, 0)   # Ampere and later
-    else:
-        native = device.type == "cpu" and _cpu_has_bf16_units()
-    return "bf16" if native else "fp32"
+    return "bf16" if torch.device(device).type == "cpu" and _cpu_has_bf16_units() else "fp32"
 
 
 def _cpu_has_bf16_units() -> bool:
