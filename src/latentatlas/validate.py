@@ -71,13 +71,23 @@ def check_folder_name(name: str, value: Any) -> None:
 
 def check_finite(name: str, values: Any) -> None:
     """Every floating tensor or array in ``values`` (one, or a mapping of them) is finite; the error names
-    the entry and counts the non-finite values."""
+    the entry and counts the non-finite values.  The tensors on one device are read together: one
+    synchronisation per device, not one per tensor (a model's state dict on a GPU)."""
     import numpy as np
     import torch
 
-    items = values.items() if isinstance(values, dict) else [("", values)]
+    items = list(values.items()) if isinstance(values, dict) else [("", values)]
+    tensors = [(key, value.detach()) for key, value in items
+               if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    on_device: dict[Any, list] = {}
+    for key, tensor in tensors:
+        on_device.setdefault(tensor.device, []).append((key, tensor))
+    flagged = set()
+    for group in on_device.values():
+        finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in group]).tolist()
+        flagged.update(key for (key, _), ok in zip(group, finite) if not ok)
     for key, value in items:
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
+        if key in flagged:
             bad = int((~torch.isfinite(value.detach())).sum())
         elif isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
             bad = int((~np.isfinite(value)).sum())
