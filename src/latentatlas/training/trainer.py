@@ -208,7 +208,7 @@ class _Trainer:
              progress: float) -> dict[str, torch.Tensor]:
         """The optimizer steps of the phases whose turn it is, on this rank's rows [lo, hi) of a global
         batch of n rows (a phase with repeat r runs on the last r batches of each round)."""
-        scale = (hi - lo) * self.dist.world / n
+        scale = (hi - lo) * self.dist.world / n   # 1 but for a DDP rank's uneven share (no kernel then)
         position = self.state.step % self.round
         out: dict[str, torch.Tensor] = {}
         with batch_shard(lo, hi, n):
@@ -221,7 +221,7 @@ class _Trainer:
                     total, terms = self.runner(x, y, i, self.generator, progress)
                 self.health.watch(phase.name, total, terms, self.state)
                 self._check_health()
-                self.precision.backward_step(total * scale, opt, phase.name)
+                self.precision.backward_step(total * scale if scale != 1 else total, opt, phase.name)
                 if phase.after_step is not None:
                     phase.after_step()
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}_"
