@@ -3,12 +3,12 @@ the training's own thread is busy in Python, as it is on a GPU whose small netwo
 kernels?  Python threads share one interpreter lock (the GIL), and a write takes it for its Python parts and
 at every return from the C code that releases it (hashing, writing each tensor).
 
-An "epoch" here is a fixed amount of work on the main thread (``--epoch-ms`` alone), of one of two kinds: a pure-Python loop (the
-GIL held throughout, the worst case) or a loop of small torch operations on a 64-element tensor (each
-operation releases the GIL inside torch, as kernel launches do).  Three ways, alternating ``--repeats`` times:
-the epoch alone; the epoch, then a checkpoint write in line (what the trainer does); the epoch while the
-write runs on a background thread, joined at its end (what the trainer did at stop 39).  The write is that
-of the face beta-VAE (configs/celeba64-betavae.yaml) with its Adam state, 24.9 MiB, through
+An "epoch" here is a fixed amount of work on the main thread (``--epoch-ms`` alone), of one of two kinds: a
+pure-Python loop (the GIL held throughout, the worst case) or a loop of small torch operations on a 64-element
+tensor (each operation releases the GIL inside torch, as kernel launches do). Three ways, alternating
+``--repeats`` times: the epoch alone; the epoch, then a checkpoint write in line (what the trainer does); the
+epoch while the write runs on a background thread, joined at its end (what the trainer did at stop 39). The
+write is that of the face beta-VAE (configs/celeba64-betavae.yaml) with its Adam state, 24.9 MiB, through
 ``checkpoint.save_checkpoint`` (content hash, torch.save, fsync, atomic rename).
     python bench/checkpoint_write_gil.py [--repeats 7] [--epoch-ms 600]
 """
@@ -58,39 +58,38 @@ def main() -> None:
 
     model, _ = config_model(str(ROOT / "configs" / "celeba64-betavae.yaml"), (3, 64, 64))
     payload = snapshot(checkpoint_payload(model)[0])
-    folder = Path(tempfile.mkdtemp())
-    epoch = args.epoch_ms / 1000
-
-    def write() -> None:
-        save_checkpoint(folder / "last.pt", payload)
-
     protocol("a checkpoint write in line against one on a background thread, beside GIL-bound work",
              {"checkpoint": "faces beta-VAE with Adam state, 24.9 MiB", "epoch": f"{args.epoch_ms} ms of work"},
              ("torch",))
     warm_up()
-    for name, work in (("Python loop", python_work), ("small torch ops", torch_work)):
-        n = calibrated(work, epoch)
+    with tempfile.TemporaryDirectory() as folder:
+        def write() -> None:
+            save_checkpoint(Path(folder) / "last.pt", payload)
 
-        def alone() -> None:
-            work(n)
+        for name, work in (("Python loop", python_work), ("small torch ops", torch_work)):
+            compare(name, work, write, args.epoch_ms / 1000, args.repeats)
 
-        def in_line() -> None:
-            work(n)
-            write()
 
-        def background() -> None:
-            writer = threading.Thread(target=write)
-            writer.start()
-            work(n)
-            writer.join()
+def compare(name: str, work, write, epoch: float, repeats: int) -> None:
+    """The epoch of ``work`` alone, then ``write()`` in line, and with ``write()`` on a thread during it."""
+    n = calibrated(work, epoch)
 
-        print(f"\nthe epoch's work: {name}")
-        runs = {"epoch alone": Timed(alone), "epoch, then the write in line": Timed(in_line),
-                "epoch with the write in the background": Timed(background)}
-        medians = alternate(runs, args.repeats, baseline="epoch alone")
-        base = medians["epoch alone"]
-        for way in ("epoch, then the write in line", "epoch with the write in the background"):
-            print(f"{name}: the write costs the epoch {1000 * (medians[way] - base):.0f} ms ({way})")
+    def in_line() -> None:
+        work(n)
+        write()
+
+    def background() -> None:
+        writer = threading.Thread(target=write)
+        writer.start()
+        work(n)
+        writer.join()
+
+    print(f"\nthe epoch's work: {name}")
+    ways = ("epoch, then the write in line", "epoch with the write in the background")
+    medians = alternate({"epoch alone": Timed(lambda: work(n)), ways[0]: Timed(in_line), ways[1]: Timed(background)},
+                        repeats, baseline="epoch alone")
+    for way in ways:
+        print(f"{name}: the write costs the epoch {1000 * (medians[way] - medians['epoch alone']):.0f} ms ({way})")
 
 
 if __name__ == "__main__":
