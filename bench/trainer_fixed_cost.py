@@ -46,8 +46,8 @@ def main() -> None:
     data = synthetic_images(max(batch * (args.steps + 1), 2000), shape)
 
     def run(steps: int, epochs: int = 1, data=data, overhead=TrainConfig.checkpoint_overhead) -> Timed:
-        train_cfg = TrainConfig(epochs=epochs, batch_size=batch, max_steps=steps, progress=False, patience=None,
-                                device=args.device, precision="fp32", checkpoint_overhead=overhead)
+        train_cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=cfg.train.lr, max_steps=steps, progress=False,
+                                patience=None, device=args.device, precision="fp32", checkpoint_overhead=overhead)
 
         def once() -> None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +57,8 @@ def main() -> None:
 
     protocol("train()'s fixed cost: set-up and the epoch-end checkpoint, apart from the steps",
              {"config": Path(args.config).name, "batch": batch, "data": f"{len(data)} random images",
-              "runs": f"max_steps 1 and {1 + args.steps}, one epoch each", "device": args.device}, ("torch",))
+              "runs": f"max_steps 1 and {1 + args.steps}, one epoch each", "device": args.device,
+              "precision": "fp32"}, ("torch",))
     warm_up()
     run(2)()
     short, long = "train(), 1 step", f"train(), {1 + args.steps} steps"
