@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["interpolate_stage", "discrete_interpolate_stage", "attributes_stage", "geometry_stage"]
 
+SHOWN_PAIRS = 8   # interpolation pairs drawn in the figures (4 of them in the one comparing methods)
+
 
 # ----------------------------------------------------------------------------------- interpolation
 def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: str = "slerp", seed: int = 0,
@@ -64,7 +66,7 @@ def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: st
     for name in interp.INTERPOLATORS.names():
         path = interp.interpolate(name, z0, z1, t)
         frames = ctx.decode(path.reshape(-1, path.shape[2])).reshape(n_pairs, steps, *x0.shape[1:])
-        frames_by[name] = frames
+        frames_by[name] = frames[:SHOWN_PAIRS]   # the figures' pairs: one method's frames in memory at a time
         realism = quality.path_realism(features, real_f, frames)
         cycle = quality.cycle_error(ctx.encode, ctx.decode, path)
         realism_curves[name] = list(zip(t.tolist(), realism.tolist()))
@@ -113,7 +115,7 @@ def discrete_interpolate_stage(target: Run | Session, *, n_pairs: int = 64, step
            "midpoint_fd": quality.frechet_distance(real_f, features(mids[:, 0].cpu())),
            "frechet_reconstruction": quality.frechet_distance(real_f, features(session.code_map.decode(
                session.code_map.encode(real)[0])))}
-    n_show = min(8, n_pairs)
+    n_show = min(SHOWN_PAIRS, n_pairs)
     strip = torch.cat([x0[:n_show, None].cpu(), frames[:n_show].cpu(), x1[:n_show, None].cpu()], dim=1)
     save_image_grid(run.figure_path("interp_strips.png"), strip.flatten(0, 1), nrow=strip.shape[1])
     run.update_metrics("interpolation", out)
@@ -123,7 +125,7 @@ def discrete_interpolate_stage(target: Run | Session, *, n_pairs: int = 64, step
 
 
 def _interpolation_figures(ctx, method, frames_by, x0, x1, t, realism_curves, cycle_curves, g) -> dict:
-    run, n_show = ctx.run, min(8, x0.shape[0])
+    run, n_show = ctx.run, min(SHOWN_PAIRS, x0.shape[0])
     frames = frames_by[method][:n_show]
     strip = torch.cat([x0[:n_show, None], frames, x1[:n_show, None]], dim=1)
     save_image_grid(run.figure_path("interp_strips.png"), strip.flatten(0, 1), nrow=strip.shape[1])
