@@ -112,3 +112,28 @@ def path_realism(features: Fn, real_features: torch.Tensor, frames: torch.Tensor
     radii = knn_radii(real_features, k, dtype=torch.float64)
     inside = inside_manifold(real_features, radii, features(frames.reshape(b * t, *frames.shape[2:])))
     return inside.reshape(b, t).double().mean(dim=0).cpu().numpy()
+
+
+@torch.no_grad()
+def path_scores(decode: Fn, encode: Fn, features: Fn, real_features: torch.Tensor, path: torch.Tensor,
+                x0: torch.Tensor, x1: torch.Tensor, *, chunk: int = 256,
+                keep: int = 8) -> tuple[dict[str, np.ndarray | float], torch.Tensor]:
+    """The scores of decoded paths (B, T, d) between images x0, x1 (B, C, H, W), ``chunk`` paths at a time
+    (memory bounded whatever B): ``realism`` and ``cycle`` per position (T,), the :func:`smoothness` keys and
+    ``endpoint_gap_mse``, each the mean over the paths that one call on all of them gives.
+    -> (scores, the frames (min(keep, B), T, C, H, W) of the first paths, for figures)."""
+    b, t = path.shape[:2]
+    sums: dict[str, np.ndarray] = {}
+    kept: list[torch.Tensor] = []
+    for start in range(0, b, chunk):
+        part = path[start:start + chunk]
+        frames = decode(part.reshape(-1, part.shape[2])).reshape(len(part), t, *x0.shape[1:])
+        if start < keep:
+            kept.append(frames[:keep - start].clone())   # a copy: the chunk's frames are freed
+        scores = {"realism": path_realism(features, real_features, frames),
+                  "cycle": cycle_error(encode, decode, part), **smoothness(frames),
+                  "endpoint_gap_mse": endpoint_gap(frames, x0[start:start + chunk], x1[start:start + chunk])}
+        for key, value in scores.items():
+            sums[key] = sums.get(key, 0.0) + len(part) * np.asarray(value, dtype=np.float64)
+    means = {key: value / b if value.ndim else float(value / b) for key, value in sums.items()}
+    return means, torch.cat(kept) if kept else path.new_zeros((0, t, *x0.shape[1:]))

@@ -65,19 +65,17 @@ def interpolate_stage(run: Run, *, n_pairs: int = 64, steps: int = 9, method: st
     realism_curves, cycle_curves = {}, {}
     for name in interp.INTERPOLATORS.names():
         path = interp.interpolate(name, z0, z1, t)
-        frames = ctx.decode(path.reshape(-1, path.shape[2])).reshape(n_pairs, steps, *x0.shape[1:])
-        frames_by[name] = frames[:SHOWN_PAIRS]   # the figures' pairs: one method's frames in memory at a time
-        realism = quality.path_realism(features, real_f, frames)
-        cycle = quality.cycle_error(ctx.encode, ctx.decode, path)
+        scores, frames_by[name] = quality.path_scores(ctx.decode, ctx.encode, features, real_f, path, x0, x1,
+                                                      keep=SHOWN_PAIRS)   # frames decoded a chunk of pairs at a time
+        realism, cycle, gap = scores.pop("realism"), scores.pop("cycle"), scores.pop("endpoint_gap_mse")
         realism_curves[name] = list(zip(t.tolist(), realism.tolist()))
         cycle_curves[name] = list(zip(t.tolist(), cycle.tolist()))
         fz0, fz1 = ctx.z[pairs[:, 0]], ctx.z[pairs[:, 1]]
         out[name] = {"midpoint_fd": quality.midpoint_frechet(ctx.decode, features, real_f, fz0, fz1,
                                                              interp.INTERPOLATORS.get(name)),
-                     **quality.smoothness(frames), "cycle_error_mean": float(cycle.mean()),
-                     "cycle_error_mid": float(cycle[steps // 2]), "realism_mean": float(realism.mean()),
-                     "realism_mid": float(realism[steps // 2]),
-                     "endpoint_gap_mse": quality.endpoint_gap(frames, x0, x1)}
+                     **scores, "cycle_error_mean": float(cycle.mean()), "cycle_error_mid": float(cycle[steps // 2]),
+                     "realism_mean": float(realism.mean()), "realism_mid": float(realism[steps // 2]),
+                     "endpoint_gap_mse": gap}
     captions = _interpolation_figures(ctx, method, frames_by, x0, x1, t, realism_curves, cycle_curves, g)
     if geodesic_pairs > 0:
         out["geodesic"], more = _geodesics(ctx, z0, z1, min(geodesic_pairs, n_pairs), steps, features, real_f,
