@@ -102,7 +102,7 @@ def write_parts(model, device: str, repeats: int) -> None:
     state: dict = {}
 
     def copy() -> None:
-        state["payload"] = snapshot({**model_payload(model), "optimizers": {"main": opt.state_dict()}})
+        state["payload"] = {**model_payload(model), **snapshot({"optimizers": {"main": opt.state_dict()}})}
 
     def serialise() -> None:
         buffer = io.BytesIO()

@@ -36,12 +36,12 @@ REQUIRED = ("format", "model", "model_config", "image_shape")
 
 
 def model_payload(model: nn.Module) -> dict[str, Any]:
-    """The model part of a checkpoint: format, state dict (on the CPU), config and image shape."""
+    """The model part of a checkpoint: format, state dict (a copy on the CPU: :func:`snapshot`), config and
+    image shape."""
     for attr in ("config", "image_shape"):
         if not hasattr(model, attr):
             raise TypeError(f"model: expected a latentatlas model with .{attr}, got {type(model).__name__}")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": FORMAT, "model": state, "model_config": dataclasses.asdict(model.config),
+    return {"format": FORMAT, "model": snapshot(model.state_dict()), "model_config": dataclasses.asdict(model.config),
             "image_shape": [int(v) for v in model.image_shape], "n_classes": getattr(model, "n_classes", None)}
 
 

@@ -154,11 +154,12 @@ class _Trainer:
             if improved:
                 self.best_state = ckpt_io.snapshot(self.model.state_dict())
             return
-        payload = ckpt_io.snapshot({
-            **ckpt_io.model_payload(self.model), **self.state.to_checkpoint(),
-            "optimizers": {name: self.schedule.state_dict(name) for name in self.optimizers},
+        optimizers = {name: self.schedule.state_dict(name) for name in self.optimizers}
+        training = ckpt_io.snapshot({   # the model part below is a copy already
+            **self.state.to_checkpoint(), "optimizers": optimizers,
             "generator_state": self.generator.get_state(), "grad_scalers": self.precision.state_dict(),
             "train_config": {**dataclasses.asdict(self.cfg), "precision": self.precision.name}, "seed": self.seed})
+        payload = {**ckpt_io.model_payload(self.model), **training}
         if improved:
             self.best_state = payload["model"]
         with open(self.metrics_path, "a") as f:
@@ -379,10 +380,10 @@ def train(model: nn.Module, data: ImageDataset, cfg: TrainConfig, run_dir: str |
         with trainer.ctrl_c:
             return trainer.run()
     except KeyboardInterrupt:
-        trainer.checkpoints.keep_progress()
+        last_good = trainer._last_good()   # the finished epochs written first
         written = trainer.checkpoints.last_written()
-        raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; "
-                                  f"{trainer._last_good()}", str(written[0]) if written else None) from None
+        raise TrainingInterrupted(f"training interrupted in epoch {trainer.state.epoch + 1}; {last_good}",
+                                  str(written[0]) if written else None) from None
     finally:
         trainer.checkpoints.keep_progress()   # another error: the finished epochs are written all the same
         trainer.dist.close()
