@@ -85,6 +85,8 @@ def test_a_config_file_that_is_not_valid_yaml(tmp_path, cli, text, words):
     ("train.device=cuda:63", ["train.device", "'cuda:63' requested"]),     # no folder for a missing GPU
     ("data.val_fraction=0.95", ["data.val_fraction + data.test_fraction: expected a sum below 1"]),
     ("data.test_fraction=1", ["data.test_fraction: expected a fraction in [0, 1), got 1"]),
+    ("train.checkpoint_overhead=0", ["train.checkpoint_overhead: expected a finite number in (0, 1] or None, got 0"]),
+    ("train.checkpoint_overhead=1.5", ["train.checkpoint_overhead", "(0, 1]", "got 1.5"]),
 ])
 def test_a_bad_override_is_one_line_naming_it(tmp_path, cli, override, words):
     config = write_config(tmp_path, ring_config(tmp_path / "runs"))
