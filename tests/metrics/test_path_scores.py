@@ -35,7 +35,7 @@ def test_the_endpoint_gap_is_the_mean_squared_error_of_both_ends():
 
 def test_scores_taken_a_chunk_of_paths_at_a_time_equal_those_of_all_paths_at_once():
     g = torch.Generator().manual_seed(0)
-    weight = torch.randn(3, 16, generator=g)
+    weight = torch.randn(3, 16, generator=g, dtype=torch.float64)   # float64: lstsq by chunk agrees on any CPU
 
     def decode(z):          # (n, 3) -> (n, 1, 4, 4) images in [0, 1]
         return torch.sigmoid(z @ weight).reshape(-1, 1, 4, 4)
@@ -43,16 +43,16 @@ def test_scores_taken_a_chunk_of_paths_at_a_time_equal_those_of_all_paths_at_onc
     def encode(x):          # an imperfect inverse: a cycle error of a tenth of the code
         return 0.9 * torch.linalg.lstsq(weight.T, torch.logit(x.reshape(-1, 16).clamp(1e-6, 1 - 1e-6)).T).solution.T
 
-    real = decode(torch.randn(200, 3, generator=g))
+    real = decode(torch.randn(200, 3, generator=g, dtype=torch.float64))
     features = quality.PixelPCAFeatures(real, k=4)
-    z0, z1 = torch.randn(2, 11, 3, generator=g)
-    path = z0[:, None] + torch.linspace(0, 1, 5)[None, :, None] * (z1 - z0)[:, None]
+    z0, z1 = torch.randn(2, 11, 3, generator=g, dtype=torch.float64)
+    path = z0[:, None] + torch.linspace(0, 1, 5, dtype=torch.float64)[None, :, None] * (z1 - z0)[:, None]
     x0, x1 = decode(z0) * 0.9, decode(z1) * 0.9
     whole, kept_whole = quality.path_scores(decode, encode, features, features(real), path, x0, x1, chunk=100)
     chunked, kept = quality.path_scores(decode, encode, features, features(real), path, x0, x1, chunk=3, keep=4)
     assert set(whole) == {"realism", "cycle", "step_cv", "max_step_ratio", "path_length", "endpoint_gap_mse"}
     for key, value in whole.items():
-        np.testing.assert_allclose(chunked[key], value, rtol=1e-6, err_msg=key)   # float32 decodes by chunk
+        np.testing.assert_allclose(chunked[key], value, rtol=1e-9, err_msg=key)
     frames = decode(path.reshape(-1, 3)).reshape(11, 5, 1, 4, 4)
     assert whole["step_cv"] == pytest.approx(quality.smoothness(frames)["step_cv"], rel=1e-12)
     np.testing.assert_allclose(whole["realism"], quality.path_realism(features, features(real), frames))
