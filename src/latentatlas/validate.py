@@ -77,11 +77,10 @@ def check_finite(name: str, values: Any) -> None:
     import torch
 
     items = list(values.items()) if isinstance(values, dict) else [("", values)]
-    tensors = [(key, value.detach()) for key, value in items
-               if isinstance(value, torch.Tensor) and value.is_floating_point()]
     on_device: dict[Any, list] = {}
-    for key, tensor in tensors:
-        on_device.setdefault(tensor.device, []).append((key, tensor))
+    for key, value in items:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            on_device.setdefault(value.device, []).append((key, value.detach()))
     flagged = set()
     for group in on_device.values():
         finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in group]).tolist()
