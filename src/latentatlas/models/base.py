@@ -201,8 +201,9 @@ class GenerativeModel(nn.Module):
         VQ-VAE's codebook usage; called by the trainer at every epoch end, on every rank."""
         return {}
 
-    def divergence(self, terms: dict[str, torch.Tensor]) -> str | None:
-        """A sentence naming the symptom when a training step's ``terms`` show divergence, else None."""
+    def divergence(self, terms: dict[str, float]) -> str | None:
+        """A sentence naming the symptom when a training phase step's logged ``terms`` (their values, without
+        the loss) show divergence, else None."""
         return None
 
     @property

@@ -206,10 +206,10 @@ class GAN(GenerativeModel):
                 Phase("generator", lambda: list(self.generator.parameters()), self.generator_loss,
                       Optim(lr=cfg.lr_generator, betas=self.betas), after_step=self.update_ema)]
 
-    def divergence(self, terms: dict[str, torch.Tensor]) -> str | None:
+    def divergence(self, terms: dict[str, float]) -> str | None:
         for key in ("real_score", "fake_score"):
-            if key in terms and abs(float(terms[key])) > EXPLODED:
-                return (f"the discriminator exploded (mean {key.replace('_', ' ')} {float(terms[key]):.3g}, "
+            if key in terms and abs(terms[key]) > EXPLODED:
+                return (f"the discriminator exploded (mean {key.replace('_', ' ')} {terms[key]:.3g}, "
                         f"beyond {EXPLODED:g})")
         return None
 

@@ -146,42 +146,49 @@ class LossGrowth:
         return None
 
 
-class StepHealth:
-    """The health of the training steps' losses: non-finite, a divergence the model names
-    (``divergence(terms) -> str | None``), or grown past the limit of :class:`LossGrowth`.
+class StepLog:
+    """The epoch's training steps: each phase step's loss and terms, kept as tensors (no kernel, no wait) and
+    read to the host together every ``every`` phase steps (one copy, so one wait on a GPU); there, in step
+    order, they are checked (a non-finite loss, a divergence the model names with ``divergence(terms) -> str |
+    None``, growth past the limit of :class:`LossGrowth`) and added to the epoch's row-weighted means.
 
-    Reading a loss on a GPU waits for all the work queued there, so checking every step would stall the
-    pipeline; the losses of ``every`` steps are read together instead (one wait), and a problem is still
-    reported at the step where it happened.  With ``every`` 1 (the CPU, where a read costs nothing) each
-    step is checked before its update."""
+    Reading a loss on a GPU waits for all the work queued there, so reading every step would stall the
+    pipeline; a problem is still reported at the step where it happened.  With ``every`` 1 (the CPU, where a
+    read costs nothing) each phase step is checked before its update."""
 
     def __init__(self, growth: LossGrowth, divergence, every: int) -> None:
         self.growth, self.divergence, self.every = growth, divergence, int(every)
-        self.pending: list[tuple[str, int, int, torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.means = RowMeans()
+        self.records: list[tuple[str, str, int, int]] = []   # (phase, prefix, epoch, step) of means.pending
 
-    def watch(self, phase: str, total: torch.Tensor, terms: dict[str, torch.Tensor], state: TrainState) -> None:
-        """Keep a step's loss (a scalar tensor) and terms to read later."""
-        self.pending.append((phase, state.epoch, state.step, total.detach(),
-                             {k: v.detach() for k, v in terms.items()}))
+    def watch(self, phase: str, prefix: str, total: torch.Tensor, terms: dict[str, torch.Tensor], rows: int,
+              state: TrainState) -> None:
+        """Keep a phase step's loss (a scalar tensor) and terms, logged as ``<prefix>loss`` and
+        ``<prefix><term>``, for ``rows`` rows of the batch."""
+        self.means.add({prefix + "loss": total, **{prefix + k: v for k, v in terms.items()}}, rows)
+        self.records.append((phase, prefix, state.epoch, state.step))
 
     @property
     def due(self) -> bool:
-        return len(self.pending) >= self.every
+        return len(self.records) >= self.every
 
     def read(self, state: TrainState, rank: int) -> str | None:
-        """Read the pending losses (one wait) in order -> the first problem, with where it happened, or None."""
-        pending, self.pending = self.pending, []
-        if not pending:
-            return None
-        values = torch.stack([total.float() for _, _, _, total, _ in pending]).tolist()
-        for (phase, epoch, step, _, terms), value in zip(pending, values):
-            where = f"at epoch {epoch + 1}, step {step + 1}"
+        """Read the pending steps (one wait) in order -> the first problem, with where it happened, or None."""
+        records, self.records = self.records, []
+        for (phase, prefix, epoch, step), values in zip(records, self.means.read()):
+            value, where = values[prefix + "loss"], f"at epoch {epoch + 1}, step {step + 1}"
             if not math.isfinite(value):
                 return f"non-finite {phase} loss ({value:.4g} on rank {rank}) {where}"
+            terms = {k[len(prefix):]: v for k, v in values.items() if k != prefix + "loss"}
             problem = self.divergence(terms) or self.growth.check(phase, value, state, where)
             if problem is not None:
                 return f"{problem} {where}"
         return None
+
+    def epoch_means(self, dist, device: torch.device) -> dict[str, float]:
+        """The epoch's means over every rank (read the pending steps first), and a fresh start for the next."""
+        means, self.means = self.means, RowMeans()
+        return means.reduce(dist, device)
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -210,25 +217,36 @@ def jsonable(value: Any) -> Any:
 
 
 class RowMeans:
-    """Row-weighted means of logged terms; each term counts only the batches where its phase ran."""
+    """Row-weighted means of logged scalar terms, each over the batches where it was logged.  ``add`` keeps a
+    batch's terms as tensors (no kernel); ``read`` takes the pending ones to the host in one copy (one wait on a
+    GPU) and adds them to float64 sums."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.rows: dict[str, float] = {}
+        self.pending: list[tuple[dict[str, torch.Tensor], int]] = []
+        self.sums: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
 
     def add(self, terms: dict[str, torch.Tensor], rows: int) -> None:
-        for key, value in terms.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float() * rows
-            self.rows[key] = self.rows.get(key, 0.0) + rows
+        self.pending.append(({k: v.detach() for k, v in terms.items()}, rows))
+
+    def read(self) -> list[dict[str, float]]:
+        """The pending batches' terms as numbers, batch by batch, after adding them to the sums."""
+        pending, self.pending = self.pending, []
+        flat = [v.float() for terms, _ in pending for v in terms.values()]
+        numbers = iter(torch.stack(flat).tolist() if flat else ())
+        batches = [{k: next(numbers) for k in terms} for terms, _ in pending]
+        for values, (_, rows) in zip(batches, pending):
+            for k, v in values.items():
+                self.sums[k] = self.sums.get(k, 0.0) + v * rows
+                self.rows[k] = self.rows.get(k, 0) + rows
+        return batches
 
     def reduce(self, dist, device: torch.device) -> dict[str, float]:
-        """Means over every rank (one all-reduce)."""
+        """Means over every rank (one all-reduce when data-parallel)."""
+        self.read()
         keys = sorted(self.sums)
-        if not dist.active and not keys:
-            return {}
-        packed = torch.stack([torch.as_tensor(self.sums[k], device=device).float() for k in keys]
-                             + [torch.tensor(self.rows[k], device=device) for k in keys]
-                             + [torch.zeros((), device=device)])
-        packed = dist.sum(packed)
-        n = len(keys)
-        return {k: float(packed[i]) / float(packed[n + i]) for i, k in enumerate(keys) if float(packed[n + i])}
+        sums, rows = [self.sums[k] for k in keys], [float(self.rows[k]) for k in keys]
+        if dist.active:
+            packed = dist.sum(torch.tensor(sums + rows + [0.0], dtype=torch.float64, device=device)).tolist()
+            sums, rows = packed[:len(keys)], packed[len(keys):-1]
+        return {k: s / r for k, s, r in zip(keys, sums, rows) if r}

@@ -50,7 +50,7 @@ from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.precision import Precision
 from latentatlas.training.progress import epoch_progress
 from latentatlas.training.schedule import LrSchedule, phase_adam, planned_batches
-from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, StepHealth, TrainingDiverged,
+from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, StepLog, TrainingDiverged,
                                        TrainingInterrupted, TrainResult, TrainState, check_train_config, jsonable)
 from latentatlas.validate import check_finite
 
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["train", "resolve_device", "TrainResult", "TrainingDiverged", "TrainingInterrupted"]
 
-HEALTH_EVERY = {"cpu": 1}   # training steps whose losses are read together, by device type (others: 32)
+HEALTH_EVERY = {"cpu": 1}   # phase steps whose losses and terms are read together, by device (others: 32)
 
 
 class _PhaseRunner(nn.Module):
@@ -101,8 +101,9 @@ class _Trainer:
         self.run_dir = Path(run_dir)
         self.checkpoints = ckpt_io.TrainingCheckpoints(self.run_dir / "checkpoints", cfg.checkpoint_overhead)
         self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.health = StepHealth(LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error), model.divergence,
-                                 HEALTH_EVERY.get(self.device.type, 32))
+        self.steps = StepLog(LossGrowth(cfg.loss_growth_limit, cfg.loss_growth_error), model.divergence,
+                             HEALTH_EVERY.get(self.device.type, 32))
+        self.prefixes = ["" if len(self.phases) == 1 else f"{p.name}_" for p in self.phases]   # of logged terms
         self.ctrl_c = CtrlC()
 
     # --- state -------------------------------------------------------------------------------------------
@@ -173,7 +174,6 @@ class _Trainer:
         order = torch.randperm(n, generator=self.generator).to(self.device)   # one copy per epoch, not per batch
         n_batches = math.ceil(n / size)
         planned = planned_batches(self.cfg, n_batches)
-        means = RowMeans()
         show = self.cfg.progress and self.dist.is_main
         started = time.perf_counter()
         with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
@@ -188,13 +188,12 @@ class _Trainer:
                 flip = (torch.rand(len(index), generator=self.generator) < 0.5)[lo:hi] if self.cfg.hflip else None
                 x, y = batch_rows(self.train_part, index[lo:hi], flip)
                 self.schedule.apply(self.state.step, planned)
-                terms = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
+                loss = self.step(x, y, lo, hi, len(index), self.state.epoch + b / n_batches)
                 self.state.step += 1
-                means.add(terms, hi - lo)
-                bar(next(iter(terms.values())))  # the loss of the first phase that ran
+                bar(loss)   # the loss of the first phase that ran
         self._check_health(pending=True)
         self.state.train_seconds += time.perf_counter() - started
-        return means.reduce(self.dist, self.device)
+        return self.steps.epoch_means(self.dist, self.device)
 
     def _out_of_budget(self, epoch_seconds: float) -> bool:
         """max_steps reached, or max_minutes of training batches spent (rank 0's clock decides)."""
@@ -206,12 +205,13 @@ class _Trainer:
         return self.dist.from_main(spent, self.device)
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None, lo: int, hi: int, n: int,
-             progress: float) -> dict[str, torch.Tensor]:
+             progress: float) -> torch.Tensor:
         """The optimizer steps of the phases whose turn it is, on this rank's rows [lo, hi) of a global
-        batch of n rows (a phase with repeat r runs on the last r batches of each round)."""
+        batch of n rows (a phase with repeat r runs on the last r batches of each round) -> the loss of the
+        first phase that ran (a scalar tensor; every phase's loss and terms go to the step log)."""
         scale = (hi - lo) * self.dist.world / n   # 1 but for a DDP rank's uneven share (no kernel then)
         position = self.state.step % self.round
-        out: dict[str, torch.Tensor] = {}
+        first: torch.Tensor | None = None
         with batch_shard(lo, hi, n):
             for i, phase in enumerate(self.phases):
                 if position < self.round - phase.repeat:
@@ -220,23 +220,21 @@ class _Trainer:
                 opt.zero_grad(set_to_none=True)
                 with self.precision.autocast():
                     total, terms = self.runner(x, y, i, self.generator, progress)
-                self.health.watch(phase.name, total, terms, self.state)
+                self.steps.watch(phase.name, self.prefixes[i], total, terms, hi - lo, self.state)
                 self._check_health()
                 self.precision.backward_step(total * scale if scale != 1 else total, opt, phase.name)
                 if phase.after_step is not None:
                     phase.after_step()
-                prefix = "" if len(self.phases) == 1 else f"{phase.name}_"
-                out[prefix + "loss"] = total.detach()
-                out.update({prefix + k: v for k, v in terms.items()})
-        return out
+                first = total if first is None else first
+        return first
 
     def _check_health(self, pending: bool = False) -> None:
         """When the health watch is due (or for all ``pending`` steps): stop on a non-finite loss, or on a
         divergence the model names (e.g. an exploding critic); warn (or stop, with ``train.loss_growth_error``)
         when the loss grows past ``train.loss_growth_limit``.  Every rank reads at the same steps."""
-        if not (pending or self.health.due):
+        if not (pending or self.steps.due):
             return
-        problem = self.health.read(self.state, self.dist.rank)
+        problem = self.steps.read(self.state, self.dist.rank)
         if self.dist.any(problem is not None, self.device):
             raise TrainingDiverged(f"{problem or 'divergence on another rank'}; {self._last_good()}. "
                                    "Lower the learning rate or check the data.")
