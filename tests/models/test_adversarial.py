@@ -104,6 +104,24 @@ def test_gan_samples_with_the_ema_generator_and_checkpoints_it(tmp_path):
     assert any(k.startswith("generator_ema.") for k in model.state_dict()) and "ema_updates" in model.state_dict()
 
 
+def test_the_ema_count_kept_on_the_host_follows_a_loaded_state():
+    """update_ema counts on the host (reading the buffer every step would wait for a GPU); a load resets it."""
+    model = build_model(model_config("gan", latent_dim=3, width=8, ema_decay=0.5), (1, 4, 4))
+    model.update_ema()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.update_ema(), model.update_ema()
+    assert int(model.ema_updates) == 3
+    model.load_state_dict(state)
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.add_(1.0)
+    before = [a.clone() for a in model.generator_ema.parameters()]
+    model.update_ema()                                                   # update 2 again: d_2 = min(0.5, 3/12)
+    assert int(model.ema_updates) == 2
+    for a, b, p in zip(model.generator_ema.parameters(), before, model.generator.parameters()):
+        torch.testing.assert_close(a, 0.25 * b + 0.75 * p)
+
+
 def test_diff_augment_policies():
     assert parse_policy("translation, cutout") == ("translation", "cutout") and parse_policy("") == ()
     with pytest.raises(ValueError, match="model.diff_augment: expected a comma-separated subset"):

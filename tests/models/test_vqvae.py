@@ -50,6 +50,33 @@ def test_kmeans_initialisation_and_dead_code_reset():
     assert usage[0] == 1 / 8 and usage[-1] > 0.5                        # reset revives the unused codes
 
 
+def test_dead_codes_take_rows_of_the_batch_and_live_codes_keep_their_vectors():
+    """Every code draws a row each step (counting the dead ones would wait for a GPU); only the dead use it."""
+    vq = VectorQuantizer(4, 2, update="loss", dead_after=2, kmeans_init=False).train()
+    with torch.no_grad():
+        vq.codebook.copy_(torch.tensor([[0.0, 0.0], [50.0, 50.0], [60.0, 60.0], [70.0, 70.0]]))
+    ze = torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0))   # every row nearest code 0
+    flat = ze.permute(0, 2, 3, 1).reshape(-1, 2)
+    vq(ze, torch.Generator().manual_seed(1))                             # step 1: nothing unused for 2 steps
+    assert torch.equal(vq.codebook[1:], torch.tensor([[50.0, 50.0], [60.0, 60.0], [70.0, 70.0]]))
+    vq(ze, torch.Generator().manual_seed(2))                             # step 2: codes 1-3 are dead
+    assert torch.equal(vq.codebook[0], torch.zeros(2))
+    assert all(any(torch.equal(code, row) for row in flat) for code in vq.codebook[1:])
+    assert vq.last_used.tolist() == [2, 2, 2, 2] and torch.equal(vq.ema_count[1:], torch.ones(3))
+
+
+def test_a_loaded_uninitialised_codebook_runs_its_k_means_again():
+    ze = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    vq = VectorQuantizer(4, 2, kmeans_init=True).train()
+    fresh = {k: v.clone() for k, v in vq.state_dict().items()}
+    vq(ze, torch.Generator().manual_seed(1))
+    assert bool(vq.initialized)
+    vq.load_state_dict(fresh)
+    vq.codebook.fill_(9.0)
+    vq(ze, torch.Generator().manual_seed(1))
+    assert bool(vq.initialized) and float(vq.codebook.abs().max()) < 9.0
+
+
 def test_vqvae_codes_are_grids_and_usage_is_counted_over_an_epoch(tmp_path):
     from latentatlas.config import TrainConfig
     from latentatlas.data.base import ImageDataset, assign_split

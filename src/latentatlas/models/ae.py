@@ -109,7 +109,7 @@ class AE(GenerativeModel):
         kl = posterior.kl()
         weight = self.kl_weight_at(progress)
         terms["kl"] = kl.mean().detach()
-        terms["kl_weight"] = torch.tensor(weight, device=x.device)
+        terms["kl_weight"] = torch.full((), weight, device=x.device)   # torch.tensor(w, device) would wait
         return (recon + weight * kl).mean(), terms
 
     def validation_loss(self, batch: Batch, *, generator: torch.Generator | None):

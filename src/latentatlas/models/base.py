@@ -151,12 +151,14 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"z: expected codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
 
     def check_labels(self, y: torch.Tensor | None, rows: int) -> torch.Tensor | None:
-        """Labels for a conditional model (required, (rows,) in range); None for an unconditional one."""
+        """Labels for a conditional model (required, (rows,) in range); None for an unconditional one.  The
+        range is not read within :func:`checked_labels`."""
         if not self.conditional:
             return None
         if y is None:
             raise ValueError(f"y: the conditional {self.config.family!r} model needs class labels (B,), got None")
-        if y.shape != (rows,) or (rows and (int(y.min()) < 0 or int(y.max()) >= self.n_classes)):
+        read_range = rows and not _CHECKED_LABELS.get()
+        if y.shape != (rows,) or (read_range and (int(y.min()) < 0 or int(y.max()) >= self.n_classes)):
             raise ValueError(f"y: expected {rows} labels in [0, {self.n_classes}), got shape {tuple(y.shape)}")
         return y.long()
 
@@ -212,6 +214,20 @@ class GenerativeModel(nn.Module):
 
 
 # --- batch-sharded noise (data-parallel training) -----------------------------------------------------------
+
+_CHECKED_LABELS: contextvars.ContextVar[bool] = contextvars.ContextVar("latentatlas_checked_labels", default=False)
+
+
+@contextlib.contextmanager
+def checked_labels() -> Iterator[None]:
+    """Within this block models take the range of class labels as checked: the trainer checks its dataset's
+    labels once, where reading each batch's would wait for a GPU every step."""
+    token = _CHECKED_LABELS.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED_LABELS.reset(token)
+
 
 _SHARD: contextvars.ContextVar[tuple[int, int, int] | None] = contextvars.ContextVar("latentatlas_shard", default=None)
 

@@ -123,6 +123,7 @@ class GAN(GenerativeModel):
         self.discriminator = Discriminator(config, self.image_shape, self.label_classes)
         self.generator_ema = make_ema(self.generator) if config.ema_decay > 0 else None
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.ema_count: int | None = None   # ema_updates on the host (None: read it at the next update)
 
     def generator_input_dim(self) -> int:
         return self.latent_dim + (self.label_classes or 0)
@@ -196,8 +197,15 @@ class GAN(GenerativeModel):
     def update_ema(self) -> None:
         if self.generator_ema is None:
             return
-        self.ema_updates += 1
-        ema_update(self.generator_ema, self.generator, ema_decay_at(int(self.ema_updates), self.config.ema_decay))
+        if self.ema_count is None:   # after a build or a load: one read (a wait on a GPU), not one a step
+            self.ema_count = int(self.ema_updates)
+        self.ema_count += 1
+        self.ema_updates.fill_(self.ema_count)
+        ema_update(self.generator_ema, self.generator, ema_decay_at(self.ema_count, self.config.ema_decay))
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.ema_count = None
 
     def phases(self) -> list[Phase]:
         cfg = self.config

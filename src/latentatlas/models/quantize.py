@@ -46,6 +46,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("last_used", torch.zeros(size, dtype=torch.long))
+        self.ready: bool | None = None   # ``initialized`` on the host (None: read it at the next training pass)
         self.epoch_counts: torch.Tensor | None = None   # not a buffer: per process, never broadcast or saved
 
     # -- assignment ------------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ class VectorQuantizer(nn.Module):
     def _quantize(self, ze: torch.Tensor, generator: torch.Generator | None):
         b, d, h, w = ze.shape
         flat = ze.permute(0, 2, 3, 1).reshape(-1, d)
-        if self.training and not bool(self.initialized):
+        if self.training and not self._initialized():
             self._kmeans(flat.detach(), generator)
         indices = self.nearest(flat.detach())
         zq = self.lookup(indices.view(b, h, w))
@@ -81,7 +82,16 @@ class VectorQuantizer(nn.Module):
             self._reset_dead(flat.detach(), generator)
         return ze + (zq - ze).detach(), indices.view(b, h, w), losses
 
-    # -- codebook maintenance --------------------------------------------------------------------------
+    # -- codebook maintenance: no operation here waits for a GPU but the k-means start -----------------
+    def _initialized(self) -> bool:
+        if self.ready is None:   # after a build or a load: one read (a wait on a GPU), not one a step
+            self.ready = bool(self.initialized)
+        return self.ready
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.ready = None
+
     @torch.no_grad()
     def ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
         """One EMA step of counts, sums and codebook from vectors flat (M, D) assigned to indices (M,)."""
@@ -95,23 +105,23 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _track(self, indices: torch.Tensor) -> None:
         self.steps += 1
-        counts = torch.bincount(indices, minlength=self.size).double()
+        counts = indices.new_zeros(self.size, dtype=torch.float64).index_add_(   # whole numbers: exact in any order
+            0, indices, torch.ones_like(indices, dtype=torch.float64))
         self.epoch_counts = counts if self.epoch_counts is None else self.epoch_counts + counts
-        self.last_used[counts > 0] = self.steps
+        self.last_used.copy_(torch.where(counts > 0, self.steps, self.last_used))
 
     @torch.no_grad()
     def _reset_dead(self, flat: torch.Tensor, generator: torch.Generator | None) -> None:
-        """Codes unused for ``dead_after`` steps take random encoder outputs of this batch."""
+        """Codes unused for ``dead_after`` steps take random encoder outputs of this batch (a row drawn for
+        every code each step, used by the dead ones: counting them would wait for a GPU)."""
         if self.dead_after <= 0:
             return
-        dead = torch.nonzero(self.steps - self.last_used >= self.dead_after).flatten()
-        if dead.numel() == 0:
-            return
-        rows = to_device(choice(None, flat.shape[0], dead.numel(), generator=generator), flat.device)
-        self.codebook.data[dead] = flat[rows]
-        self.ema_sum[dead] = flat[rows]
-        self.ema_count[dead] = 1.0
-        self.last_used[dead] = self.steps
+        dead = (self.steps - self.last_used >= self.dead_after)[:, None]                  # (size, 1)
+        rows = flat[to_device(choice(None, flat.shape[0], self.size, generator=generator), flat.device)]
+        self.codebook.data.copy_(torch.where(dead, rows, self.codebook.data))
+        self.ema_sum.copy_(torch.where(dead, rows, self.ema_sum))
+        self.ema_count.masked_fill_(dead[:, 0], 1.0)
+        self.last_used.copy_(torch.where(dead[:, 0], self.steps, self.last_used))
 
     @torch.no_grad()
     def _kmeans(self, flat: torch.Tensor, generator: torch.Generator | None, iters: int = 10) -> None:
@@ -126,6 +136,7 @@ class VectorQuantizer(nn.Module):
         self.ema_sum.copy_(centres)
         self.ema_count.fill_(1.0)
         self.initialized.fill_(True)
+        self.ready = True
 
     def epoch_usage(self, reset: bool = True) -> dict[str, float]:
         """Codebook usage over the codes assigned since the last call: the fraction of codes used and the

@@ -42,6 +42,11 @@ def device_parts(data: ImageDataset, model: nn.Module, device: torch.device):
     wants_labels = getattr(model, "uses_labels", False)
     if wants_labels and data.labels is None:
         raise ValueError(f"data: the {model.config.family!r} model needs class labels; {data.name} has none")
+    classes = getattr(model, "n_classes", None)
+    if wants_labels and classes and len(data.labels):
+        low, high = (int(v) for v in torch.aminmax(data.labels))
+        if low < 0 or high >= classes:
+            raise ValueError(f"data: {data.name}'s labels must lie in [0, {classes}) for the model, got {low}..{high}")
 
     def pair(part: ImageDataset):
         return part.images.to(device), (part.labels.long().to(device) if wants_labels else None)

@@ -40,7 +40,7 @@ from torch import nn
 from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset
 from latentatlas.fileio import remove_stale_temporaries
-from latentatlas.models.base import Batch, batch_shard
+from latentatlas.models.base import Batch, batch_shard, checked_labels
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.training import checkpoint as ckpt_io
 from latentatlas.training.batches import batch_rows, device_parts
@@ -212,7 +212,7 @@ class _Trainer:
         scale = (hi - lo) * self.dist.world / n   # 1 but for a DDP rank's uneven share (no kernel then)
         position = self.state.step % self.round
         first: torch.Tensor | None = None
-        with batch_shard(lo, hi, n):
+        with batch_shard(lo, hi, n), checked_labels():   # device_parts checked the labels
             for i, phase in enumerate(self.phases):
                 if position < self.round - phase.repeat:
                     continue
@@ -263,7 +263,7 @@ class _Trainer:
             if hi == lo:
                 continue
             x, y = batch_rows(self.val_part, torch.arange(start + lo, start + hi, device=self.device))
-            with batch_shard(lo, hi, count):
+            with batch_shard(lo, hi, count), checked_labels():
                 out = self.model.validation_loss(Batch(x, y), generator=generator)
             if out is None:
                 return {}
