@@ -66,7 +66,8 @@ throughput() {   # throughput PRECISION: faces and MNIST, train() vs the plain l
     python3 -c "import torch; from latentatlas.training.precision import resolve_precision as r; \
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision auto:', r('auto', '$DEVICE'))"
     section "tests on $DEVICE" 30 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py \
-        tests/training/test_precision.py tests/training/test_gpu_syncs.py tests/metrics/test_frechet.py \
+        tests/training/test_precision.py tests/training/test_gpu_syncs.py tests/latent/test_gpu_waits.py \
+        tests/metrics/test_frechet.py \
         tests/latent/samplers/test_grid.py
     throughput fp32
     section "GAN throughput fp32" 40 python3 bench/gan_throughput.py --mnist synthetic --device "$DEVICE" \

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from latentatlas.latent.interpolate import lerp, steps
+from latentatlas.rng import to_device
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def train_interpolation_net(decode: Decoder, codes: torch.Tensor, *, n_points: i
     t = steps(n_points, device=codes.device, dtype=codes.dtype)
     for it in range(iters):
         if pairs is None:
-            idx = torch.randint(0, codes.shape[0], (2, batch_size), generator=generator).to(codes.device)
+            idx = to_device(torch.randint(0, codes.shape[0], (2, batch_size), generator=generator), codes.device)
             z0, z1 = codes[idx[0]], codes[idx[1]]
         else:
             z0, z1 = pairs

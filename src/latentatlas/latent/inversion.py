@@ -25,7 +25,9 @@ from torch import nn
 
 from latentatlas.data.base import to_float
 from latentatlas.fileio import torch_load, torch_save
+from latentatlas.models.base import checked_labels
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
+from latentatlas.rng import to_device
 from latentatlas.validate import check_finite, check_number
 
 log = logging.getLogger(__name__)
@@ -85,14 +87,17 @@ class Inverter(nn.Module):
         self.to(device).train()
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         conditional = self.label_classes is not None
-        with frozen(model):
+        images = images.to(device)   # once: a copy a step from ordinary memory would wait for a GPU each time
+        labels = model.check_labels(labels.to(device), images.shape[0]) if conditional else None   # read once
+        curve: list[tuple[int, torch.Tensor, torch.Tensor]] = []   # read together at the end (one wait)
+        with frozen(model), checked_labels():
             for step in range(steps):
                 z = model.prior_sample(batch_size, generator=generator).to(device)
-                y_fake = torch.randint(self.label_classes, (batch_size,), generator=generator).to(device) \
+                y_fake = to_device(torch.randint(self.label_classes, (batch_size,), generator=generator), device) \
                     if conditional else None
-                rows = torch.randint(images.shape[0], (batch_size,), generator=generator)
-                x_real = to_float(images[rows]).to(device)
-                y_real = labels[rows].to(device).long() if conditional else None
+                rows = to_device(torch.randint(images.shape[0], (batch_size,), generator=generator), device)
+                x_real = to_float(images[rows])
+                y_real = labels[rows] if conditional else None
                 with torch.no_grad():
                     x_fake = model.decode(z, y_fake)
                 latent = F.mse_loss(self(x_fake, y_fake), z)
@@ -102,8 +107,9 @@ class Inverter(nn.Module):
                 loss.backward()
                 opt.step()
                 if step % 100 == 0 or step == steps - 1:
-                    self.history.append({"step": step + 1, "latent_mse": float(latent.detach()),
-                                         "pixel_mse": float(pixels.detach())})
+                    curve.append((step + 1, latent.detach(), pixels.detach()))
+        values = torch.stack([torch.stack(pair) for _, *pair in curve]).tolist() if curve else []
+        self.history += [{"step": s, "latent_mse": a, "pixel_mse": b} for (s, *_), (a, b) in zip(curve, values)]
         log.info("inversion encoder: %d steps, latent mse %.4g, pixel mse %.4g", steps,
                  *(self.history[-1][k] for k in ("latent_mse", "pixel_mse")) if self.history else (0, 0))
         return self.eval()

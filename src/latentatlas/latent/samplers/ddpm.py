@@ -25,7 +25,7 @@ from torch import nn
 from latentatlas.latent.samplers.base import SAMPLERS
 from latentatlas.validate import check_choice, check_number
 from latentatlas.latent.samplers.learned import LEARNED_DEFAULTS, LearnedSampler
-from latentatlas.rng import randn
+from latentatlas.rng import randn, to_device
 
 
 def cosine_alpha_bar(steps: int, s: float = 0.008) -> torch.Tensor:
@@ -131,7 +131,7 @@ class DDPM(LearnedSampler):
 
     def training_loss(self, net: nn.Module, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         abar = self.alpha_bar(x.device)
-        t = torch.randint(1, self.steps + 1, (x.shape[0],), generator=generator).to(x.device)
+        t = to_device(torch.randint(1, self.steps + 1, (x.shape[0],), generator=generator), x.device)
         eps = randn(tuple(x.shape), generator=generator, device=x.device)
         a = abar[t][:, None]
         x_t = a.sqrt() * x + (1 - a).sqrt() * eps

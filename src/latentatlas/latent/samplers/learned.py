@@ -23,6 +23,7 @@ from torch import nn
 from latentatlas.fileio import content_hash, torch_load, torch_save
 from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
+from latentatlas.rng import to_device
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ class LearnedSampler(LatentSampler):
         # a resumed fit must be on the same codes, with the same hyperparameters
         key = {"codes": content_hash(z)[:16], "params": self.get_params(), "name": self.name}
         start, history = self._resume(checkpoint, key, net, average, opt, g)
+        curve: list[tuple[int, torch.Tensor]] = []   # losses read into ``history`` together (one wait on a GPU)
         for it in range(start, self.iters):
-            rows = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g).to(x.device)
+            rows = to_device(torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g), x.device)
             loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -88,8 +90,13 @@ class LearnedSampler(LatentSampler):
             opt.step()
             ema_update(average, net, ema_decay_at(it + 1, self.ema))
             if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
-                history.append({"iter": it + 1, "loss": float(loss.detach())})
-            if checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters):
+                curve.append((it + 1, loss.detach()))
+            saving = checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters)
+            if curve and (saving or it + 1 == self.iters):
+                losses = torch.stack([v for _, v in curve]).tolist()
+                history.extend({"iter": i, "loss": v} for (i, _), v in zip(curve, losses))
+                curve = []
+            if saving:
                 torch_save({**key, "iter": it + 1, "net": net.state_dict(), "average": average.state_dict(),
                             "opt": opt.state_dict(), "generator": g.get_state(), "history": history}, checkpoint)
         self.weights_ = {k: v.detach().cpu() for k, v in average.eval().state_dict().items()}

@@ -1,0 +1,67 @@
+"""The fitting loops of the learned samplers and of the inversion encoder wait for the device a fixed number of
+times, not once an iteration (tests/gpu_waits.py says what waits): their loss curves are read at the end, and
+their batches are drawn on the CPU and copied through pinned memory.  On a GPU, CUDA's sync detector counts
+the waits too (copies from ordinary memory included, which the CPU cannot see)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+import torch
+
+from latentatlas.latent.inversion import Inverter
+from latentatlas.latent.samplers import build_sampler
+from latentatlas.models import build_model, model_config
+from tests.gpu_waits import WaitsOnCuda
+from tests.latent.samplers.small import SMALL
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def waits(fit, device: str) -> int:
+    """The waits of ``fit()``: on the CPU the operations that would wait on CUDA, on CUDA the syncs."""
+    if device == "cpu":
+        with WaitsOnCuda() as mode:
+            fit()
+        return len(mode.found)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fit()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchronizing" in str(w.message) for w in seen)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["ddpm", "two-stage", "pixelcnn"])
+def test_a_learned_samplers_fit_waits_as_often_for_20_iterations_as_for_40(name, device):
+    g = torch.Generator().manual_seed(0)
+    if name == "pixelcnn":
+        codes = torch.randint(4, (200, 3, 3), generator=g)
+    else:
+        codes = torch.randn(200, 3, generator=g) + 4.0 * (torch.arange(200) % 2)[:, None]
+    codes = codes.to(device)
+
+    def fit(iters: int):
+        sampler = build_sampler(re.sub(r"iters=\d+", f"iters={iters}", SMALL[name]))
+        return lambda: sampler.fit(codes, generator=torch.Generator().manual_seed(1))
+    assert waits(fit(20), device) == waits(fit(40), device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_inversion_encoders_fit_waits_as_often_for_20_steps_as_for_40(device):
+    model = build_model(model_config("cgan", architecture="mlp", latent_dim=3, width=16), (1, 8, 8), n_classes=3)
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(64, 1, 8, 8, generator=g) * 255).to(torch.uint8)
+    labels = torch.arange(64) % 3
+    model.to(device)
+
+    def fit(steps: int):
+        inverter = Inverter(model, refine_steps=0)
+        return lambda: inverter.fit(model, images, labels, steps=steps, batch_size=16, generator=g, device=device)
+    assert waits(fit(20), device) == waits(fit(40), device)
