@@ -65,3 +65,11 @@ def test_the_inversion_encoders_fit_waits_as_often_for_20_steps_as_for_40(device
         inverter = Inverter(model, refine_steps=0)
         return lambda: inverter.fit(model, images, labels, steps=steps, batch_size=16, generator=g, device=device)
     assert waits(fit(20), device) == waits(fit(40), device)
+
+
+def test_the_diffusion_schedule_is_copied_to_a_device_once_not_every_iteration():
+    from latentatlas.latent.samplers.ddpm import cosine_alpha_bar
+
+    first, again = build_sampler("ddpm:steps=10").alpha_bar("cpu"), build_sampler("ddpm:steps=10").alpha_bar(
+        torch.device("cpu"))
+    assert first is again and torch.equal(first, cosine_alpha_bar(10).float())

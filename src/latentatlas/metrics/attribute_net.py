@@ -22,7 +22,7 @@ from torch import nn
 
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, mirror, to_float
 from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
-from latentatlas.rng import make_generator
+from latentatlas.rng import make_generator, to_device
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,14 @@ def train_attribute_net(ds: ImageDataset, *, epochs: int = DEFAULT_EPOCHS, batch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(train) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    images, attributes = ds.images.to(device), targets.to(device)   # once: a copy a step would wait for a GPU
     for epoch in range(epochs):
         model.train()
         perm = train[torch.randperm(len(train), generator=g)]
         for s in range(0, len(perm), batch_size):
-            idx = perm[s:s + batch_size]
-            x = mirror(to_float(ds.images[idx]), torch.rand(len(idx), generator=g) < 0.5).to(device)
-            loss = F.binary_cross_entropy_with_logits(model.attribute_logits(x), targets[idx].to(device))
+            idx = to_device(perm[s:s + batch_size], device)
+            x = mirror(to_float(images[idx]), to_device(torch.rand(len(idx), generator=g) < 0.5, device))
+            loss = F.binary_cross_entropy_with_logits(model.attribute_logits(x), attributes[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -17,7 +17,7 @@ from torch import nn
 
 from latentatlas.data.base import ImageDataset, to_float
 from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
-from latentatlas.rng import make_generator
+from latentatlas.rng import make_generator, to_device
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,13 @@ def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64,
     init_weights(model, g)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    images, targets = ds.images.to(device), labels.to(device)   # once: a copy a step would wait for a GPU
     for epoch in range(epochs):
         model.train()
         perm = train[torch.randperm(len(train), generator=g)]
         for s in range(0, len(perm), batch_size):
-            idx = perm[s:s + batch_size]
-            x = to_float(ds.images[idx]).to(device)
-            loss = F.cross_entropy(model.logits(x), labels[idx].to(device))
+            idx = to_device(perm[s:s + batch_size], device)
+            loss = F.cross_entropy(model.logits(to_float(images[idx])), targets[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -16,6 +16,7 @@ worse after a long fit.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -35,6 +36,13 @@ def cosine_alpha_bar(steps: int, s: float = 0.008) -> torch.Tensor:
     abar = f / f[0]
     betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
     return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
+
+
+@functools.lru_cache(maxsize=16)
+def alpha_bar_on(steps: int, device: torch.device) -> torch.Tensor:
+    """:func:`cosine_alpha_bar` as float32 on ``device``, made once (a copy each training iteration would wait
+    for a GPU each time); not to be changed in place."""
+    return cosine_alpha_bar(steps).to(device=device, dtype=torch.float32)
 
 
 def time_features(t: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -127,7 +135,7 @@ class DDPM(LearnedSampler):
         return DENOISERS[self.time_embedding](d, self.hidden, self.depth)
 
     def alpha_bar(self, device: torch.device | str) -> torch.Tensor:
-        return cosine_alpha_bar(self.steps).to(device=device, dtype=torch.float32)
+        return alpha_bar_on(self.steps, torch.device(device))
 
     def training_loss(self, net: nn.Module, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         abar = self.alpha_bar(x.device)
