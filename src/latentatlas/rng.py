@@ -38,11 +38,12 @@ def randn(shape: tuple[int, ...], *, generator: torch.Generator | None, device: 
 
 
 def to_device(draws: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """CPU ``draws`` on ``device``.  To a GPU through pinned memory without blocking: a copy from ordinary
-    memory first waits for all the work queued on the GPU, which would stall every training step that
-    draws noise (the pinned block is kept until its copy is done by torch's caching host allocator)."""
+    """``draws`` (made on the CPU; a tensor already on a device is moved as ``.to`` moves it) on ``device``.
+    To a GPU through pinned memory without blocking: a copy from ordinary memory first waits for all the work
+    queued on the GPU, which would stall every training step that draws noise (the pinned block is kept until
+    its copy is done by torch's caching host allocator)."""
     device = torch.device(device)
-    if device.type != "cuda":
+    if device.type != "cuda" or draws.device.type != "cpu":
         return draws.to(device)
     return draws.pin_memory().to(device, non_blocking=True)
 

@@ -41,7 +41,7 @@ from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset
 from latentatlas.fileio import remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard, checked_labels
-from latentatlas.rng import derive_seed, make_generator
+from latentatlas.rng import derive_seed, make_generator, to_device
 from latentatlas.training import checkpoint as ckpt_io
 from latentatlas.training.batches import batch_rows, device_parts
 from latentatlas.training.distributed import resolve_device
@@ -171,7 +171,7 @@ class _Trainer:
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
         n, size = len(self.train_part[0]), self.cfg.batch_size
-        order = torch.randperm(n, generator=self.generator).to(self.device)   # one copy per epoch, not per batch
+        order = to_device(torch.randperm(n, generator=self.generator), self.device)   # one copy an epoch
         n_batches = math.ceil(n / size)
         planned = planned_batches(self.cfg, n_batches)
         show = self.cfg.progress and self.dist.is_main

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latentatlas.rng import beta, choice, dirichlet
+from latentatlas.rng import beta, choice, dirichlet, to_device
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
 from latentatlas.validate import check_choice, check_number
 from latentatlas.latent.samplers.gmm_kmeans import sqdist
@@ -112,7 +112,7 @@ class Path(_ConvexSampler):
         return torch.stack([first, second], 1)
 
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        pairs = self.draw_pairs(n, generator=generator).to(self.codes_device)
+        pairs = to_device(self.draw_pairs(n, generator=generator), self.codes_device)
         if self.position == "uniform":
             t = torch.rand(n, generator=generator, dtype=torch.float64)
         else:
@@ -150,7 +150,7 @@ class Simplex(_ConvexSampler):
             others = choice(self.anchor_weights_, self.codes_.shape[0], n * (self.m - 1), generator=generator)
             others = others.view(n, self.m - 1)
         idx = torch.cat([anchors[:, None], others], 1).to(self.codes_device)
-        w = dirichlet(self.alpha, n, self.m, generator=generator).to(self.codes_device, self.codes_.dtype)
+        w = to_device(dirichlet(self.alpha, n, self.m, generator=generator).to(self.codes_.dtype), self.codes_device)
         return (w[:, :, None] * self.codes_[idx]).sum(1)
 
     def _describe(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from latentatlas.latent.samplers import gmm_em as em
 from latentatlas.latent.samplers import gmm_kmeans as kmeans
 from latentatlas.latent.samplers import gmm_mixed as mixed
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
-from latentatlas.rng import choice, randn
+from latentatlas.rng import choice, randn, to_device
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class GMM(LatentSampler):
         """k-means++ seeds, then (init="kmeans") Lloyd iterations, on at most INIT_MAX_POINTS codes: (k, d)
         float32."""
         n = x.shape[0]
-        sub = x if n <= INIT_MAX_POINTS else x[torch.randperm(n, generator=g)[:INIT_MAX_POINTS].to(x.device)]
+        sub = x if n <= INIT_MAX_POINTS else x[to_device(torch.randperm(n, generator=g)[:INIT_MAX_POINTS], x.device)]
         sub = sub.float()
         centers = kmeans.kmeans_plusplus(sub, k, generator=g)
         if self.init == "kmeans":

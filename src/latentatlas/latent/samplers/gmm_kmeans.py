@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from latentatlas.rng import to_device
 from latentatlas.tensors import group_sums, sq_dists
 
 
@@ -17,7 +18,8 @@ def sqdist(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None) -
 
 
 def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d)."""
+    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): centers (k, d).  The chosen
+    candidate stays on the device (indexing with a 0-d tensor or reading it would wait for a GPU each step)."""
     n, d = x.shape
     trials = 2 + int(math.log(k))
     centers = x.new_empty(k, d)
@@ -27,12 +29,12 @@ def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | Non
     closest = sqdist(x, x[first:first + 1], x_sq)[:, 0]
     for c in range(1, k):
         cum = torch.cumsum(closest, 0)
-        r = torch.rand(trials, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * cum[-1]
+        r = to_device(torch.rand(trials, generator=generator, dtype=torch.float64), x.device).to(x.dtype) * cum[-1]
         cand = torch.searchsorted(cum, r).clamp_(max=n - 1)
         dist = torch.minimum(closest[:, None], sqdist(x, x[cand], x_sq))
-        best = int(dist.sum(0).argmin())
-        closest = dist[:, best].contiguous()
-        centers[c] = x[cand[best]]
+        best = dist.sum(0).argmin().view(1)
+        closest = dist.index_select(1, best)[:, 0].contiguous()
+        centers[c] = x.index_select(0, cand.index_select(0, best))[0]
     return centers
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from latentatlas.latent.samplers.base import check_codes, default_generator
+from latentatlas.rng import to_device
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def _split(z: torch.Tensor, val_fraction: float, g: torch.Generator) -> tuple[to
     n_val = int(round(val_fraction * n))
     if val_fraction == 0 or n_val == 0:
         return z, None
-    perm = torch.randperm(n, generator=g).to(z.device)
+    perm = to_device(torch.randperm(n, generator=g), z.device)
     return z[perm[n_val:]], z[perm[:n_val]]
 
 

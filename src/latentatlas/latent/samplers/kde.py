@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler, default_generator
-from latentatlas.rng import choice, randn
+from latentatlas.rng import choice, randn, to_device
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class KDE(LatentSampler):
 
     def _heldout_factor(self, x: torch.Tensor, g: torch.Generator) -> float:
         n, d = x.shape
-        perm = torch.randperm(n, generator=g).to(x.device)
+        perm = to_device(torch.randperm(n, generator=g), x.device)
         n_val = max(1, min(int(round(self.val_fraction * n)), n - 2))
         train, val = x[perm[n_val:]], x[perm[:n_val][: self.max_val]]
         spread = self._spread(train)
@@ -148,7 +148,7 @@ class KDE(LatentSampler):
         return _kernel_lse(q, self.codes_, rows)[:, 0] + self.log_norm_
 
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        idx = choice(None, self.codes_.shape[0], n, generator=generator).to(self.codes_device)
+        idx = to_device(choice(None, self.codes_.shape[0], n, generator=generator), self.codes_device)
         eps = randn((n, self.n_features_in_), generator=generator, device=self.codes_device, dtype=self.codes_.dtype)
         return (self.codes_[idx] + eps) * self.bandwidth_ + self.shift_
 
