@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from latentatlas.fileio import file_identity, publish_copy, torch_load, torch_save
+from latentatlas.optim import load_adam_state
 from latentatlas.validate import check_finite
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ def load_optimizer(name: str, opt: torch.optim.Optimizer, state: dict[str, Any])
     """Restore an optimizer's state but keep the settings (lr, betas, weight decay) it was built with from
     this config."""
     wanted = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
-    opt.load_state_dict(state)
+    load_adam_state(opt, state)
     for group, settings in zip(opt.param_groups, wanted):
         changed = [f"{k} {group.get(k)!r} -> {v!r}" for k, v in settings.items()
                    if k in ("lr", "betas", "weight_decay", "eps") and group.get(k) != v]

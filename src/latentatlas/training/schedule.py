@@ -17,12 +17,14 @@ from typing import Any
 import torch
 
 from latentatlas.config import LR_SCHEDULES, TrainConfig
+from latentatlas.optim import adam
 
 
 def phase_adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
-    """The phase's Adam: its own lr / betas / weight decay where set, the run's otherwise."""
+    """The phase's Adam (:func:`latentatlas.optim.adam`): its own lr / betas / weight decay where set, the
+    run's otherwise."""
     opt = phase.optim
-    return torch.optim.Adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
+    return adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
                             weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
 
 

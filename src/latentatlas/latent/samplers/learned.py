@@ -23,6 +23,7 @@ from torch import nn
 from latentatlas.fileio import content_hash, torch_load, torch_save
 from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
+from latentatlas.optim import adam, load_adam_state
 from latentatlas.rng import to_device
 from latentatlas.validate import check_choice, check_number
 
@@ -74,7 +75,7 @@ class LearnedSampler(LatentSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
             net = self.build_network(x.shape[1]).to(x.device)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        opt = adam(net.parameters(), lr=self.lr)
         average = make_ema(net)
         # a resumed fit must be on the same codes, with the same hyperparameters
         key = {"codes": content_hash(z)[:16], "params": self.get_params(), "name": self.name}
@@ -125,7 +126,7 @@ class LearnedSampler(LatentSampler):
             return 0, []
         net.load_state_dict(saved["net"])
         average.load_state_dict(saved["average"])
-        opt.load_state_dict(saved["opt"])
+        load_adam_state(opt, saved["opt"])
         g.set_state(saved["generator"])
         log.info("%s: resuming the fit at iteration %d of %d", checkpoint, saved["iter"], self.iters)
         return int(saved["iter"]), list(saved["history"])
