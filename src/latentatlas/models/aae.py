@@ -29,6 +29,7 @@ from latentatlas.models.ae import AE, AEConfig
 from latentatlas.models.base import Batch, Optim, Phase, batch_rand, batch_randn, full_precision
 from latentatlas.models.losses import discriminator_loss, generator_loss
 from latentatlas.models.registry import register_family
+from latentatlas.rng import to_device
 from latentatlas.validate import rule
 
 PRIORS = ("normal", "mixture", "labels")
@@ -89,7 +90,7 @@ class AAE(AE):
             return eps
         if modes is None:
             modes = (batch_rand((n,), generator=generator) * self.modes).floor().long().clamp_(max=self.modes - 1)
-        return self.prior_means[modes.to(self.device)] + self.config.prior_std * eps
+        return self.prior_means[to_device(modes, self.device)] + self.config.prior_std * eps
 
     @property
     def normal_prior(self) -> bool:

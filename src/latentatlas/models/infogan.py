@@ -21,6 +21,7 @@ from torch import nn
 from latentatlas.models.base import batch_rand, batch_randn, full_precision
 from latentatlas.models.gan import GAN, DCGANConfig
 from latentatlas.models.registry import register_family
+from latentatlas.rng import to_device
 from latentatlas.validate import check_number, rule
 
 
@@ -67,7 +68,7 @@ class InfoGAN(GAN):
                 parts.append(F.one_hot(value, k).float())
         if self.continuous:
             parts.append(batch_rand((n, self.continuous), generator=generator) * 2 - 1)
-        return torch.cat(parts, dim=1).to(self.device)
+        return to_device(torch.cat(parts, dim=1), self.device)   # made on the CPU, copied without a wait
 
     def info_loss(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mutual-information loss of the codes z (B, latent_dim) given discriminator features h (B, F)."""
