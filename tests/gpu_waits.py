@@ -56,3 +56,30 @@ def _caller(stack) -> str:
         if frame.filename.startswith(PACKAGE):
             return f"{frame.filename[len(PACKAGE):]}:{frame.lineno}: {frame.line.split('#')[0].strip()}"
     return "outside latentatlas"
+
+
+class CopiesToDevices:
+    """Records the ``Tensor.to(device)`` calls latentatlas makes within the block (but ``rng.to_device``'s, which
+    copies through pinned memory), each with its source line: on a GPU a copy from ordinary memory waits for
+    the device, and on the CPU, where every tensor is already there, no operation shows it."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def __enter__(self) -> "CopiesToDevices":
+        real, found = torch.Tensor.to, self.found
+
+        def to(tensor, *args, **kwargs):
+            device = kwargs.get("device", next((a for a in args if isinstance(a, (str, torch.device))), None))
+            stack = traceback.extract_stack()[:-1]
+            if device is not None and stack[-1].filename != RNG:
+                found.append(f".to({device}) at {_caller(stack)}")
+            return real(tensor, *args, **kwargs)
+        self.real, torch.Tensor.to = real, to
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.Tensor.to = self.real
+
+
+RNG = PACKAGE + "rng.py"

@@ -13,19 +13,20 @@ import torch
 
 from latentatlas.latent.inversion import Inverter
 from latentatlas.latent.samplers import build_sampler
+from latentatlas.latent.samplers.ddpm import alpha_bar_on, cosine_alpha_bar
 from latentatlas.models import build_model, model_config
-from tests.gpu_waits import WaitsOnCuda
+from tests.gpu_waits import CopiesToDevices, WaitsOnCuda
 from tests.latent.samplers.small import SMALL
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def waits(fit, device: str) -> int:
-    """The waits of ``fit()``: on the CPU the operations that would wait on CUDA, on CUDA the syncs."""
+    """The waits of ``fit()``: on the CPU the operations and copies that would wait on CUDA, on CUDA the syncs."""
     if device == "cpu":
-        with WaitsOnCuda() as mode:
+        with WaitsOnCuda() as mode, CopiesToDevices() as copies:
             fit()
-        return len(mode.found)
+        return len(mode.found) + len(copies.found)
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -49,6 +50,7 @@ def test_a_learned_samplers_fit_waits_as_often_for_20_iterations_as_for_40(name,
 
     def fit(iters: int):
         sampler = build_sampler(re.sub(r"iters=\d+", f"iters={iters}", SMALL[name]))
+        alpha_bar_on.cache_clear()   # each fit copies the diffusion schedule once
         return lambda: sampler.fit(codes, generator=torch.Generator().manual_seed(1))
     assert waits(fit(20), device) == waits(fit(40), device)
 
@@ -68,8 +70,6 @@ def test_the_inversion_encoders_fit_waits_as_often_for_20_steps_as_for_40(device
 
 
 def test_the_diffusion_schedule_is_copied_to_a_device_once_not_every_iteration():
-    from latentatlas.latent.samplers.ddpm import cosine_alpha_bar
-
     first, again = build_sampler("ddpm:steps=10").alpha_bar("cpu"), build_sampler("ddpm:steps=10").alpha_bar(
         torch.device("cpu"))
     assert first is again and torch.equal(first, cosine_alpha_bar(10).float())

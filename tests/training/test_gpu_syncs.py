@@ -1,7 +1,7 @@
 """No training step of any family waits for the GPU (tests/gpu_waits.py says what waits).  The trainer reads
 the losses of 32 phase steps in one such wait (:class:`~latentatlas.training.state.StepLog`); nothing else in a
-step may wait.  On the CPU the waits are found by a dispatch mode; with a GPU, also by CUDA's own sync detector
-(``torch.cuda.set_sync_debug_mode("error")``).
+step may wait.  On the CPU the waits are found by a dispatch mode and a watch on ``Tensor.to(device)``; with a
+GPU, also by CUDA's own sync detector (``torch.cuda.set_sync_debug_mode("error")``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import latentatlas.training.trainer as trainer_module
 from latentatlas.config import TrainConfig
 from latentatlas.models import MODELS
 from latentatlas.training import train
-from tests.gpu_waits import WaitsOnCuda
+from tests.gpu_waits import CopiesToDevices, WaitsOnCuda
 from tests.models.small import N_CLASSES, small_model
 from tests.test_devices import _labelled_images
 
@@ -30,16 +30,16 @@ def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, family, de
         if self.state.step < self.round:   # each phase's first step may set up (a VQ-VAE's k-means codebook)
             return real_step(self, *args, **kwargs)
         watched.append(self.state.step)
-        mode = WaitsOnCuda()
+        mode, copies = WaitsOnCuda(), CopiesToDevices()
         if device == "cuda":
             torch.cuda.set_sync_debug_mode("error")
         try:
-            with mode:
+            with mode, copies:
                 return real_step(self, *args, **kwargs)
         finally:
             if device == "cuda":
                 torch.cuda.set_sync_debug_mode(0)
-            found.extend(mode.found)
+            found.extend(mode.found + copies.found)
 
     monkeypatch.setattr(trainer_module._Trainer, "step", watched_step)
     cfg = TrainConfig(epochs=4, batch_size=12, lr=1e-3, patience=None, device=device, progress=False)

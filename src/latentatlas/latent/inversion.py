@@ -92,7 +92,7 @@ class Inverter(nn.Module):
         curve: list[tuple[int, torch.Tensor, torch.Tensor]] = []   # read together at the end (one wait)
         with frozen(model), checked_labels():
             for step in range(steps):
-                z = model.prior_sample(batch_size, generator=generator).to(device)
+                z = model.prior_sample(batch_size, generator=generator)   # on the model's device
                 y_fake = to_device(torch.randint(self.label_classes, (batch_size,), generator=generator), device) \
                     if conditional else None
                 rows = to_device(torch.randint(images.shape[0], (batch_size,), generator=generator), device)
