@@ -59,9 +59,10 @@ def _caller(stack) -> str:
 
 
 class CopiesToDevices:
-    """Records the ``Tensor.to(device)`` calls latentatlas makes within the block (but ``rng.to_device``'s, which
-    copies through pinned memory), each with its source line: on a GPU a copy from ordinary memory waits for
-    the device, and on the CPU, where every tensor is already there, no operation shows it."""
+    """Records the ``Tensor.to(device)`` calls latentatlas's own code makes within the block (but
+    ``rng.to_device``'s, which copies through pinned memory), each with its source line: on a GPU a copy from
+    ordinary memory waits for the device, and on the CPU, where every tensor is already there, no operation
+    shows it."""
 
     def __init__(self) -> None:
         self.found: list[str] = []
@@ -72,7 +73,7 @@ class CopiesToDevices:
         def to(tensor, *args, **kwargs):
             device = kwargs.get("device", next((a for a in args if isinstance(a, (str, torch.device))), None))
             stack = traceback.extract_stack()[:-1]
-            if device is not None and stack[-1].filename != RNG:
+            if device is not None and stack[-1].filename.startswith(PACKAGE) and stack[-1].filename != RNG:
                 found.append(f".to({device}) at {_caller(stack)}")
             return real(tensor, *args, **kwargs)
         self.real, torch.Tensor.to = real, to

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import latentatlas.training.trainer as trainer_module
-from latentatlas.config import TrainConfig
+from latentatlas.config import PRECISIONS, TrainConfig
 from latentatlas.models import MODELS
 from latentatlas.training import train
 from tests.gpu_waits import CopiesToDevices, WaitsOnCuda
@@ -21,8 +21,10 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("family", MODELS.names())
-def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, family, device):
+def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, family, precision, device):
+    """At every precision: fp16's gradient scaler hands its overflow check to the fused Adam (no read)."""
     monkeypatch.setitem(trainer_module.HEALTH_EVERY, device, 10**9)   # the step log reads at the epoch end
     real_step, found, watched = trainer_module._Trainer.step, [], []
 
@@ -42,7 +44,8 @@ def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, family, de
             found.extend(mode.found + copies.found)
 
     monkeypatch.setattr(trainer_module._Trainer, "step", watched_step)
-    cfg = TrainConfig(epochs=4, batch_size=12, lr=1e-3, patience=None, device=device, progress=False)
+    cfg = TrainConfig(epochs=4, batch_size=12, lr=1e-3, patience=None, device=device, progress=False,
+                      precision=precision)
     model = small_model(family)
     train(model, _labelled_images(), cfg, tmp_path, seed=0)
     assert len(watched) >= max(p.repeat for p in model.phases())   # every phase ran in a watched step
