@@ -271,6 +271,22 @@ def test_a_multi_phase_model_without_validation_keeps_its_latest_weights(tmp_pat
     assert result.best_epoch == 2 and result.epochs_run == 2
 
 
+def test_data_parallel_ranks_ask_rank_0s_clock_at_the_step_logs_cadence(tmp_path):
+    """Under DDP each question is a broadcast read (a wait on a GPU), so max_minutes is asked every
+    ``every`` batches (32 on a GPU), not every batch; a single process reads its own clock every batch."""
+    from types import SimpleNamespace
+
+    from latentatlas.training import trainer as trainer_module
+
+    trainer = trainer_module._Trainer(tiny_model(), tiny_dataset(), tiny_train_config(max_minutes=1.0), tmp_path,
+                                      0, ())
+    asked: list[bool] = []
+    trainer.dist = SimpleNamespace(active=True, from_main=lambda flag, device: asked.append(flag) or flag)
+    trainer.steps.every = 32
+    assert not any(trainer._out_of_budget(0.0, b) for b in range(70)) and len(asked) == 3   # batches 0, 32, 64
+    assert trainer._out_of_budget(61.0, 64) and not trainer._out_of_budget(61.0, 65)
+
+
 def test_epoch_means_weigh_each_term_by_the_rows_of_the_batches_where_it_ran():
     from types import SimpleNamespace
 

@@ -179,7 +179,7 @@ class _Trainer:
         with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
             for b in range(n_batches):
                 self.ctrl_c.check()
-                if self._out_of_budget(time.perf_counter() - started):
+                if self._out_of_budget(time.perf_counter() - started, b):
                     break
                 index = order[b * size:(b + 1) * size]
                 if len(index) < self.dist.world:
@@ -195,11 +195,12 @@ class _Trainer:
         self.state.train_seconds += time.perf_counter() - started
         return self.steps.epoch_means(self.dist, self.device)
 
-    def _out_of_budget(self, epoch_seconds: float) -> bool:
-        """max_steps reached, or max_minutes of training batches spent (rank 0's clock decides)."""
+    def _out_of_budget(self, epoch_seconds: float, batch: int) -> bool:
+        """max_steps reached, or max_minutes of training batches spent (rank 0's clock decides; data-parallel
+        ranks ask it at the step log's cadence, ``batch`` of the epoch: a broadcast read waits for the GPU)."""
         if self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps:
             return True
-        if self.cfg.max_minutes is None:
+        if self.cfg.max_minutes is None or (self.dist.active and batch % self.steps.every):
             return False
         spent = self.state.train_seconds + epoch_seconds >= 60 * self.cfg.max_minutes
         return self.dist.from_main(spent, self.device)
