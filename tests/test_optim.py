@@ -12,7 +12,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 def _params(device: str, seed: int = 0) -> list[torch.nn.Parameter]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(*shape, generator=g).to(device)) for shape in ((7, 5), (5,), (3, 2, 2))]
+    return [torch.nn.Parameter(torch.randn(*shape, generator=g, dtype=torch.float64).to(device))
+            for shape in ((7, 5), (5,), (3, 2, 2))]
 
 
 def _steps(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], first: int, last: int) -> None:
@@ -31,7 +32,7 @@ def test_the_fused_adam_takes_the_steps_of_torchs_default_adam(device):
     _steps(opt, ours, 0, 30)
     _steps(torch.optim.Adam(reference, lr=0.05, betas=(0.5, 0.9), weight_decay=1e-3), reference, 0, 30)
     for a, b in zip(ours, reference):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -50,4 +51,4 @@ def test_a_state_saved_by_the_default_adam_resumes_in_the_fused_one(device):
     _steps(opt, resumed, 10, 20)
     _steps(torch.optim.Adam(whole, lr=0.05), whole, 0, 20)
     for a, b in zip(resumed, whole):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
