@@ -1,11 +1,12 @@
-"""The shared array helpers: sums of rows by group (index_add_ on the CPU, one-hot products on a GPU)."""
+"""The shared array helpers: sums of rows by group (index_add_ on the CPU, one-hot products on a GPU), and
+one read of logged scalars to the host."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from latentatlas.tensors import group_sums, onehot_sums
+from latentatlas.tensors import group_sums, host_values, onehot_sums
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -37,3 +38,10 @@ def test_group_sums_are_the_same_on_every_call(device):
     labels, values = labels.to(device), values.float().to(device)
     first = group_sums(labels, values, groups)
     assert all(torch.equal(group_sums(labels, values, groups), first) for _ in range(3))
+
+
+def test_host_values_reads_every_scalar_tensor_and_keeps_the_rest():
+    rows = [{"iter": 1, "loss": torch.tensor(0.25), "name": "a"}, {}, {"iter": 2, "loss": torch.tensor(-3.5),
+                                                                      "kl": torch.tensor(2, dtype=torch.int64)}]
+    assert host_values(rows) == [{"iter": 1, "loss": 0.25, "name": "a"}, {}, {"iter": 2, "loss": -3.5, "kl": 2.0}]
+    assert host_values([]) == [] and host_values([{"step": 3}]) == [{"step": 3}]

@@ -1,5 +1,5 @@
 """Adam as latentatlas trains with it: torch's fused implementation where the parameters' device has one (one
-kernel a step on a GPU, and 3-4x faster a step than torch's default on the CPU: ``bench/adam_step.py``), the
+kernel a step on a GPU, and 3-7x faster a step than torch's default on the CPU: ``bench/adam_step.py``), the
 default implementation elsewhere.  The same arithmetic; the results differ from the default's in the last bits.
 """
 

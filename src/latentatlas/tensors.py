@@ -1,6 +1,7 @@
-"""Array helpers shared by the metrics and the latent samplers: one coercion of (N, D) arrays to tensors,
-blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a chunk, and sums of
-rows by group that come out the same on every run, on a GPU too."""
+"""Array helpers shared by the metrics, the latent samplers and the training loops: one coercion of (N, D)
+arrays to tensors, blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a
+chunk, sums of rows by group that come out the same on every run, on a GPU too, and one read of many logged
+scalars to the host."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def as_features(x: Any, param: str, dtype: torch.dtype = torch.float64, device: 
     if not torch.is_floating_point(t):
         t = t.to(torch.float64)
     return t.detach().to(device=device, dtype=dtype)
+
+
+def host_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each tensor value (a scalar) replaced by its number, all read to the host in one copy (one
+    wait on a GPU, not one a value); other values are kept as they are."""
+    tensors = [v.float() for row in rows for v in row.values() if isinstance(v, torch.Tensor)]
+    numbers = iter(torch.stack(tensors).tolist() if tensors else ())
+    return [{k: next(numbers) if isinstance(v, torch.Tensor) else v for k, v in row.items()} for row in rows]
 
 
 def chunk_rows(n_cols: int, max_chunk_bytes: int, itemsize: int) -> int:

@@ -28,6 +28,7 @@ from latentatlas.fileio import torch_load, torch_save
 from latentatlas.models.base import checked_labels
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
 from latentatlas.rng import to_device
+from latentatlas.tensors import host_values
 from latentatlas.validate import check_finite, check_number
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Inverter(nn.Module):
         conditional = self.label_classes is not None
         images = images.to(device)   # once: a copy a step from ordinary memory would wait for a GPU each time
         labels = model.check_labels(labels.to(device), images.shape[0]) if conditional else None   # read once
-        curve: list[tuple[int, torch.Tensor, torch.Tensor]] = []   # read together at the end (one wait)
+        curve: list[dict[str, Any]] = []   # read into ``history`` together at the end (one wait on a GPU)
         with frozen(model), checked_labels():
             for step in range(steps):
                 z = model.prior_sample(batch_size, generator=generator)   # on the model's device
@@ -107,9 +108,8 @@ class Inverter(nn.Module):
                 loss.backward()
                 opt.step()
                 if step % 100 == 0 or step == steps - 1:
-                    curve.append((step + 1, latent.detach(), pixels.detach()))
-        values = torch.stack([torch.stack(pair) for _, *pair in curve]).tolist() if curve else []
-        self.history += [{"step": s, "latent_mse": a, "pixel_mse": b} for (s, *_), (a, b) in zip(curve, values)]
+                    curve.append({"step": step + 1, "latent_mse": latent.detach(), "pixel_mse": pixels.detach()})
+        self.history += host_values(curve)
         log.info("inversion encoder: %d steps, latent mse %.4g, pixel mse %.4g", steps,
                  *(self.history[-1][k] for k in ("latent_mse", "pixel_mse")) if self.history else (0, 0))
         return self.eval()

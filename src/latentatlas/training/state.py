@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from latentatlas.config import TrainConfig
+from latentatlas.tensors import host_values
 from latentatlas.validate import check_fields
 
 log = logging.getLogger(__name__)
@@ -232,9 +233,7 @@ class RowMeans:
     def read(self) -> list[dict[str, float]]:
         """The pending batches' terms as numbers, batch by batch, after adding them to the sums."""
         pending, self.pending = self.pending, []
-        flat = [v.float() for terms, _ in pending for v in terms.values()]
-        numbers = iter(torch.stack(flat).tolist() if flat else ())
-        batches = [{k: next(numbers) for k in terms} for terms, _ in pending]
+        batches = host_values([terms for terms, _ in pending])
         for values, (_, rows) in zip(batches, pending):
             for k, v in values.items():
                 self.sums[k] = self.sums.get(k, 0.0) + v * rows

@@ -25,6 +25,7 @@ from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
 from latentatlas.optim import adam, load_adam_state
 from latentatlas.rng import to_device
+from latentatlas.tensors import host_values
 from latentatlas.validate import check_choice, check_number
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class LearnedSampler(LatentSampler):
         # a resumed fit must be on the same codes, with the same hyperparameters
         key = {"codes": content_hash(z)[:16], "params": self.get_params(), "name": self.name}
         start, history = self._resume(checkpoint, key, net, average, opt, g)
-        curve: list[tuple[int, torch.Tensor]] = []   # losses read into ``history`` together (one wait on a GPU)
+        curve: list[dict[str, Any]] = []   # losses read into ``history`` together (one wait on a GPU)
         for it in range(start, self.iters):
             rows = to_device(torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g), x.device)
             loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
@@ -91,11 +92,10 @@ class LearnedSampler(LatentSampler):
             opt.step()
             ema_update(average, net, ema_decay_at(it + 1, self.ema))
             if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
-                curve.append((it + 1, loss.detach()))
+                curve.append({"iter": it + 1, "loss": loss.detach()})
             saving = checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters)
-            if curve and (saving or it + 1 == self.iters):
-                losses = torch.stack([v for _, v in curve]).tolist()
-                history.extend({"iter": i, "loss": v} for (i, _), v in zip(curve, losses))
+            if saving or it + 1 == self.iters:
+                history.extend(host_values(curve))
                 curve = []
             if saving:
                 torch_save({**key, "iter": it + 1, "net": net.state_dict(), "average": average.state_dict(),
