@@ -2,13 +2,15 @@
 device, and an operation that needs a value on the host (``item``, ``bool`` of a tensor), sizes its output by the
 data (``nonzero``, boolean-mask indexing, ``bincount``) or copies Python data to the device
 (``torch.tensor(x, device=...)``) stops the host until the queue has run.  (A copy of CPU tensors to the device
-from ordinary memory waits too; on the CPU it is no operation, so latentatlas makes such copies through
-``rng.to_device``.)"""
+from ordinary memory waits too, and so does ``.cpu()``; on the CPU they are no operation, so latentatlas makes
+such copies through ``rng.to_device``, and evaluates batches through ``tensors.map_rows``.)"""
 
 from __future__ import annotations
 
 import traceback
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -58,29 +60,57 @@ def _caller(stack) -> str:
     return "outside latentatlas"
 
 
-class CopiesToDevices:
-    """Records the ``Tensor.to(device)`` calls latentatlas's own code makes within the block (but
-    ``rng.to_device``'s, which copies through pinned memory), each with its source line: on a GPU a copy from
-    ordinary memory waits for the device, and on the CPU, where every tensor is already there, no operation
-    shows it."""
+class DeviceCopies:
+    """Records the copies between host and device that latentatlas's own code makes within the block with
+    ``Tensor.to(device)`` (but ``rng.to_device``'s, which copies through pinned memory) and ``Tensor.cpu()``,
+    each with its source line: on a GPU such a copy waits for the device, and on the CPU, where every tensor is
+    already there, no operation shows it."""
 
     def __init__(self) -> None:
         self.found: list[str] = []
 
-    def __enter__(self) -> "CopiesToDevices":
-        real, found = torch.Tensor.to, self.found
+    def __enter__(self) -> "DeviceCopies":
+        self.real = real_to, real_cpu = torch.Tensor.to, torch.Tensor.cpu
+        found = self.found
+
+        def ours(stack) -> bool:
+            return stack[-1].filename.startswith(PACKAGE) and stack[-1].filename != RNG
 
         def to(tensor, *args, **kwargs):
             device = kwargs.get("device", next((a for a in args if isinstance(a, (str, torch.device))), None))
             stack = traceback.extract_stack()[:-1]
-            if device is not None and stack[-1].filename.startswith(PACKAGE) and stack[-1].filename != RNG:
+            if device is not None and ours(stack):
                 found.append(f".to({device}) at {_caller(stack)}")
-            return real(tensor, *args, **kwargs)
-        self.real, torch.Tensor.to = real, to
+            return real_to(tensor, *args, **kwargs)
+
+        def cpu(tensor, *args, **kwargs):
+            stack = traceback.extract_stack()[:-1]
+            if ours(stack):
+                found.append(f".cpu() at {_caller(stack)}")
+            return real_cpu(tensor, *args, **kwargs)
+        torch.Tensor.to, torch.Tensor.cpu = to, cpu
         return self
 
     def __exit__(self, *exc) -> None:
-        torch.Tensor.to = self.real
+        torch.Tensor.to, torch.Tensor.cpu = self.real
 
 
 RNG = PACKAGE + "rng.py"
+
+
+def count_waits(work: Callable[[], object], device: str) -> int:
+    """The waits of ``work()``: on the CPU the operations and copies that would wait on CUDA, on CUDA the syncs
+    that CUDA's sync detector reports (copies from ordinary memory included, which the CPU cannot see)."""
+    if device == "cpu":
+        with WaitsOnCuda() as mode, DeviceCopies() as copies:
+            work()
+        return len(mode.found) + len(copies.found)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            work()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchronizing" in str(w.message) for w in seen)

@@ -1,14 +1,16 @@
 """Array helpers shared by the metrics, the latent samplers and the training loops: one coercion of (N, D)
-arrays to tensors, blocked squared Euclidean distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a
-chunk, sums of rows by group that come out the same on every run, on a GPU too, and one read of many logged
-scalars to the host."""
+arrays to tensors, one batched evaluation of a network over the rows of CPU tensors, blocked squared Euclidean
+distances (|a|^2 + |b|^2 - 2 a.b) that never hold more than a chunk, sums of rows by group that come out the
+same on every run, on a GPU too, and one read of many logged scalars to the host."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from latentatlas.rng import to_device
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
@@ -23,6 +25,34 @@ def as_features(x: Any, param: str, dtype: torch.dtype = torch.float64, device: 
     if not torch.is_floating_point(t):
         t = t.to(torch.float64)
     return t.detach().to(device=device, dtype=dtype)
+
+
+def map_rows(fn: Callable[..., Any], *inputs: torch.Tensor | None, batch_size: int,
+             device: torch.device | str) -> Any:
+    """``fn`` over batches of the rows of ``inputs`` (each (N, ...); None is passed on as None) on ``device`` ->
+    what ``fn`` returns (a tensor (B, ...), or a tuple of tensors or None) with the rows of every batch, on the
+    CPU.  ``fn`` gets the batches as they are stored (uint8 images stay uint8, a quarter of float32's bytes).
+
+    On a GPU the batches go to the device through pinned memory and the outputs come back into pinned memory,
+    neither waiting for the device, and the host waits once, at the end: a loop of ``.to(device)`` and
+    ``.cpu()`` waits twice a batch, and the device idles while the host prepares the next.  With N = 0, ``fn``
+    runs once on empty batches, which gives the outputs' shapes."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    n = next(t.shape[0] for t in inputs if t is not None)
+    outputs: tuple[torch.Tensor | None, ...] = ()
+    for start in range(0, max(n, 1), batch_size):
+        result = fn(*(None if t is None else to_device(t[start:start + batch_size], device) for t in inputs))
+        parts = result if isinstance(result, tuple) else (result,)
+        if start == 0:
+            outputs = tuple(None if p is None else torch.empty((n, *p.shape[1:]), dtype=p.dtype, pin_memory=cuda)
+                            for p in parts)
+        for out, part in zip(outputs, parts):
+            if out is not None:
+                out[start:start + part.shape[0]].copy_(part, non_blocking=cuda)
+    if cuda:
+        torch.cuda.current_stream(device).synchronize()
+    return outputs if isinstance(result, tuple) else outputs[0]
 
 
 def host_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

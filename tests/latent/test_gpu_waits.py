@@ -6,7 +6,6 @@ the waits too (copies from ordinary memory included, which the CPU cannot see)."
 from __future__ import annotations
 
 import re
-import warnings
 
 import pytest
 import torch
@@ -15,27 +14,10 @@ from latentatlas.latent.inversion import Inverter
 from latentatlas.latent.samplers import build_sampler
 from latentatlas.latent.samplers.ddpm import alpha_bar_on, cosine_alpha_bar
 from latentatlas.models import build_model, model_config
-from tests.gpu_waits import CopiesToDevices, WaitsOnCuda
+from tests.gpu_waits import count_waits
 from tests.latent.samplers.small import SMALL
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def waits(fit, device: str) -> int:
-    """The waits of ``fit()``: on the CPU the operations and copies that would wait on CUDA, on CUDA the syncs."""
-    if device == "cpu":
-        with WaitsOnCuda() as mode, CopiesToDevices() as copies:
-            fit()
-        return len(mode.found) + len(copies.found)
-    torch.cuda.synchronize()
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fit()
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
-    return sum("synchronizing" in str(w.message) for w in seen)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -52,7 +34,7 @@ def test_a_learned_samplers_fit_waits_as_often_for_20_iterations_as_for_40(name,
         sampler = build_sampler(re.sub(r"iters=\d+", f"iters={iters}", SMALL[name]))
         alpha_bar_on.cache_clear()   # each fit copies the diffusion schedule once
         return lambda: sampler.fit(codes, generator=torch.Generator().manual_seed(1))
-    assert waits(fit(20), device) == waits(fit(40), device)
+    assert count_waits(fit(20), device) == count_waits(fit(40), device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -66,7 +48,7 @@ def test_the_inversion_encoders_fit_waits_as_often_for_20_steps_as_for_40(device
     def fit(steps: int):
         inverter = Inverter(model, refine_steps=0)
         return lambda: inverter.fit(model, images, labels, steps=steps, batch_size=16, generator=g, device=device)
-    assert waits(fit(20), device) == waits(fit(40), device)
+    assert count_waits(fit(20), device) == count_waits(fit(40), device)
 
 
 def test_the_diffusion_schedule_is_copied_to_a_device_once_not_every_iteration():

@@ -13,7 +13,7 @@ import latentatlas.training.trainer as trainer_module
 from latentatlas.config import PRECISIONS, TrainConfig
 from latentatlas.models import MODELS
 from latentatlas.training import train
-from tests.gpu_waits import CopiesToDevices, WaitsOnCuda
+from tests.gpu_waits import DeviceCopies, WaitsOnCuda
 from tests.models.small import N_CLASSES, small_model
 from tests.test_devices import _labelled_images
 
@@ -32,7 +32,7 @@ def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, family, pr
         if self.state.step < self.round:   # each phase's first step may set up (a VQ-VAE's k-means codebook)
             return real_step(self, *args, **kwargs)
         watched.append(self.state.step)
-        mode, copies = WaitsOnCuda(), CopiesToDevices()
+        mode, copies = WaitsOnCuda(), DeviceCopies()
         if device == "cuda":
             torch.cuda.set_sync_debug_mode("error")
         try:

@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from latentatlas.tensors import map_rows
+
 log = logging.getLogger(__name__)
 
 METHODS = ("mean", "refined", "probe")
@@ -231,9 +233,7 @@ def judge_probabilities(judge, images: torch.Tensor, *, batch_size: int = 256) -
     -> float64 (n, A) on the CPU, columns in the order of ``judge.attribute_names``."""
     params = judge.parameters() if isinstance(judge, torch.nn.Module) else iter(())
     device = next(params, torch.empty(0)).device
-    out = [judge.attribute_probs(images[s:s + batch_size].to(device)).double().cpu()
-           for s in range(0, images.shape[0], batch_size)]
-    probs = torch.cat(out) if out else torch.empty(0, len(judge.attribute_names), dtype=torch.float64)
+    probs = map_rows(lambda x: judge.attribute_probs(x).double(), images, batch_size=batch_size, device=device)
     if probs.shape != (images.shape[0], len(judge.attribute_names)):
         raise ValueError(f"judge: expected attribute probabilities ({images.shape[0]}, "
                          f"{len(judge.attribute_names)}), got {tuple(probs.shape)}")

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import to_float
+from latentatlas.models.base import checked_labels
+from latentatlas.tensors import map_rows
 
 METHODS = ("auto", "encoder", "inversion")
 
@@ -39,12 +41,14 @@ def _floats(x: torch.Tensor) -> torch.Tensor:
     return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
-def _labels_for(model: nn.Module, labels: torch.Tensor | None, start: int, stop: int, device) -> torch.Tensor | None:
+def _labels_for(model: nn.Module, labels: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+    """``labels`` (rows,) as long, their range checked, for a conditional model; None for an unconditional one.
+    (Checked once here, the batches run within :func:`checked_labels`, which reads no batch's range.)"""
     if not getattr(model, "conditional", False):
         return None
     if labels is None:
         raise ValueError(f"labels: the conditional {model.config.family!r} model needs a class label per code")
-    return labels[start:stop].to(device).long()
+    return model.check_labels(labels.cpu(), rows)
 
 
 @torch.no_grad()
@@ -55,19 +59,15 @@ def encode_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
     log-variances (N, d) or None (AE), on the CPU, through the model's encoder; for a model with discrete
     codes (VQ-VAE), its code grids (N, h, w) long and None."""
     model.eval()
-    means, logvars = [], []
-    for start in range(0, images.shape[0], batch_size):
-        x = _floats(images[start:start + batch_size]).to(device)
-        y = _labels_for(model, labels, start, start + batch_size, device)
-        post = model.encode(x) if y is None else model.encode(x, y)
+
+    def encode(x: torch.Tensor, y: torch.Tensor | None):
+        post = model.encode(_floats(x)) if y is None else model.encode(_floats(x), y)
         if isinstance(post, torch.Tensor):     # discrete codes: the index grids themselves
-            means.append(post.cpu())
-            continue
-        means.append(post.mean.float().cpu())
-        if post.logvar is not None:
-            logvars.append(post.logvar.float().cpu())
-    mean = torch.cat(means) if means else torch.empty(0, *getattr(model, "code_shape", (model.latent_dim,)))
-    return mean, (torch.cat(logvars) if logvars else None)
+            return post, None
+        return post.mean.float(), None if post.logvar is None else post.logvar.float()
+    y = _labels_for(model, labels, images.shape[0])
+    with checked_labels():
+        return map_rows(encode, images, y, batch_size=batch_size, device=device)
 
 
 @torch.no_grad()
@@ -76,13 +76,13 @@ def decode_codes(model: nn.Module, z: torch.Tensor, labels: torch.Tensor | None 
     """Codes (N, d) (or integer code grids (N, h, w)) [and labels (N,)] -> images float32 (N, C, H, W) in
     [0, 1], on the CPU."""
     model.eval()
-    out = []
-    for s in range(0, z.shape[0], batch_size):
-        code = z[s:s + batch_size].to(device)
+
+    def decode(code: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         code = code.float() if code.is_floating_point() else code.long()
-        y = _labels_for(model, labels, s, s + batch_size, device)
-        out.append((model.decode(code) if y is None else model.decode(code, y)).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, *model.image_shape)
+        return (model.decode(code) if y is None else model.decode(code, y)).float()
+    y = _labels_for(model, labels, z.shape[0])
+    with checked_labels():
+        return map_rows(decode, z, y, batch_size=batch_size, device=device)
 
 
 @dataclass

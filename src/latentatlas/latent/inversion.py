@@ -28,7 +28,7 @@ from latentatlas.fileio import torch_load, torch_save
 from latentatlas.models.base import checked_labels
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
 from latentatlas.rng import to_device
-from latentatlas.tensors import host_values
+from latentatlas.tensors import host_values, map_rows
 from latentatlas.validate import check_finite, check_number
 
 log = logging.getLogger(__name__)
@@ -132,17 +132,15 @@ class Inverter(nn.Module):
                device: torch.device | str = "cpu") -> torch.Tensor:
         """Codes (N, latent_dim) on the CPU for images (N, C, H, W) uint8 or float in [0, 1]."""
         self.to(device).eval()
-        out = []
-        size = self.settings["batch_size"]
-        with frozen(model):
-            for start in range(0, images.shape[0], size):
-                x = images[start:start + size]
-                x = (to_float(x) if x.dtype == torch.uint8 else x.float()).to(device)
-                y = labels[start:start + size].to(device).long() if self.label_classes is not None else None
-                with torch.no_grad():
-                    z = self(x, y)
-                out.append(self.refine(model, x, y, z).cpu() if self.settings["refine_steps"] else z.cpu())
-        return torch.cat(out) if out else torch.empty(0, self.shape["latent_dim"])
+
+        def codes_of(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+            x = to_float(x) if x.dtype == torch.uint8 else x.float()
+            with torch.no_grad():
+                z = self(x, y)
+            return self.refine(model, x, y, z) if self.settings["refine_steps"] else z
+        y = model.check_labels(labels.cpu(), images.shape[0]) if self.label_classes is not None else None  # read once
+        with frozen(model), checked_labels():
+            return map_rows(codes_of, images, y, batch_size=self.settings["batch_size"], device=device)
 
     # -- files ---------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

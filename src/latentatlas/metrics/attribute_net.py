@@ -23,6 +23,7 @@ from torch import nn
 from latentatlas.data.base import ImageDataset, dataset_fingerprint, mirror, to_float
 from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator, to_device
+from latentatlas.tensors import map_rows
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,7 @@ def predict_logits(model: AttributeNet, images: torch.Tensor, *, device: str = "
                    batch_size: int = 512) -> torch.Tensor:
     """Attribute logits float32 (N, A) on the CPU of uint8 images (N, C, H, W)."""
     model.eval()
-    parts = [model.attribute_logits(to_float(images[s:s + batch_size]).to(device)).cpu()
-             for s in range(0, len(images), batch_size)]
-    return torch.cat(parts) if parts else torch.zeros(0, len(model.attribute_names))
+    return map_rows(lambda x: model.attribute_logits(to_float(x)), images, batch_size=batch_size, device=device)
 
 
 def heldout_aucs(logits: torch.Tensor, attributes: torch.Tensor) -> list[float | None]:

@@ -18,6 +18,7 @@ from torch import nn
 from latentatlas.data.base import ImageDataset, to_float
 from latentatlas.metrics.cached_net import cache_path, heldout_split, init_weights, load_cached_net, load_or_train_net
 from latentatlas.rng import make_generator, to_device
+from latentatlas.tensors import map_rows
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,9 @@ class SmallCNN(nn.Module):
 
 def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, device: str) -> float:
     model.eval()
-    correct = 0
     with torch.no_grad():
-        for s in range(0, len(images), 512):
-            pred = model.logits(to_float(images[s:s + 512]).to(device)).argmax(1).cpu()
-            correct += int((pred == labels[s:s + 512]).sum())
-    return correct / max(1, len(images))
+        pred = map_rows(lambda x: model.logits(to_float(x)).argmax(1), images, batch_size=512, device=device)
+    return int((pred == labels).sum()) / max(1, len(images))
 
 
 def train_classifier(ds: ImageDataset, *, epochs: int = 3, batch_size: int = 64, lr: float = 2e-3,

@@ -23,6 +23,7 @@ from latentatlas.data.base import ImageDataset, dataset_fingerprint, to_float
 from latentatlas.fileio import default_cache_dir, json_key, load_npz, save_npz
 from latentatlas.registry import Registry
 from latentatlas.rng import make_generator
+from latentatlas.tensors import map_rows
 
 log = logging.getLogger(__name__)
 
@@ -160,36 +161,27 @@ def _check_images(images: torch.Tensor, param: str = "images") -> None:
 
 
 @torch.no_grad()
-def iter_features(extractor: nn.Module, images: torch.Tensor, *, batch_size: int = 256,
-                  device: str | torch.device = "cpu", logits: bool = False):
-    """Yield float64 CPU feature batches (B, D) (or (features, logits) pairs) for uint8 (N, C, H, W)."""
+def extract_features(extractor: nn.Module, images: torch.Tensor, *, batch_size: int = 256,
+                     device: str | torch.device = "cpu", logits: bool = False):
+    """Features float64 (N, D) on the CPU of uint8 images (N, C, H, W); with ``logits=True`` also (N, K)
+    logits."""
     _check_images(images)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if logits and not hasattr(extractor, "features_and_logits"):
         raise ValueError(f"extractor {getattr(extractor, 'name', extractor)!r} has no logits; "
                          "the IS-style score needs extractor='classifier'")
+
+    def features(x: torch.Tensor):
+        if logits:
+            return tuple(t.double() for t in extractor.features_and_logits(to_float(x)))
+        return extractor(to_float(x)).double()
     was_training = extractor.training
     extractor.eval()
     try:
-        for start in range(0, images.shape[0], batch_size):
-            x = to_float(images[start:start + batch_size]).to(device)
-            if logits:
-                f, lg = extractor.features_and_logits(x)
-                yield f.double().cpu(), lg.double().cpu()
-            else:
-                yield extractor(x).double().cpu()
+        return map_rows(features, images, batch_size=batch_size, device=device)
     finally:
         extractor.train(was_training)
-
-
-def extract_features(extractor: nn.Module, images: torch.Tensor, *, batch_size: int = 256,
-                     device: str | torch.device = "cpu", logits: bool = False):
-    """Features float64 (N, D) of uint8 images (N, C, H, W); with ``logits=True`` also (N, K) logits."""
-    parts = list(iter_features(extractor, images, batch_size=batch_size, device=device, logits=logits))
-    if logits:
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    return torch.cat(parts)
 
 
 # ------------------------------------------------------------------------------------------ statistics

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from latentatlas.data.base import ImageDataset, to_uint8
+from latentatlas.latent.codes import decode_codes
 from latentatlas.metrics.features import build_extractor, extract_features, features_to_stats, reference_stats
 from latentatlas.metrics.frechet import FrechetReference, frechet
 from latentatlas.metrics.modes import CollapseDetector, class_coverage
@@ -90,16 +91,10 @@ class SampleMonitor:
         """uint8 (n, C, H, W): the decoded fixed draws."""
         z, y = self.draws(model)
         was_training = model.training
-        model.eval()
         try:
-            parts = []
-            for s in range(0, self.n, self.batch_size):
-                labels = None if y is None else y[s:s + self.batch_size].to(self.device)
-                args = (z[s:s + self.batch_size].to(self.device),) + ((labels,) if labels is not None else ())
-                parts.append(to_uint8(model.decode(*args)))
+            return to_uint8(decode_codes(model, z, y, batch_size=self.batch_size, device=self.device))
         finally:
             model.train(was_training)
-        return torch.cat(parts)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """monitor_frechet, and where available monitor_precision / _recall / _classes_covered / _class_kl."""
