@@ -12,7 +12,8 @@
 # It runs latentatlas from src/ (no install).  Sections in order of importance, each skipped when it would
 # start after DEADLINE seconds (default 500) and cut there: the CUDA tests (every family at fp32/bf16/fp16,
 # no training step waiting for the GPU, every sampler, PRDC, the Fréchet distance, the whole chain); one Adam
-# step, fused against torch's default; training throughput, train() vs a plain loop
+# step, fused against torch's default; encoding, decoding and features in batches against a loop of .to and
+# .cpu(); training throughput, train() vs a plain loop
 # (faces: configs/celeba64-betavae.yaml on 8,000 random 64x64 images, the data folder does not travel and
 # speed does not depend on the pixels; the default MNIST VAE; the MNIST DCGAN; a face run 10x as long, where
 # the trainer's fixed cost is spread thinner; where train()'s time goes in that run; epochs of 0.6 s with
@@ -68,9 +69,12 @@ throughput() {   # throughput PRECISION: faces and MNIST, train() vs the plain l
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'precision auto:', r('auto', '$DEVICE'))"
     section "tests on $DEVICE" 30 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py \
         tests/training/test_precision.py tests/training/test_gpu_syncs.py tests/latent/test_gpu_waits.py \
-        tests/test_optim.py tests/metrics/test_frechet.py tests/latent/samplers/test_grid.py
+        tests/test_optim.py tests/test_evaluation_waits.py tests/test_tensors.py tests/metrics/test_frechet.py \
+        tests/latent/samplers/test_grid.py
     throughput fp32
     section "Adam step" 30 python3 bench/adam_step.py --device "$DEVICE" --repeats "$REPEATS"
+    section "batched evaluation" 30 python3 bench/batched_evaluation.py --device "$DEVICE" --repeats "$REPEATS" \
+        ${QUICK:+--n 2048}
     section "GAN throughput fp32" 40 python3 bench/gan_throughput.py --mnist synthetic --device "$DEVICE" \
         --steps "$((2 * STEPS))" --repeats "$REPEATS"
     section "long face run fp32" 60 python3 bench/face_throughput.py --celeba synthetic --device "$DEVICE" \
