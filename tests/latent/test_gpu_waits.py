@@ -1,7 +1,8 @@
 """The fitting loops of the learned samplers and of the inversion encoder wait for the device a fixed number of
 times, not once an iteration (tests/gpu_waits.py says what waits): their loss curves are read at the end, and
-their batches are drawn on the CPU and copied through pinned memory.  On a GPU, CUDA's sync detector counts
-the waits too (copies from ordinary memory included, which the CPU cannot see)."""
+their batches are drawn on the CPU and copied through pinned memory.  A full Gaussian mixture's draw waits a
+fixed number of times, not once a component.  On a GPU, CUDA's sync detector counts the waits too (copies from
+ordinary memory included, which the CPU cannot see)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ def test_the_inversion_encoders_fit_waits_as_often_for_20_steps_as_for_40(device
         inverter = Inverter(model, refine_steps=0)
         return lambda: inverter.fit(model, images, labels, steps=steps, batch_size=16, generator=g, device=device)
     assert count_waits(fit(20), device) == count_waits(fit(40), device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_full_gaussian_mixtures_draw_waits_as_often_for_12_components_as_for_3(device):
+    g = torch.Generator().manual_seed(0)
+
+    def draw(k: int):
+        x = (torch.randn(40 * k, 2, generator=g) + 8.0 * torch.randn(k, 2, generator=g).repeat(40, 1)).to(device)
+        sampler = build_sampler(f"gmm:k={k},covariance=full").fit(x, generator=torch.Generator().manual_seed(1))
+        return lambda: sampler.sample(500, generator=torch.Generator().manual_seed(2))
+    assert count_waits(draw(3), device) == count_waits(draw(12), device)
 
 
 def test_the_diffusion_schedule_is_copied_to_a_device_once_not_every_iteration():

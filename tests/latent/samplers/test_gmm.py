@@ -91,6 +91,18 @@ def test_sampling_matches_the_fitted_components():
         m.sample(5, component=2)
 
 
+def test_each_draw_of_a_full_mixture_takes_its_own_components_covariance():
+    """The draws are made sorted by component and put back: a row given another component's noise would show
+    in a tight component's spread."""
+    g = torch.Generator().manual_seed(0)
+    tight, wide = 1e-3 * torch.randn(500, 3, generator=g), 100.0 + 10.0 * torch.randn(500, 3, generator=g)
+    m = GMM(k=2, covariance="full").fit(torch.cat([tight, wide]).double())
+    s = m.sample(4000, generator=g)
+    near_tight = s.norm(dim=1) < 50
+    assert 1500 < int(near_tight.sum()) < 2500
+    assert float(s[near_tight].std(0).max()) < 2e-3 and float(s[~near_tight].std(0).min()) > 8.0
+
+
 def test_gaussian_is_the_maximum_likelihood_gaussian():
     x, _, _ = blobs(n=500, d=4, k=3)
     s = build_sampler("gaussian:reg_covar=0").fit(x)

@@ -268,13 +268,13 @@ class GMM(LatentSampler):
         eps = randn((n, d), generator=generator, device=self.codes_device, dtype=self.means_.dtype)
         comp = comp.to(self.codes_device)
         cov = self.covariances_
-        if self.covariance == "full":
-            out = torch.empty_like(eps)
-            used = torch.unique(comp)
+        if self.covariance == "full":   # rows sorted by component: two reads on a GPU, not two a component
+            used, counts = torch.unique(comp, return_counts=True)
             L = torch.linalg.cholesky(cov[used])   # only the components drawn from (one for component=)
-            for i, c in enumerate(used.tolist()):
-                rows = torch.nonzero(comp == c).flatten()
-                out[rows] = eps[rows] @ L[i].T
+            order = torch.argsort(comp, stable=True)
+            blocks = eps[order].split(counts.tolist())
+            out = torch.empty_like(eps)
+            out[order] = torch.cat([block @ factor.T for block, factor in zip(blocks, L)])
         elif self.covariance == "tied":
             out = eps @ torch.linalg.cholesky(cov).T
         else:
