@@ -1,8 +1,9 @@
 """The fitting loops of the learned samplers and of the inversion encoder wait for the device a fixed number of
 times, not once an iteration (tests/gpu_waits.py says what waits): their loss curves are read at the end, and
 their batches are drawn on the CPU and copied through pinned memory.  A full Gaussian mixture's draw waits a
-fixed number of times, not once a component.  On a GPU, CUDA's sync detector counts the waits too (copies from
-ordinary memory included, which the CPU cannot see)."""
+fixed number of times, not once a component, and a nearest-neighbour path's draw not once a block of anchors.
+On a GPU, CUDA's sync detector counts the waits too (copies from ordinary memory included, which the CPU cannot
+see)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from latentatlas.latent.inversion import Inverter
-from latentatlas.latent.samplers import build_sampler
+from latentatlas.latent.samplers import build_sampler, convex
 from latentatlas.latent.samplers.ddpm import alpha_bar_on, cosine_alpha_bar
 from latentatlas.models import build_model, model_config
 from tests.gpu_waits import count_waits
@@ -61,6 +62,17 @@ def test_a_full_gaussian_mixtures_draw_waits_as_often_for_12_components_as_for_3
         sampler = build_sampler(f"gmm:k={k},covariance=full").fit(x, generator=torch.Generator().manual_seed(1))
         return lambda: sampler.sample(500, generator=torch.Generator().manual_seed(2))
     assert count_waits(draw(3), device) == count_waits(draw(12), device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_nearest_neighbour_paths_draw_waits_as_often_for_one_block_of_anchors_as_for_eight(device, monkeypatch):
+    monkeypatch.setattr(convex, "BLOCK_ENTRIES", 200 * 10)   # blocks of 10 anchors for 200 codes
+    codes = torch.randn(200, 3, generator=torch.Generator().manual_seed(0)).to(device)
+    sampler = build_sampler("path:mode=knn").fit(codes)
+
+    def draw(n: int):
+        return lambda: sampler.sample(n, generator=torch.Generator().manual_seed(2))
+    assert count_waits(draw(10), device) == count_waits(draw(80), device)
 
 
 def test_the_diffusion_schedule_is_copied_to_a_device_once_not_every_iteration():

@@ -19,6 +19,8 @@ from latentatlas.latent.samplers.base import SAMPLERS, LatentSampler
 from latentatlas.validate import check_choice, check_number
 from latentatlas.latent.samplers.gmm_kmeans import sqdist
 
+BLOCK_ENTRIES = 2**26   # the most anchor-to-code distances held at once by the nearest-neighbour lookup
+
 
 def _check_weights(name: str, w: Any, size: int) -> torch.Tensor:
     if not isinstance(w, torch.Tensor) or w.shape != (size,):
@@ -48,19 +50,16 @@ class _ConvexSampler(LatentSampler):
         return choice(self.anchor_weights_, self.codes_.shape[0], n, generator=generator)
 
     def _neighbours(self, anchors: torch.Tensor, count: int, generator: torch.Generator | None) -> torch.Tensor:
-        """``count`` distinct neighbours drawn among the ``neighbors`` nearest codes of each anchor: (n, count)."""
+        """``count`` distinct neighbours drawn among the ``neighbors`` nearest codes of each anchor (n,):
+        (n, count) on the codes' device (looked up there, blocks of anchors bounding the distance matrix)."""
         z = self.codes_
-        rows = max(1, 2**26 // z.shape[0])
+        rows = max(1, BLOCK_ENTRIES // z.shape[0])
         near = []
-        for a in anchors.split(rows):
-            a = a.to(z.device)
-            dist = sqdist(z[a], z)
-            dist[torch.arange(len(a), device=z.device), a] = float("inf")
-            near.append(dist.topk(self.neighbors, dim=1, largest=False).indices.cpu())
-        near = torch.cat(near)
-        keys = torch.rand(near.shape, generator=generator)
-        pick = keys.argsort(1)[:, :count]
-        return near.gather(1, pick)
+        for a in to_device(anchors, z.device).split(rows):
+            dist = sqdist(z[a], z).scatter_(1, a[:, None], float("inf"))   # not the anchor itself
+            near.append(dist.topk(self.neighbors, dim=1, largest=False).indices)
+        keys = torch.rand((len(anchors), self.neighbors), generator=generator)
+        return torch.cat(near).gather(1, to_device(keys.argsort(1)[:, :count], z.device))
 
 
 @SAMPLERS.register("path")
@@ -101,23 +100,25 @@ class Path(_ConvexSampler):
         """``n`` index pairs (n, 2) as the sampler draws them (given pairs, nearest neighbours or random)."""
         self._check_fitted()
         check_number("n", n, low=1, integer=True)
+        device = self.codes_device
         if self.pairs_ is not None:
-            return self.pairs_[choice(self.pair_weights_, self.pairs_.shape[0], n, generator=generator)]
+            return to_device(self.pairs_[choice(self.pair_weights_, self.pairs_.shape[0], n, generator=generator)],
+                             device)
         first = self._anchors(n, generator)
         if self.mode == "knn":
             second = self._neighbours(first, 1, generator)[:, 0]
         else:  # a uniformly drawn other code
             m = self.codes_.shape[0]
-            second = (first + 1 + torch.randint(m - 1, (n,), generator=generator)) % m
-        return torch.stack([first, second], 1)
+            second = to_device((first + 1 + torch.randint(m - 1, (n,), generator=generator)) % m, device)
+        return torch.stack([to_device(first, device), second], 1)
 
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        pairs = to_device(self.draw_pairs(n, generator=generator), self.codes_device)
+        pairs = self.draw_pairs(n, generator=generator)
         if self.position == "uniform":
             t = torch.rand(n, generator=generator, dtype=torch.float64)
         else:
             t = beta(self.beta_a, self.beta_b, n, generator=generator)
-        t = t.to(self.codes_device, self.codes_.dtype)[:, None]
+        t = to_device(t.to(self.codes_.dtype), self.codes_device)[:, None]
         return (1 - t) * self.codes_[pairs[:, 0]] + t * self.codes_[pairs[:, 1]]
 
     def _describe(self) -> dict[str, Any]:
@@ -148,8 +149,8 @@ class Simplex(_ConvexSampler):
             others = self._neighbours(anchors, self.m - 1, generator)
         else:
             others = choice(self.anchor_weights_, self.codes_.shape[0], n * (self.m - 1), generator=generator)
-            others = others.view(n, self.m - 1)
-        idx = torch.cat([anchors[:, None], others], 1).to(self.codes_device)
+            others = to_device(others.view(n, self.m - 1), self.codes_device)
+        idx = torch.cat([to_device(anchors[:, None], self.codes_device), others], 1)
         w = to_device(dirichlet(self.alpha, n, self.m, generator=generator).to(self.codes_.dtype), self.codes_device)
         return (w[:, :, None] * self.codes_[idx]).sum(1)
 
