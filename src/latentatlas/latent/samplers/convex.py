@@ -97,7 +97,8 @@ class Path(_ConvexSampler):
             self.pair_weights_ = _check_weights("pair_weights", pair_weights, pairs.shape[0])
 
     def draw_pairs(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` index pairs (n, 2) as the sampler draws them (given pairs, nearest neighbours or random)."""
+        """``n`` index pairs (n, 2) long on the codes' device, as the sampler draws them (given pairs, nearest
+        neighbours or random)."""
         self._check_fitted()
         check_number("n", n, low=1, integer=True)
         device = self.codes_device
