@@ -1,15 +1,17 @@
 """fileio: json_key, the one way cache entries are named from their settings; publish_copy, a second name
-for a finished file that later writes of the first leave alone."""
+for a finished file that later writes of the first leave alone; atomic_path, whose files get the mode any new file
+gets."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 
 import pytest
 
-from latentatlas.fileio import json_key, publish_copy, write_text
+from latentatlas.fileio import atomic_path, json_key, publish_copy, write_text
 
 
 def test_json_key_is_the_sha256_of_the_json_and_sorts_keys_unless_told():
@@ -34,3 +36,18 @@ def test_a_published_copy_keeps_its_content_when_the_source_is_written_again(tmp
     write_text(last, "epoch 2")                               # the next epoch's checkpoint, by rename
     assert best.read_text() == "epoch 1" and last.read_text() == "epoch 2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]   # no temporary left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_written_file_has_the_mode_the_umask_gives_like_any_new_file(tmp_path, umask):
+    """Temporary files start private (mkstemp's 0600); the published file must not stay so, or a labmate or a
+    web server could not open a report."""
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "report.html") as tmp:
+            tmp.write_text("<html></html>")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("report.html", "plain.txt")}
+    assert modes == {"report.html": 0o666 & ~umask, "plain.txt": 0o666 & ~umask}

@@ -33,12 +33,20 @@ def default_cache_dir() -> Path:
 
 
 # -- atomic writes --------------------------------------------------------------------------------------
+def _umask() -> int:
+    """The process's umask (read by setting one, then set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success it replaces ``path`` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())   # as open() would make it: mkstemp's 0600 would hide reports from a lab
     os.close(fd)
     tmp_path = Path(tmp)
     try:
