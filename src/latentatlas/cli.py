@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import traceback
@@ -22,7 +23,7 @@ from latentatlas.validate import check_number
 
 log = logging.getLogger("latentatlas")
 
-EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 1, 130, 141   # 141: a shell's code for SIGPIPE
 DESCRIPTION = ("Train generative models on images, then map, sample and score their latent spaces; one folder per "
                "run,\nexplained by its report.html.  Results go to stdout, logs and progress bars to stderr.")
 EPILOG = """start here:
@@ -38,6 +39,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_ERROR, f"latentatlas: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: takes -v after the command too (``latentatlas train CONFIG -v``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="debug logging and tracebacks of errors")
 
 
 def _count(low: int):
@@ -69,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"latentatlas {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     p = sub.add_parser("train", help="train a model; creates the run folder")
     _config_args(p)
@@ -143,14 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (0, 2 for an expected error, 130 on Ctrl-C, 1 for a bug)."""
+    """Run one command; returns the exit code (0, 2 for an expected error, 130 on Ctrl-C, 141 when the reader
+    of its output left, 1 for a bug)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()   # a reader that left shows here, not as an error at exit
+        return code
     except KeyboardInterrupt as stop:
         _fail(args, f"latentatlas: {_interrupted(args, stop)}")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:   # the reader of the output left (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return EXIT_BROKEN_PIPE
     except _expected_errors() as err:
         _fail(args, f"latentatlas: error: {_one_line(err)}")
         return EXIT_ERROR

@@ -4,7 +4,10 @@ code 2, a bug one line with exit code 1 (the traceback behind -v), and a bad run
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import torch
 from latentatlas.runs import pipeline
 from latentatlas.training.precision import resolve_precision
 
-from .conftest import error_lines, ring_config, write_config
+from .conftest import error_lines, ring_config, subprocess_env, write_config
 
 
 def _files(folder):
@@ -202,3 +205,22 @@ def test_version_is_the_installed_package_version(cli):
         cli("--version")
     assert stop.value.code == 0
     assert cli.capsys.readouterr().out.strip() == f"latentatlas {version('latentatlas')}"
+
+
+@pytest.mark.parametrize("where", ["before the command", "after it"])
+def test_v_shows_the_traceback_before_or_after_the_command(tmp_path, cli, where):
+    code, _, err = cli(*(["-v", "encode", tmp_path] if where == "before the command" else ["encode", tmp_path, "-v"]))
+    assert code == 2 and "Traceback" in err
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
+    """``latentatlas ... | head``: the output's reader closes the pipe; exit 141 as a shell reports SIGPIPE, and
+    no error line."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        child = subprocess.run([sys.executable, "-m", "latentatlas.cli", "env"], stdout=write, stderr=subprocess.PIPE,
+                               env=subprocess_env(), timeout=120, text=True)
+    finally:
+        os.close(write)
+    assert child.returncode == 141 and child.stderr == "", child.stderr
