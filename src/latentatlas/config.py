@@ -14,6 +14,8 @@ import yaml
 
 from latentatlas.validate import check_fields, rule
 
+SPLITS = ("train", "val", "test")   # a dataset's splits, in the order of their stored codes 0, 1, 2
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -104,8 +106,8 @@ class EvaluateConfig:
     metrics: tuple = ("frechet", "prdc", "kid", "classes", "attributes")  # names in metrics.evaluate.METRICS
     extractor: str = "auto"             # auto: classifier (labels), else inception (weights on disk), else
     #                                   celeba-attributes (attributes), else pixels (metrics.features.default_extractor)
-    n_real: int = 1000                  # real test images for reference statistics
-    split: str = "test"
+    n_real: int = field(default=1000, metadata=rule(low=2))  # real images for the reference statistics
+    split: str = field(default="test", metadata=rule(choices=SPLITS))  # the split they come from
 
 
 @dataclass(frozen=True)

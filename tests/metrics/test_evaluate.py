@@ -48,6 +48,14 @@ def test_pixels_extractor_frechet_and_prdc(mnist_test):
     assert out["frechet"] > 0 and 0 < out["precision"] <= 1
 
 
+def test_prdc_on_a_reference_of_too_few_images_is_skipped_with_its_reason(mnist_test):
+    """k nearest neighbours need more than k real images: a skipped metric with the reason, not an error."""
+    real = mnist_test.subset(torch.arange(4))
+    out = evaluate_samples(mnist_test.images[300:340], real, extractor="pixels", metrics=("frechet", "prdc"))
+    assert "precision" not in out and out["frechet"] > 0
+    assert "more than 5 real images" in out["skipped"]["prdc"] and "has 4" in out["skipped"]["prdc"]
+
+
 def test_classifier_scores_and_is(mnist_train, mnist_test):
     real = mnist_test.subset(torch.arange(300))
     train = mnist_train.subset(torch.arange(1000))

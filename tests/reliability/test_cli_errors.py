@@ -88,6 +88,10 @@ def test_a_config_file_that_is_not_valid_yaml(tmp_path, cli, text, words):
     ("train.device=cuda:63", ["train.device", "'cuda:63' requested"]),     # no folder for a missing GPU
     ("data.val_fraction=0.95", ["data.val_fraction + data.test_fraction: expected a sum below 1"]),
     ("data.test_fraction=1", ["data.test_fraction: expected a fraction in [0, 1), got 1"]),
+    ("data.test_fraction=0", ["evaluate.split: the 'test' split of ring holds 0 of its 300 images",
+                              "data.test_fraction=0", "need at least 2"]),             # before training, not after
+    ("evaluate.split=tset", ["evaluate.split: expected one of 'train', 'val', 'test', got 'tset'"]),
+    ("evaluate.n_real=0", ["evaluate.n_real: expected an int >= 2, got 0"]),
     ("train.checkpoint_overhead=0", ["train.checkpoint_overhead: expected a finite number in (0, 1] or None, got 0"]),
     ("train.checkpoint_overhead=1.5", ["train.checkpoint_overhead", "(0, 1]", "got 1.5"]),
 ])

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from latentatlas.config import SPLITS
 from latentatlas.rng import make_generator
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass

@@ -114,6 +114,9 @@ def _kid(ctx: EvalContext) -> dict:
 def _prdc(ctx: EvalContext) -> dict:
     ctx.protocol.update(k_precision_recall=K_PRECISION_RECALL, k_density_coverage=K_DENSITY_COVERAGE)
     real = ctx.real_features("prdc")
+    if real.shape[0] <= max(K_PRECISION_RECALL, K_DENSITY_COVERAGE):
+        raise MetricUnavailable(f"prdc needs more than {max(K_PRECISION_RECALL, K_DENSITY_COVERAGE)} real images "
+                                f"for its nearest-neighbour radii; the reference has {real.shape[0]}")
     radii = reference_prdc_radii(ctx.real, K_PRECISION_RECALL, K_DENSITY_COVERAGE, cache_dir=ctx.cache_dir)
     return prdc(real, ctx.fake_features, K_PRECISION_RECALL, k_dc=K_DENSITY_COVERAGE, real_radii=radii)
 

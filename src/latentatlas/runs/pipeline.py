@@ -73,6 +73,7 @@ def train_session(config: RunConfig, *, resume: bool = False) -> Session:
     if resume and run is not None:
         check_same_split(run.config, config)
     data = load_run_data(config)
+    check_scored_split(config, data)
     model = build_model(config.model, data.image_shape, data.n_classes)
     if not is_main_process():
         # a torchrun worker: rank 0 owns the run folder; the trainer writes nothing on other ranks
@@ -110,6 +111,16 @@ def _data_figure(run: Run, config: RunConfig, data: ImageDataset) -> None:
 
 
 SPLIT_SETTINGS = ("name", "limit", "val_fraction", "test_fraction")
+
+
+def check_scored_split(config: RunConfig, data: ImageDataset) -> None:
+    """Fail before training when ``evaluate.split`` holds too few images to score the samples against."""
+    split = config.evaluate.split
+    n = int((data.split == SPLITS.index(split)).sum())
+    if n < 2:
+        raise ValueError(f"evaluate.split: the {split!r} split of {data.name} holds {n} of its {len(data)} images "
+                         f"(data.limit={config.data.limit}, data.val_fraction={config.data.val_fraction}, "
+                         f"data.test_fraction={config.data.test_fraction}); the scores need at least 2")
 
 
 def check_same_split(saved: RunConfig, config: RunConfig) -> None:
