@@ -104,3 +104,20 @@ def test_an_empty_list_is_a_line_for_people_and_a_header_for_scripts(tmp_path, c
     assert captured.out == "" and "no runs in" in captured.err
     assert main(["runs", "list", str(empty), "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("run,family,data,latent")
+
+
+def test_a_training_that_did_not_finish_is_unfinished_in_the_list_and_warned_of_in_the_report(make_run):
+    """A Ctrl-C leaves checkpoints but no train section: the list, the report and encode must not pass it off as
+    a finished training."""
+    from latentatlas.runs.report import write_report
+
+    run = make_run("stopped", train={"epochs": 30})
+    run.checkpoints_dir.mkdir(parents=True)
+    run.checkpoint_path("last").write_bytes(b"")
+    run.history_path.write_text("".join(json.dumps({"epoch": k, "loss": 1.0}) + "\n" for k in range(1, 9)))
+    assert summarize(run)["stages"]["train"] == "unfinished"
+    assert "train(unfinished)" in list_table([summarize(run)]).rows[0]
+    assert "did not finish: its weights are those of epoch 8 of 30" in write_report(run).read_text()
+    run.update_metrics("train", {"epochs_run": 8})          # what a finished training (early stopping) writes
+    assert summarize(run)["stages"]["train"] == "done" and run.unfinished_training() is None
+    assert "did not finish" not in write_report(run).read_text()

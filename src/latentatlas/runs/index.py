@@ -27,11 +27,12 @@ SORT_NAMES = ("name", "date", "frechet", "mse")
 
 
 def stage_status(run: Run, metrics: dict[str, Any]) -> dict[str, str]:
-    """Per stage: 'done', '' (not run), 'k/n' (evaluate: k of n sample files scored) or 'stale' (report
-    older than the results or notes)."""
+    """Per stage: 'done', '' (not run), 'unfinished' (train: stopped or still running), 'k/n' (evaluate: k of n
+    sample files scored) or 'stale' (report older than the results or notes)."""
     samples = run.sample_names()
     evaluated = [n for n in samples if n in metrics.get("evaluate", {})]
-    status = {"train": "done" if run.checkpoint_path("last").is_file() else "",
+    status = {"train": "" if not run.checkpoint_path("last").is_file() else
+              "unfinished" if run.unfinished_training(metrics) else "done",
               "encode": "done" if run.latents_path.is_file() else "",
               "sample": "done" if samples else "",
               "evaluate": "" if not evaluated else "done" if len(evaluated) == len(samples)

@@ -181,6 +181,9 @@ def encode_stage(target: Run | Session, *, device: torch.device | str | None = N
 
     session = as_session(target, device=device)
     run, config, data = session.run, session.config, session.data
+    unfinished = run.unfinished_training()
+    if unfinished:
+        log.warning("%s: %s", run.path, unfinished)
     code_map = _fit_code_map(session)
     mean, logvar = code_map.encode(data.images, data.labels)
     source = model_checkpoint(run) if code_map.method != "inversion" else run.inverter_path

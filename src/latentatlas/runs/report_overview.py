@@ -22,6 +22,9 @@ def answer_section(run: Run, metrics: dict[str, Any]) -> str:
     """One sentence and one small table with the headline numbers; the protocol folded under them."""
     head = headline(metrics)
     out = f"<section id='answer'><p class='answer'>{answer_sentence(head, run)}</p>"
+    unfinished = run.unfinished_training(metrics)
+    if unfinished:   # the scores below are of an undertrained model
+        out += f"<p><b>Warning:</b> {e(unfinished)}.</p>"
     picks = [("best", head.best)] if head.best else []
     if head.prior and (not head.best or head.prior[0] != head.best[0]):
         picks.append(("prior sampling", head.prior))

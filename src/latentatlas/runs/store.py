@@ -203,6 +203,19 @@ class Run:
                                  "`latentatlas train --resume` rewrites it from the checkpoint") from None
         return lines
 
+    def unfinished_training(self, metrics: dict[str, Any] | None = None) -> str | None:
+        """None when the training finished (metrics.json has its train section) or has not started; else a
+        sentence saying so: its checkpoints are those of a training stopped by Ctrl-C, an error or a kill, or
+        still running."""
+        metrics = self.read_metrics() if metrics is None else metrics
+        if "train" in metrics or not self.checkpoint_path("last").is_file():
+            return None
+        epochs = [row["epoch"] for row in self.history() if isinstance(row.get("epoch"), int)]
+        planned = self.config_dict().get("train", {}).get("epochs")
+        return (f"the training did not finish: its weights are those of epoch {max(epochs, default=0)} of "
+                f"{planned} (stopped by Ctrl-C, an error or a kill, or still running); `latentatlas train "
+                f"{self.config_path} --resume` continues it")
+
     def parent(self) -> "Run | None":
         parent = self.config_dict().get("parent")
         if not parent:
