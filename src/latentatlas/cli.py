@@ -351,6 +351,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         if not args.ref:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
+        if args.ref_root is not None and not Path(args.ref_root).exists():
+            raise ValueError(f"--ref-root: no such file or folder {args.ref_root!r}")
         from latentatlas.metrics.evaluate import evaluate_file
 
         results = evaluate_file(target, args.ref, root=args.ref_root, data_overrides=args.ref_overrides,

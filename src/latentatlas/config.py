@@ -261,6 +261,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file; FileNotFoundError, or a ValueError naming the file when it is not
     YAML or not a mapping."""
     path = Path(path)
+    if path.is_dir():
+        hint = f" (a run folder's config: {str(path / 'config.yaml')!r})" if (path / "config.yaml").is_file() else ""
+        raise ValueError(f"config: expected a YAML file, got the folder {str(path)!r}{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
     try:

@@ -228,3 +228,19 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     finally:
         os.close(write)
     assert child.returncode == 141 and child.stderr == "", child.stderr
+
+
+def test_a_run_folder_given_as_a_config_is_named_with_the_file_to_give(tmp_path, cli):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    code, _, err = cli("train", tmp_path, "--resume")
+    assert code == 2
+    _one_error(err, f"config: expected a YAML file, got the folder {str(tmp_path)!r}",
+               f"(a run folder's config: {str(tmp_path / 'config.yaml')!r})")
+
+
+def test_a_missing_reference_root_is_named_by_its_option(tmp_path, cli):
+    samples = tmp_path / "s.npz"
+    np.savez(samples, np.zeros((4, 8, 8, 1), dtype=np.uint8))
+    code, _, err = cli("evaluate", samples, "--ref", "mnist:test", "--ref-root", tmp_path / "nope")
+    assert code == 2
+    _one_error(err, f"--ref-root: no such file or folder {str(tmp_path / 'nope')!r}")
