@@ -221,7 +221,9 @@ def _setup_logging(verbose: bool) -> None:
     from rich.console import Console
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[handler])
+    worker = int(os.environ.get("RANK", "0")) > 0   # torchrun's other processes: rank 0 tells the story
+    level = logging.DEBUG if verbose else logging.WARNING if worker else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -233,7 +235,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd in ("train", "run"):
         config = config_mod.load(args.config, args.overrides)
         run = (pipeline.train_stage if cmd == "train" else pipeline.run_all)(config, resume=args.resume)
-        print(run.report_path if cmd == "run" else run.path)
+        if pipeline.is_main_process():   # one line for a script to read, not one a process
+            print(run.report_path if cmd == "run" else run.path)
     elif cmd == "demo":
         config = demo_config(args.runs_dir, args.overrides)
         run = pipeline.run_all(config)

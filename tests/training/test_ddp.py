@@ -44,3 +44,17 @@ def test_ddp_matches_single_process(tmp_path, family):
     for line_a, line_b in zip(a["history"], b["history"], strict=True):
         for key in keys:
             assert line_b[key] == pytest.approx(line_a[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo")
+def test_the_cli_under_torchrun_prints_the_run_folder_once_and_logs_from_rank_0(tmp_path):
+    """A script that reads `latentatlas train`'s output gets one line, not one a process."""
+    from tests.reliability.conftest import ring_config, write_config
+
+    config = write_config(tmp_path, ring_config(tmp_path / "runs", name="ddp", train={"epochs": 1}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m",
+           "latentatlas.cli", "train", str(config)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == [str(tmp_path / "runs" / "ddp")]
