@@ -41,6 +41,7 @@ from latentatlas.config import TrainConfig
 from latentatlas.data.base import ImageDataset
 from latentatlas.fileio import remove_stale_temporaries
 from latentatlas.models.base import Batch, batch_shard, checked_labels
+from latentatlas.progress import progress_bar
 from latentatlas.rng import derive_seed, make_generator, to_device
 from latentatlas.training import checkpoint as ckpt_io
 from latentatlas.training.batches import batch_rows, device_parts
@@ -48,7 +49,6 @@ from latentatlas.training.distributed import resolve_device
 from latentatlas.training.distributed import setup as setup_distributed
 from latentatlas.training.distributed import shard_bounds
 from latentatlas.training.precision import Precision
-from latentatlas.training.progress import epoch_progress
 from latentatlas.training.schedule import LrSchedule, phase_adam, planned_batches
 from latentatlas.training.state import (CtrlC, LossGrowth, RowMeans, StepLog, TrainingDiverged,
                                        TrainingInterrupted, TrainResult, TrainState, check_train_config, jsonable)
@@ -176,7 +176,7 @@ class _Trainer:
         planned = planned_batches(self.cfg, n_batches)
         show = self.cfg.progress and self.dist.is_main
         started = time.perf_counter()
-        with epoch_progress(show, self.state.epoch + 1, n_batches) as bar:
+        with progress_bar(show, f"epoch {self.state.epoch + 1}", n_batches) as bar:
             for b in range(n_batches):
                 self.ctrl_c.check()
                 if self._out_of_budget(time.perf_counter() - started, b):

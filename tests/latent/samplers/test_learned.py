@@ -4,6 +4,7 @@ codes; fits are seeded and resume after an interruption to the weights of an uni
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from scipy import stats
 
 from latentatlas.fileio import torch_load, torch_save
-from latentatlas.latent.samplers import build_sampler, load_sampler
+from latentatlas.latent.samplers import build_sampler, learned, load_sampler
 from latentatlas.latent.samplers.ddpm import cosine_alpha_bar
 
 MEANS = torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0], [0.0, -3.0]], dtype=torch.float64)
@@ -181,3 +182,17 @@ def test_a_ddim_sampler_saved_before_eta_existed_stays_deterministic(tmp_path):
     torch.testing.assert_close(loaded.sample(50, generator=g()), old.sample(50, generator=g()))
     fresh = build_sampler("ddpm:steps=12")
     assert (fresh.method, fresh.eta, fresh.ddim_steps()) == ("ddim", 1.0, 3)
+
+
+def test_a_fit_with_its_progress_bar_shown_says_so_in_the_log_and_fits_the_same_weights(monkeypatch, caplog):
+    """On a terminal the fit draws a bar (reading the loss now and then); it must change nothing it fits."""
+    codes = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    fits = {}
+    for shown in (False, True):
+        monkeypatch.setattr(learned, "on_terminal", lambda: shown)
+        with caplog.at_level(logging.INFO, logger=learned.__name__):
+            fits[shown] = build_sampler("ddpm:iters=20,steps=10,hidden=16,depth=1").fit(
+                codes, generator=torch.Generator().manual_seed(1))
+    assert "ddpm: fitting 20 iterations on 100 codes" in caplog.text
+    for key, value in fits[False].weights_.items():
+        assert torch.equal(fits[True].weights_[key], value), key

@@ -24,6 +24,7 @@ from latentatlas.fileio import content_hash, torch_load, torch_save
 from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
 from latentatlas.optim import adam, load_adam_state
+from latentatlas.progress import on_terminal, progress_bar
 from latentatlas.rng import to_device
 from latentatlas.tensors import host_values
 from latentatlas.validate import check_choice, check_number
@@ -82,24 +83,27 @@ class LearnedSampler(LatentSampler):
         key = {"codes": content_hash(z)[:16], "params": self.get_params(), "name": self.name}
         start, history = self._resume(checkpoint, key, net, average, opt, g)
         curve: list[dict[str, Any]] = []   # losses read into ``history`` together (one wait on a GPU)
-        for it in range(start, self.iters):
-            rows = to_device(torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g), x.device)
-            loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in opt.param_groups:
-                group["lr"] = self.learning_rate(it)
-            opt.step()
-            ema_update(average, net, ema_decay_at(it + 1, self.ema))
-            if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
-                curve.append({"iter": it + 1, "loss": loss.detach()})
-            saving = checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters)
-            if saving or it + 1 == self.iters:
-                history.extend(host_values(curve))
-                curve = []
-            if saving:
-                torch_save({**key, "iter": it + 1, "net": net.state_dict(), "average": average.state_dict(),
-                            "opt": opt.state_dict(), "generator": g.get_state(), "history": history}, checkpoint)
+        log.info("%s: fitting %d iterations on %d codes", self.name, self.iters - start, x.shape[0])
+        with progress_bar(on_terminal(), f"fitting {self.name}", self.iters - start) as advance:
+            for it in range(start, self.iters):
+                rows = to_device(torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=g), x.device)
+                loss = self.training_loss(net, *(t[rows] for t in data), generator=g)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for group in opt.param_groups:
+                    group["lr"] = self.learning_rate(it)
+                opt.step()
+                ema_update(average, net, ema_decay_at(it + 1, self.ema))
+                advance(loss)
+                if (it + 1) % max(1, self.iters // 100) == 0 or it + 1 == self.iters:
+                    curve.append({"iter": it + 1, "loss": loss.detach()})
+                saving = checkpoint is not None and ((it + 1) % self.checkpoint_every == 0 or it + 1 == self.iters)
+                if saving or it + 1 == self.iters:
+                    history.extend(host_values(curve))
+                    curve = []
+                if saving:
+                    torch_save({**key, "iter": it + 1, "net": net.state_dict(), "average": average.state_dict(),
+                                "opt": opt.state_dict(), "generator": g.get_state(), "history": history}, checkpoint)
         self.weights_ = {k: v.detach().cpu() for k, v in average.eval().state_dict().items()}
         self.history_ = history
         self._net = average
