@@ -16,7 +16,25 @@ def test_headline_is_the_best_sampler_beside_prior_sampling(make_run):
     head = headline(run.read_metrics())
     assert head.best[0] == "gmm:k=10" and head.best[1]["frechet"] == 12.5
     assert head.prior[0] == "prior" and head.features == "classifier" and head.reconstruction == 0.02
+    assert head.set_aside == []
     assert headline({}).best is None
+
+
+def test_the_headline_ranks_only_the_samplers_scored_under_one_protocol(make_run, evaluate_section):
+    """A sampler scored on 2,000 images beside others on 64: the Fréchet distances do not rank together."""
+    from latentatlas.runs.report import write_report
+
+    evaluate = {**evaluate_section({"prior": 30.0, "kde": 20.0}),
+                **evaluate_section({"gmm_k-10": 12.5}, n_fake=2000)}
+    run = make_run("a", evaluate=evaluate)
+    head = headline(run.read_metrics())
+    assert head.best[0] == "kde" and head.prior[0] == "prior" and head.set_aside == ["gmm:k=10"]
+    assert head.protocol["n_fake"] == 64
+    assert "not ranked with these: gmm:k=10, scored under another protocol" in write_report(run).read_text()
+    alone = make_run("b", evaluate={**evaluate_section({"prior": 30.0}), **evaluate_section({"kde": 20.0},
+                                                                                              n_fake=2000)})
+    assert headline(alone.read_metrics()).best[0] == "prior"   # one each: the prior's protocol
+    assert headline(alone.read_metrics()).set_aside == ["kde"]
 
 
 def test_changes_are_subtracted_only_under_the_same_protocol(make_run, evaluate_section):

@@ -54,6 +54,9 @@ def answer_sentence(head: Headline, run: Run) -> str:
         parts.append(f"No samples scored yet (<code>latentatlas evaluate {e(run.path)}</code>)")
     if head.reconstruction is not None:
         parts.append(f"reconstruction error <b>{fmt_number(head.reconstruction)}</b> (MSE per pixel, test images)")
+    if head.set_aside:
+        parts.append(f"not ranked with these: {e(', '.join(head.set_aside))}, scored under another protocol "
+                     "(another number of images or feature network; the tables below give each one's)")
     return "; ".join(parts) + "."
 
 

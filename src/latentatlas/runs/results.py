@@ -36,6 +36,7 @@ class Headline:
     features: str | None = None
     protocol: dict = field(default_factory=dict)
     reconstruction: float | None = None
+    set_aside: list[str] = field(default_factory=list)   # specs scored under another protocol (not compared)
 
 
 def headline(metrics: dict[str, Any]) -> Headline:
@@ -46,6 +47,7 @@ def headline(metrics: dict[str, Any]) -> Headline:
     out = Headline(reconstruction=metrics.get("reconstruction", {}).get("mse"))
     if not scored:
         return out
+    scored, out.set_aside = _comparable(scored, specs)
     best = min(scored, key=lambda name: scored[name]["frechet"])
     prior = next((n for n in scored if specs.get(n, n) == "prior"), None) or \
         next((n for n in scored if specs.get(n, n).startswith("prior")), None)
@@ -54,6 +56,26 @@ def headline(metrics: dict[str, Any]) -> Headline:
     out.protocol = dict(scored[best].get("protocol", {}))
     out.features = out.protocol.get("extractor")
     return out
+
+
+def _comparable(scored: dict[str, dict], specs: dict[str, str]) -> tuple[dict[str, dict], list[str]]:
+    """The scores made under one protocol (the most samplers'; on a tie the prior's, then the most generated
+    images), and the specs of the others: a Fréchet distance depends on the number of images, so scores of
+    2,000 samples and of 1,000 do not rank against each other."""
+    def key(name: str) -> tuple:
+        protocol = scored[name].get("protocol", {})
+        return tuple(str(protocol.get(k)) for k in COMPARED_PROTOCOL)
+    groups: dict[tuple, list[str]] = {}
+    for name in scored:
+        groups.setdefault(key(name), []).append(name)
+    chosen = max(groups.values(), key=lambda names: (
+        len(names), any(specs.get(n, n) == "prior" for n in names),
+        _number(scored[names[0]].get("protocol", {}).get("n_fake"))))
+    return {n: scored[n] for n in chosen}, [specs.get(n, n) for n in scored if n not in chosen]
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else -math.inf
 
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
