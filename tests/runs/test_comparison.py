@@ -35,6 +35,9 @@ def test_the_headline_ranks_only_the_samplers_scored_under_one_protocol(make_run
                                                                                               n_fake=2000)})
     assert headline(alone.read_metrics()).best[0] == "prior"   # one each: the prior's protocol
     assert headline(alone.read_metrics()).set_aside == ["kde"]
+    larger = make_run("c", evaluate={**evaluate_section({"kde": 20.0}), **evaluate_section({"gmm_k-3": 25.0},
+                                                                                           n_fake=2000)})
+    assert headline(larger.read_metrics()).best[0] == "gmm:k=3"   # neither holds the prior: more images
 
 
 def test_changes_are_subtracted_only_under_the_same_protocol(make_run, evaluate_section):

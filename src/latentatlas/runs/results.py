@@ -68,14 +68,12 @@ def _comparable(scored: dict[str, dict], specs: dict[str, str]) -> tuple[dict[st
     groups: dict[tuple, list[str]] = {}
     for name in scored:
         groups.setdefault(key(name), []).append(name)
+    def n_fake(names: list[str]) -> float:
+        value = scored[names[0]].get("protocol", {}).get("n_fake")
+        return value if _number(value) else -math.inf
     chosen = max(groups.values(), key=lambda names: (
-        len(names), any(specs.get(n, n) == "prior" for n in names),
-        _number(scored[names[0]].get("protocol", {}).get("n_fake"))))
+        len(names), any(specs.get(n, n) == "prior" for n in names), n_fake(names)))
     return {n: scored[n] for n in chosen}, [specs.get(n, n) for n in scored if n not in chosen]
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) else -math.inf
 
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
