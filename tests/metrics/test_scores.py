@@ -42,6 +42,16 @@ def test_kid_subsets_match_numpy_with_the_same_draws():
     assert out["kid_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-8)
 
 
+def test_kid_of_two_sets_used_whole_is_one_value_without_a_spread():
+    """Subsets as large as both sets are the sets themselves: a std of 1e-14 would read as a precise score."""
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(size=(60, 4)) + 0.3
+    out = kid(real, fake, n_subsets=50, subset_size=100, generator=torch.Generator().manual_seed(0))
+    assert out["kid_std"] is None and out["kid_subset_size"] == 60
+    assert out["kid"] == pytest.approx(numpy_mmd2_unbiased(real, fake), rel=1e-10)
+    assert kid(real, fake[:50], n_subsets=5, generator=torch.Generator().manual_seed(0))["kid_std"] > 0
+
+
 def test_kid_near_zero_for_one_distribution_and_positive_for_two():
     g = torch.Generator().manual_seed(2)
     a, b = torch.randn(1000, 10, generator=g), torch.randn(1000, 10, generator=g)

@@ -29,17 +29,19 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef0: floa
 def kid(real: Any, fake: Any, *, n_subsets: int = 100, subset_size: int = 1000, degree: int = 3,
         coef0: float = 1.0, generator: torch.Generator | None = None) -> dict[str, float]:
     """KID of fake (M, D) against real (N, D): mean and std of unbiased MMD^2 over ``n_subsets``
-    subsets of ``min(subset_size, N, M)`` rows drawn without replacement (each subset) from ``generator``."""
+    subsets of ``min(subset_size, N, M)`` rows drawn without replacement (each subset) from ``generator``;
+    ``kid_std`` None where there is no spread to measure (one subset, or subsets that are both sets whole)."""
     real, fake = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"fake: expected {real.shape[1]} feature columns like real, got {fake.shape[1]}")
     if n_subsets < 1 or subset_size < 2:
         raise ValueError(f"n_subsets >= 1 and subset_size >= 2 expected, got {n_subsets} and {subset_size}")
     size = min(subset_size, real.shape[0], fake.shape[0])
+    whole = size == real.shape[0] == fake.shape[0]   # every subset would be both sets whole: one value, no spread
     values = []
-    for _ in range(n_subsets):
+    for _ in range(1 if whole else n_subsets):
         ri = torch.randperm(real.shape[0], generator=generator)[:size]
         fi = torch.randperm(fake.shape[0], generator=generator)[:size]
         values.append(mmd2_unbiased(real[ri], fake[fi], degree, coef0))
     v = torch.tensor(values, dtype=torch.float64)
-    return {"kid": float(v.mean()), "kid_std": float(v.std()) if n_subsets > 1 else 0.0, "kid_subset_size": size}
+    return {"kid": float(v.mean()), "kid_std": float(v.std()) if len(values) > 1 else None, "kid_subset_size": size}
