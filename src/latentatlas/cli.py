@@ -245,6 +245,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "encode":
         print(pipeline.encode_stage(Run.open(args.run)))
     elif cmd == "sample":
+        from latentatlas.latent.samplers import build_sampler
+
+        for spec in args.sampler or ():   # before any work, naming the option
+            _named("--sampler", spec, build_sampler)
         for path in pipeline.sample_stage(Run.open(args.run), args.sampler, n=args.n):
             print(path)
     elif cmd == "evaluate":
@@ -339,10 +343,21 @@ def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfi
     return config_mod.from_dict(config_mod.apply_overrides(values, overrides))
 
 
+def _named(flag: str, value: str, check) -> None:
+    """``check(value)``, its ValueError naming ``flag`` and the value given to it."""
+    try:
+        check(value)
+    except ValueError as err:
+        raise ValueError(f"{flag} {value!r}: {_one_line(err)}") from None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    from latentatlas.metrics.features import EXTRACTORS
     from latentatlas.runs import pipeline
     from latentatlas.runs.store import Run
 
+    if args.extractor is not None:
+        _named("--extractor", args.extractor, EXTRACTORS.get)
     target = Path(args.target)
     if target.is_dir():
         given = [flag for flag, value in (("--ref", args.ref), ("--ref-root", args.ref_root),

@@ -164,6 +164,19 @@ def test_bad_arguments_are_one_line(run_copy, cli, args, words):
     assert sorted((run_copy / "samples").iterdir()) == samples
 
 
+@pytest.mark.parametrize("args, words", [
+    (["sample", "RUN", "--sampler", "gmn:k=5"], ["--sampler 'gmn:k=5'", "unknown sampler 'gmn'", "gmm"]),
+    (["evaluate", "RUN", "--extractor", "inceptoin"], ["--extractor 'inceptoin'", "unknown feature extractor",
+                                                       "inception"]),
+])
+def test_a_bad_option_value_is_named_by_its_option_before_any_work(run_copy, cli, args, words):
+    before = _files(run_copy)
+    code, _, err = cli(*[str(run_copy) if a == "RUN" else a for a in args])
+    assert code == 2
+    _one_error(err, *words)
+    assert _files(run_copy) == before
+
+
 def test_a_zero_sample_count_is_refused_by_the_library_too(run_copy):
     for n in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="n: expected an int >= 1"):
@@ -244,3 +257,6 @@ def test_a_missing_reference_root_is_named_by_its_option(tmp_path, cli):
     code, _, err = cli("evaluate", samples, "--ref", "mnist:test", "--ref-root", tmp_path / "nope")
     assert code == 2
     _one_error(err, f"--ref-root: no such file or folder {str(tmp_path / 'nope')!r}")
+    code, _, err = cli("evaluate", samples, "--ref", "mnst:test")
+    assert code == 2
+    _one_error(err, "ref: unknown dataset 'mnst' in 'mnst:test'; expected one of:", "mnist")

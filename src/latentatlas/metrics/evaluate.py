@@ -308,9 +308,12 @@ def reference_from_spec(spec: str, *, seed: int = 0, root: str | None = None, li
     if spec.endswith(".npz"):
         return RealReference(spec, stats=load_reference_npz(spec))
     from latentatlas.config import DataConfig, apply_overrides, build_section
-    from latentatlas.data import SPLITS, load_dataset
+    from latentatlas.data import DATASETS, SPLITS, load_dataset
 
     name, _, split = spec.partition(":")
+    if name not in DATASETS:
+        raise ValueError(f"ref: unknown dataset {name!r} in {spec!r}; expected one of: {', '.join(DATASETS.names())} "
+                         "(or a stats .npz)")
     split = split or "test"
     if split not in SPLITS:
         raise ValueError(f"ref: split must be one of {SPLITS}, got {split!r} in {spec!r}")
