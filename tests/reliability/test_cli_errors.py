@@ -130,6 +130,15 @@ def test_evaluate_on_a_file_that_is_not_a_samples_npz(tmp_path, cli, content, wo
     assert "allow_pickle" not in line
 
 
+def test_samples_saved_channels_first_are_named_with_the_layout_to_save(tmp_path, cli):
+    path = tmp_path / "nchw.npz"
+    np.savez(path, np.zeros((10, 1, 28, 28), np.uint8))
+    code, _, err = cli("evaluate", path, "--ref", "ring:test")
+    assert code == 2
+    _one_error(err, f"samples {str(path)!r}", "expected channels last (N, H, W, C), got (10, 1, 28, 28)",
+               "np.transpose(images, (0, 2, 3, 1))")
+
+
 def test_evaluate_on_a_npy_file_by_name(tmp_path, cli):
     path = tmp_path / "samples.npy"
     np.save(path, np.zeros((4, 2, 1, 1), np.uint8))

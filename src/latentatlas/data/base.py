@@ -134,6 +134,9 @@ def from_uint8_nhwc(arr: np.ndarray) -> torch.Tensor:
         arr = arr[..., None]
     if arr.ndim != 4:
         raise ValueError(f"arr_0: expected shape (N, H, W, C) or (N, H, W), got {arr.shape}")
+    if arr.shape[1] in (1, 3) and min(arr.shape[2:]) > 4:   # (N, 1 or 3, H, W): not images of 1 or 3 rows
+        raise ValueError(f"arr_0: expected channels last (N, H, W, C), got {arr.shape}, which looks like channels "
+                         "first (N, C, H, W): save np.transpose(images, (0, 2, 3, 1))")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
 
 
