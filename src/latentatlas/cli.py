@@ -15,9 +15,9 @@ import shlex
 import sys
 import traceback
 from importlib import resources
-from pathlib import Path
 
 from latentatlas import __version__, cli_runs
+from latentatlas.cli_stages import analysis_command, evaluate_command, named_option, one_line
 from latentatlas import config as config_mod
 from latentatlas.validate import check_number
 
@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return EXIT_BROKEN_PIPE
     except _expected_errors() as err:
-        _fail(args, f"latentatlas: error: {_one_line(err)}")
+        _fail(args, f"latentatlas: error: {one_line(err)}")
         return EXIT_ERROR
     except Exception as err:
-        _fail(args, f"latentatlas: internal error: {type(err).__name__}: {_one_line(err)} (a bug: rerun with -v for "
+        _fail(args, f"latentatlas: internal error: {type(err).__name__}: {one_line(err)} (a bug: rerun with -v for "
                     "the traceback and report it with the output of `latentatlas env`)")
         return EXIT_BUG
 
@@ -190,17 +190,12 @@ def _fail(args: argparse.Namespace, line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(text.split()) or type(err).__name__
-
-
 def _interrupted(args: argparse.Namespace, stop: KeyboardInterrupt) -> str:
     """The one line after Ctrl-C: where training stopped and the command that continues it."""
     from latentatlas.training.state import TrainingInterrupted
 
     training = isinstance(stop, TrainingInterrupted)
-    what = _one_line(stop) if training else "interrupted; the files of finished stages are kept"
+    what = one_line(stop) if training else "interrupted; the files of finished stages are kept"
     if args.command == "demo":
         return f"{what}; run `latentatlas demo` again to start over"
     if args.command not in ("train", "run"):
@@ -248,13 +243,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from latentatlas.latent.samplers import build_sampler
 
         for spec in args.sampler or ():   # before any work, naming the option
-            _named("--sampler", spec, build_sampler)
+            named_option("--sampler", spec, build_sampler)
         for path in pipeline.sample_stage(Run.open(args.run), args.sampler, n=args.n):
             print(path)
     elif cmd == "evaluate":
-        return _evaluate(args)
+        return evaluate_command(args)
     elif cmd in ("interpolate", "attributes", "geometry"):
-        _analysis(args)
+        analysis_command(args)
     elif cmd == "report":
         print(write_report(Run.open(args.run)))
     elif cmd == "explore":
@@ -270,30 +265,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(json.dumps(environment(), indent=2))
     return 0
-
-
-def _analysis(args: argparse.Namespace) -> None:
-    """One latent-analysis stage; prints its numbers and refreshes report.html."""
-    from latentatlas.runs import analyses, pipeline
-    from latentatlas.runs.report import write_report
-    from latentatlas.runs.store import Run
-
-    run = Run.open(args.run)
-    seed, device = run.config.seed, pipeline.device_for(run.config)
-    if args.command == "interpolate" and _has_code_grids(run):
-        result = analyses.discrete_interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
-                                                     seed=seed, device=device)
-    elif args.command == "interpolate":
-        result = analyses.interpolate_stage(run, n_pairs=args.pairs, steps=args.steps, method=args.method,
-                                            learned_iters=args.learned_iters, seed=seed, device=device)
-    elif args.command == "attributes":
-        result = analyses.attributes_stage(run, attributes=args.attribute, method=args.method, pairs=args.pair,
-                                           seed=seed, device=device)
-    else:
-        methods = tuple(m.strip() for m in args.maps.split(",") if m.strip())
-        result = analyses.geometry_stage(run, map_methods=methods, seed=seed, device=device)
-    print(json.dumps(result, indent=2, default=str))
-    print(f"report: {write_report(run)}", file=sys.stderr)
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -326,12 +297,6 @@ def _demo_analyses(run) -> None:
     write_report(run)
 
 
-def _has_code_grids(run) -> bool:
-    from latentatlas.models import MODELS
-
-    return MODELS.get(run.config.model.family).code_kind == "discrete"
-
-
 def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfig:
     import time
 
@@ -341,71 +306,6 @@ def demo_config(runs_dir: str, overrides: list[str] = ()) -> config_mod.RunConfi
     values["runs_dir"] = runs_dir
     values.setdefault("name", f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     return config_mod.from_dict(config_mod.apply_overrides(values, overrides))
-
-
-def _named(flag: str, value: str, check) -> None:
-    """``check(value)``, its ValueError naming ``flag`` and the value given to it."""
-    try:
-        check(value)
-    except ValueError as err:
-        raise ValueError(f"{flag} {value!r}: {_one_line(err)}") from None
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from latentatlas.metrics.features import EXTRACTORS
-    from latentatlas.runs import pipeline
-    from latentatlas.runs.store import Run
-
-    if args.extractor is not None:
-        _named("--extractor", args.extractor, EXTRACTORS.get)
-    target = Path(args.target)
-    if target.is_dir():
-        given = [flag for flag, value in (("--ref", args.ref), ("--ref-root", args.ref_root),
-                                          ("--ref-set", args.ref_overrides)) if value]
-        if given:
-            raise ValueError(f"{given[0]}: applies to a samples file; a run folder is scored against its own test "
-                             f"split, got {given[0]} with the run folder {str(target)!r}")
-        results = pipeline.evaluate_stage(Run.open(target), extractor=args.extractor)
-    else:
-        if not args.ref:
-            raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
-        if args.ref_root is not None and not Path(args.ref_root).exists():
-            raise ValueError(f"--ref-root: no such file or folder {args.ref_root!r}")
-        from latentatlas.metrics.evaluate import evaluate_file
-
-        results = evaluate_file(target, args.ref, root=args.ref_root, data_overrides=args.ref_overrides,
-                                extractor=args.extractor or "auto")
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        _print_results(results)
-    return 0
-
-
-def _print_results(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from latentatlas.metrics.modes import attribute_lines
-    from latentatlas.runs.store import flatten
-
-    table = Table("quantity", "value")
-    for key, value in flatten(results).items():
-        if "attribute_rates." not in key:   # per-attribute lists: as lines below
-            table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
-    Console().print(table)
-    for where, rates in _attribute_rates(results):
-        print(f"attribute coverage{where} (largest gaps first):")
-        print("\n".join(f"  {line}" for line in attribute_lines(rates)))
-
-
-def _attribute_rates(results: dict, where: str = ""):
-    """(' of SAMPLER', attribute_rates) for every result holding attribute rates."""
-    if isinstance(results.get("attribute_rates"), dict):
-        yield where, results["attribute_rates"]
-    for key, value in results.items():
-        if isinstance(value, dict) and key != "attribute_rates":
-            yield from _attribute_rates(value, f" of {key}")
 
 
 if __name__ == "__main__":  # pragma: no cover

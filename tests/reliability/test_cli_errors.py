@@ -177,8 +177,14 @@ def test_bad_arguments_are_one_line(run_copy, cli, args, words):
     (["sample", "RUN", "--sampler", "gmn:k=5"], ["--sampler 'gmn:k=5'", "unknown sampler 'gmn'", "gmm"]),
     (["evaluate", "RUN", "--extractor", "inceptoin"], ["--extractor 'inceptoin'", "unknown feature extractor",
                                                        "inception"]),
+    (["geometry", "RUN", "--maps", "pca,pcx"], ["--maps: expected names from pca, tsne", "got 'pcx'"]),
+    (["geometry", "RUN", "--maps", "pca,umap"], ["--maps: umap needs an optional package",
+                                                 "pip install 'latentatlas[umap]'"]),
 ])
-def test_a_bad_option_value_is_named_by_its_option_before_any_work(run_copy, cli, args, words):
+def test_a_bad_option_value_is_named_by_its_option_before_any_work(run_copy, cli, args, words, monkeypatch):
+    from latentatlas.latent import maps
+
+    monkeypatch.setattr(maps, "available_methods", lambda: [m for m in maps.METHODS if m != "umap"])
     before = _files(run_copy)
     code, _, err = cli(*[str(run_copy) if a == "RUN" else a for a in args])
     assert code == 2
