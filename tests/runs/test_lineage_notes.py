@@ -1,5 +1,6 @@
 """Lineage (derive, children, the family tree) and the notes file (dated notes, tags)."""
 
+import logging
 import threading
 
 import pytest
@@ -81,3 +82,12 @@ def test_concurrent_notes_are_all_kept(make_run):
         t.join()
     texts = [n["text"] for n in read_notes(run)]
     assert len(texts) == 80 and len(set(texts)) == 80
+
+
+def test_a_parent_not_in_the_runs_folder_is_warned_of_when_the_run_is_made(make_run, caplog):
+    with caplog.at_level(logging.WARNING, logger="latentatlas.runs.store"):
+        make_run("base")
+        make_run("child", parent="base")
+        assert "parent" not in caplog.text
+        make_run("orphan", parent="nosuchrun")
+    assert "parent: no run 'nosuchrun' in" in caplog.text

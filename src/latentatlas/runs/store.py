@@ -47,6 +47,9 @@ class Run:
             if cls(path).checkpoint_path("last").exists():
                 raise FileExistsError(f"run folder {str(path)!r} already exists; pick another name or use --resume")
             log.info("%s: its earlier attempt wrote no checkpoint; starting the run again", path)
+        if config.parent and not (Path(config.runs_dir) / config.parent / "config.yaml").is_file():
+            log.warning("parent: no run %r in %s yet; the report's diff and `runs tree` find it only once it is "
+                        "there", config.parent, config.runs_dir)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         config_mod.save(config, run.config_path)
