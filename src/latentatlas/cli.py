@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", default=None, help="feature extractor: classifier, celeba-attributes, inception, "
                    "pixels, ... (default: the run's, or auto: classifier for labelled data, else inception when its "
                    "weights are on disk, else celeba-attributes for faces)")
+    p.add_argument("--sampler", action="append", default=None, metavar="SPEC",
+                   help="for a run folder: score only this sampler's samples, by spec (gmm:k=50) or file name "
+                   "(gmm_k-50) (repeatable; default: every samples file)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p = sub.add_parser("report", help="write report.html")
     _run_arg(p)

@@ -44,10 +44,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if given:
             raise ValueError(f"{given[0]}: applies to a samples file; a run folder is scored against its own test "
                              f"split, got {given[0]} with the run folder {str(target)!r}")
-        results = pipeline.evaluate_stage(Run.open(target), extractor=args.extractor)
+        results = pipeline.evaluate_stage(Run.open(target), extractor=args.extractor, samplers=args.sampler)
     else:
         if not args.ref:
             raise ValueError("--ref: needed when scoring a samples file, e.g. --ref mnist:test")
+        if args.sampler:
+            raise ValueError(f"--sampler: chooses among a run folder's samples, got it with the file {str(target)!r}")
         if args.ref_root is not None and not Path(args.ref_root).exists():
             raise ValueError(f"--ref-root: no such file or folder {args.ref_root!r}")
         from latentatlas.metrics.evaluate import evaluate_file

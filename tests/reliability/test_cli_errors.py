@@ -156,6 +156,18 @@ def test_evaluate_refuses_reference_flags_with_a_run_folder(run_copy, cli, flags
     assert (run_copy / "metrics.json").read_bytes() == before
 
 
+def test_evaluate_scores_only_the_samplers_named(run_copy, cli):
+    """After one new sampler, `evaluate RUN --sampler SPEC` scores its samples and leaves the others' scores."""
+    before = json.loads((run_copy / "metrics.json").read_text())["evaluate"]
+    code, out, _ = cli("evaluate", run_copy, "--sampler", "gaussian", "--json")
+    assert code == 0 and set(json.loads(out)) == {"gaussian"}
+    after = json.loads((run_copy / "metrics.json").read_text())["evaluate"]
+    assert after["prior"] == before["prior"] and after["gaussian"]["frechet"] == before["gaussian"]["frechet"]
+    code, _, err = cli("evaluate", run_copy, "--sampler", "gmm:k=9")
+    assert code == 2
+    _one_error(err, "samplers: no samples of 'gmm:k=9'", "expected one of gaussian, prior")
+
+
 @pytest.mark.parametrize("args, words", [
     (["sample", "RUN", "--n", "0"], ["--n", "expected an int >= 1, got '0'"]),
     (["sample", "RUN", "--n", "-5"], ["--n", "expected an int >= 1"]),

@@ -234,10 +234,10 @@ def _fit_code_map(session: Session):
 
 
 # -- evaluate -------------------------------------------------------------------------------------
-def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
+def evaluate_stage(target: Run | Session, *, extractor: str | None = None, samplers: list[str] | None = None,
                    device: torch.device | str | None = None) -> dict:
-    """Score every samples file of the run against the real evaluation split (and, for InfoGAN, how well
-    its categorical code matches the classes)."""
+    """Score every samples file of the run (or those of ``samplers``, specs or file names) against the real
+    evaluation split (and, for InfoGAN, how well its categorical code matches the classes)."""
     from latentatlas.metrics.evaluate import evaluate_samples, load_samples
 
     session = as_session(target, device=device)
@@ -251,6 +251,8 @@ def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
     names = run.sample_names()
     if not names:
         raise FileNotFoundError(f"{run.path}: no samples yet; run `latentatlas sample {run.path}` first")
+    if samplers:
+        names = _chosen_samples(run, names, samplers)
     results = {}
     for name in names:
         fake = load_samples(run.samples_dir / f"{name}.npz")
@@ -263,6 +265,20 @@ def evaluate_stage(target: Run | Session, *, extractor: str | None = None,
         run.update_metrics("infogan", results["infogan"])
     tracking.sync(run)
     return results
+
+
+def _chosen_samples(run: Run, names: list[str], chosen: list[str]) -> list[str]:
+    """The samples files (names) of the samplers ``chosen`` by spec (gmm:k=50) or file name (gmm_k-50)."""
+    stems = {s.get("spec", stem): stem for stem, s in run.read_metrics().get("samplers", {}).items()
+             if isinstance(s, dict)}
+    out = []
+    for wanted in chosen:
+        stem = stems.get(wanted, wanted)
+        if stem not in names:
+            raise ValueError(f"samplers: no samples of {wanted!r} in {run.path}; expected one of "
+                             f"{', '.join(sorted(set(names) | {k for k, v in stems.items() if v in names}))}")
+        out.append(stem)
+    return list(dict.fromkeys(out))
 
 
 def _infogan_agreement(session: Session) -> dict:
