@@ -85,6 +85,8 @@ def test_settings_are_checked():
     for bad in ("k=2", "covariance=tied", "n_per=1"):
         with pytest.raises(ValueError, match="components"):
             load_settings("components", overrides=[bad])
+    with pytest.raises(ValueError, match=r"^components\.n_real: expected an int >= 2, got -5$"):   # every study's
+        load_settings("components", overrides=["n_real=-5"])
 
 
 def test_cli_on_a_trained_run(tiny_run, capsys):

@@ -17,7 +17,7 @@ A study answers one research question over a grid of cells (``{"k": 20, "seed": 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -28,6 +28,7 @@ import torch
 from latentatlas.registry import Registry
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.runs.tables import Table
+from latentatlas.validate import rule
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class StudySettings:
     """Settings every study has; subclasses add theirs (bounds with ``field(metadata=rule(...))``)."""
 
     grid: ClassVar[tuple[str, ...]] = ()
-    n_real: int = 10000          # reference images from the run's evaluation split
+    n_real: int = field(default=10000, metadata=rule(low=2))   # reference images from the run's evaluation split
 
     def values(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
