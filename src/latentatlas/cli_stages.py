@@ -31,6 +31,8 @@ def named_option(flag: str, value: str, check) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    """``latentatlas evaluate``: a run folder's samples against its own split, or a samples file against
+    ``--ref``; prints the scores (a table, or JSON with ``--json``)."""
     from latentatlas.metrics.features import EXTRACTORS
     from latentatlas.runs import pipeline
     from latentatlas.runs.store import Run
