@@ -54,13 +54,18 @@ def write_index(docs: Path) -> None:
     """docs/studies/README.md: each study's question, findings, first plot and wall time of its cells."""
     lines = ["# Studies on full MNIST", "", "Made by `python bench/studies_mnist.py RUNS` (each study: "
              "`latentatlas study NAME RUN --config configs/studies/NAME.yaml`). One folder per study holds its "
-             "summary, table (Markdown and CSV), plots, settings and protocol.", ""]
+             "summary, table (Markdown and CSV), plots, settings and protocol. Fréchet distances compare only "
+             "between studies scored in the same features (the weights each section names).", ""]
     for folder in sorted(p for p in docs.iterdir() if (p / "study.json").is_file()):
         study = json.loads((folder / "study.json").read_text())
         lines += [f"## [{study['study']}]({folder.name}/summary.md) · {', '.join(study['runs'])}", "",
                   f"**{study['question']}**", "", *[f"- {f}" for f in study["findings"]], ""]
         lines += [f"![{caption}]({folder.name}/{name})" for name, caption in list(study["figures"].items())[:1]]
-        lines += ["", f"{study['cells']} cells, {study['seconds'] / 60:.1f} min of cell time.", ""]
+        protocol = study.get("protocol", {})
+        scored = (f"Scored in {protocol.get('extractor', '?')} features (weights "
+                  f"{str(protocol.get('weights_hash', '?'))[:8]}) against {protocol.get('n_real', '?')} real "
+                  f"{protocol.get('real', '')} images; ") if protocol else ""
+        lines += ["", f"{scored}{study['cells']} cells, {study['seconds'] / 60:.1f} min of cell time.", ""]
     (docs / "README.md").write_text("\n".join(lines))
 
 

@@ -51,7 +51,7 @@ def _list_args(p: argparse.ArgumentParser) -> None:
                    help="keep runs whose config has this value, e.g. --where model.family=vae (repeatable)")
     p.add_argument("--tag", action="append", default=[], help="keep runs with this tag (repeatable)")
     p.add_argument("--sort", default=None, metavar="KEY", help="sort by name, date, frechet (headline Fréchet "
-                   "distance), mse, or a score such as evaluate.prior.recall; '-KEY' sorts descending")
+                   "distance), mse, or a score such as evaluate.prior.recall; --sort=-KEY sorts descending")
     p.add_argument("--format", default="table", choices=(*OUTPUT_FORMATS, "json"),
                    help="table (terminal), md, csv, tex, html or json on stdout")
     p.add_argument("--out", default=None, help="write the table to this file (.md, .csv, .tex or .html)")
