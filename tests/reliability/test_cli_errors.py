@@ -287,3 +287,11 @@ def test_a_missing_reference_root_is_named_by_its_option(tmp_path, cli):
     code, _, err = cli("evaluate", samples, "--ref", "mnst:test")
     assert code == 2
     _one_error(err, "ref: unknown dataset 'mnst' in 'mnst:test'; expected one of:", "mnist")
+
+
+def test_a_runs_folder_that_cannot_be_made_is_named(tmp_path, cli):
+    (tmp_path / "file").write_text("not a folder")
+    config = write_config(tmp_path, ring_config(tmp_path / "file" / "runs"))
+    code, _, err = cli("train", config)
+    assert code == 2
+    _one_error(err, f"runs_dir: cannot make the run folder {str(tmp_path / 'file' / 'runs' / 'r')!r}")

@@ -50,7 +50,10 @@ class Run:
         if config.parent and not (Path(config.runs_dir) / config.parent / "config.yaml").is_file():
             log.warning("parent: no run %r in %s yet; the report's diff and `runs tree` find it only once it is "
                         "there", config.parent, config.runs_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"runs_dir: cannot make the run folder {str(path)!r} ({err.strerror})") from None
         run = cls(path)
         config_mod.save(config, run.config_path)
         write_json(run.path / "env.json", environment(config))
