@@ -91,6 +91,7 @@ def test_a_config_file_that_is_not_valid_yaml(tmp_path, cli, text, words):
     ("data.test_fraction=0", ["evaluate.split: the 'test' split of ring holds 0 of its 300 images",
                               "data.test_fraction=0", "need at least 2"]),             # before training, not after
     ("evaluate.split=tset", ["evaluate.split: expected one of 'train', 'val', 'test', got 'tset'"]),
+    ("data.name=MNIST", ["data.name: expected one of", "mnist", "got 'MNIST'"]),
     ("evaluate.n_real=0", ["evaluate.n_real: expected an int >= 2, got 0"]),
     ("train.checkpoint_overhead=0", ["train.checkpoint_overhead: expected a finite number in (0, 1] or None, got 0"]),
     ("train.checkpoint_overhead=1.5", ["train.checkpoint_overhead", "(0, 1]", "got 1.5"]),

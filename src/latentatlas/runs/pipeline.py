@@ -41,11 +41,14 @@ def train_stage(config: RunConfig, *, resume: bool = False) -> Run:
 
 
 def check_stages(config: RunConfig) -> None:
-    """Fail before any work (and before a run folder is made) on what the stages would reject: a device this
-    machine lacks, sampler specs, metrics, extractor, and a tracker that is not installed."""
+    """Fail before any work (and before a run folder is made) on what the stages would reject: a dataset name, a
+    device this machine lacks, sampler specs, metrics, extractor, and a tracker that is not installed."""
+    from latentatlas.data import DATASETS
     from latentatlas.metrics.evaluate import METRICS
     from latentatlas.metrics.features import EXTRACTORS
 
+    if config.data.name not in DATASETS:
+        raise ValueError(f"data.name: expected one of {', '.join(DATASETS.names())}, got {config.data.name!r}")
     device_for(config)
     tracking.check_available(config.track)
     for spec in config.sample.samplers:
