@@ -75,6 +75,17 @@ def test_a_gan_is_inverted_and_a_vae_encoded():
     assert z.shape == (5, 3) and logvar is None and torch.isfinite(z).all()
 
 
+def test_a_conditional_generator_needs_labels_for_each_image_to_invert():
+    cgan = build_model(model_config("cgan", architecture="mlp", latent_dim=3, width=16), (1, 8, 8), n_classes=3)
+    images, labels = torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(6) % 3
+    inverter = Inverter(cgan, refine_steps=0).fit(cgan, images, labels, steps=2)
+    assert inverter.invert(cgan, images, labels).shape == (6, 3)
+    with pytest.raises(ValueError, match="needs class labels"):
+        inverter.invert(cgan, images)
+    with pytest.raises(ValueError, match=r"expected 6 labels in \[0, 3\)"):
+        inverter.invert(cgan, images, labels + 1)
+
+
 def test_inverter_file_errors(tmp_path):
     gan = build_model(model_config("gan", latent_dim=3, width=16), (1, 8, 8))
     with pytest.raises(FileNotFoundError, match="run `latentatlas encode` first"):

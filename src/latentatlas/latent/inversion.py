@@ -138,7 +138,8 @@ class Inverter(nn.Module):
             with torch.no_grad():
                 z = self(x, y)
             return self.refine(model, x, y, z) if self.settings["refine_steps"] else z
-        y = model.check_labels(labels.cpu(), images.shape[0]) if self.label_classes is not None else None  # read once
+        y = None if self.label_classes is None else \
+            model.check_labels(None if labels is None else labels.cpu(), images.shape[0])   # read once, not per batch
         with frozen(model), checked_labels():
             return map_rows(codes_of, images, y, batch_size=self.settings["batch_size"], device=device)
 
