@@ -69,6 +69,11 @@ def test_map_rows_passes_an_absent_input_on_and_returns_a_lone_tensor_as_it_is()
     assert torch.equal(out, torch.arange(10.0) * 2)
 
 
+def test_map_rows_refuses_inputs_of_different_lengths():
+    with pytest.raises(ValueError, match=r"inputs: expected one number of rows in every input, got \[3, 4\]"):
+        map_rows(lambda x, y: x, torch.zeros(4), torch.zeros(3), batch_size=2, device="cpu")
+
+
 def test_map_rows_on_no_rows_gives_empty_outputs_of_the_functions_shapes():
     z, logvar = map_rows(lambda x: (x.flatten(1)[:, :4].float(), None), torch.zeros(0, 1, 3, 3, dtype=torch.uint8),
                          batch_size=8, device="cpu")

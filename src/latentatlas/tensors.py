@@ -39,7 +39,10 @@ def map_rows(fn: Callable[..., Any], *inputs: torch.Tensor | None, batch_size: i
     runs once on empty batches, which gives the outputs' shapes."""
     device = torch.device(device)
     cuda = device.type == "cuda"
-    n = next(t.shape[0] for t in inputs if t is not None)
+    rows = {t.shape[0] for t in inputs if t is not None}
+    if len(rows) != 1:
+        raise ValueError(f"inputs: expected one number of rows in every input, got {sorted(rows)}")
+    n = rows.pop()
     outputs: tuple[torch.Tensor | None, ...] = ()
     for start in range(0, max(n, 1), batch_size):
         result = fn(*(None if t is None else to_device(t[start:start + batch_size], device) for t in inputs))
