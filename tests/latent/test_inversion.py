@@ -80,8 +80,9 @@ def test_a_conditional_generator_needs_labels_for_each_image_to_invert():
     images, labels = torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(6) % 3
     inverter = Inverter(cgan, refine_steps=0).fit(cgan, images, labels, steps=2)
     assert inverter.invert(cgan, images, labels).shape == (6, 3)
-    with pytest.raises(ValueError, match="needs class labels"):
-        inverter.invert(cgan, images)
+    for call in (lambda: inverter.invert(cgan, images), lambda: Inverter(cgan).fit(cgan, images, steps=1)):
+        with pytest.raises(ValueError, match="labels: the conditional 'cgan' model needs a class label per code"):
+            call()
     with pytest.raises(ValueError, match=r"expected 6 labels in \[0, 3\)"):
         inverter.invert(cgan, images, labels + 1)
 

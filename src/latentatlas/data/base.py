@@ -16,7 +16,6 @@ from latentatlas.config import SPLITS
 from latentatlas.rng import make_generator
 
 
-
 @dataclass
 class ImageDataset:
     """Images with their labels and attributes.

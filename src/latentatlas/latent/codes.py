@@ -41,9 +41,10 @@ def _floats(x: torch.Tensor) -> torch.Tensor:
     return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
-def _labels_for(model: nn.Module, labels: torch.Tensor | None, rows: int) -> torch.Tensor | None:
-    """``labels`` (rows,) as long, their range checked, for a conditional model; None for an unconditional one.
-    (Checked once here, the batches run within :func:`checked_labels`, which reads no batch's range.)"""
+def labels_for(model: nn.Module, labels: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+    """``labels`` (rows,) as long on the CPU, their range checked, for a conditional model; None for an
+    unconditional one.  (Checked once here, so that the batches can run within :func:`checked_labels`, which
+    reads no batch's range.)"""
     if not getattr(model, "conditional", False):
         return None
     if labels is None:
@@ -65,7 +66,7 @@ def encode_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
         if isinstance(post, torch.Tensor):     # discrete codes: the index grids themselves
             return post, None
         return post.mean.float(), None if post.logvar is None else post.logvar.float()
-    y = _labels_for(model, labels, images.shape[0])
+    y = labels_for(model, labels, images.shape[0])
     with checked_labels():
         return map_rows(encode, images, y, batch_size=batch_size, device=device)
 
@@ -80,7 +81,7 @@ def decode_codes(model: nn.Module, z: torch.Tensor, labels: torch.Tensor | None 
     def decode(code: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         code = code.float() if code.is_floating_point() else code.long()
         return (model.decode(code) if y is None else model.decode(code, y)).float()
-    y = _labels_for(model, labels, z.shape[0])
+    y = labels_for(model, labels, z.shape[0])
     with checked_labels():
         return map_rows(decode, z, y, batch_size=batch_size, device=device)
 

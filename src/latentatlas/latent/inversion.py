@@ -25,6 +25,7 @@ from torch import nn
 
 from latentatlas.data.base import to_float
 from latentatlas.fileio import torch_load, torch_save
+from latentatlas.latent.codes import labels_for
 from latentatlas.models.base import checked_labels
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
 from latentatlas.rng import to_device
@@ -89,7 +90,8 @@ class Inverter(nn.Module):
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         conditional = self.label_classes is not None
         images = images.to(device)   # once: a copy a step from ordinary memory would wait for a GPU each time
-        labels = model.check_labels(labels.to(device), images.shape[0]) if conditional else None   # read once
+        labels = labels_for(model, labels, images.shape[0])   # read once, not per step
+        labels = None if labels is None else labels.to(device)
         curve: list[dict[str, Any]] = []   # read into ``history`` together at the end (one wait on a GPU)
         with frozen(model), checked_labels():
             for step in range(steps):
@@ -138,8 +140,7 @@ class Inverter(nn.Module):
             with torch.no_grad():
                 z = self(x, y)
             return self.refine(model, x, y, z) if self.settings["refine_steps"] else z
-        y = None if self.label_classes is None else \
-            model.check_labels(None if labels is None else labels.cpu(), images.shape[0])   # read once, not per batch
+        y = labels_for(model, labels, images.shape[0])   # read once, not per batch
         with frozen(model), checked_labels():
             return map_rows(codes_of, images, y, batch_size=self.settings["batch_size"], device=device)
 

@@ -25,7 +25,7 @@ def phase_adam(phase, cfg: TrainConfig) -> torch.optim.Adam:
     run's otherwise."""
     opt = phase.optim
     return adam(phase.parameters(), lr=cfg.lr if opt.lr is None else opt.lr, betas=tuple(opt.betas),
-                            weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
+                weight_decay=cfg.weight_decay if opt.weight_decay is None else opt.weight_decay)
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
