@@ -6,6 +6,7 @@ import torch
 
 from latentatlas.latent import geometry as geo
 from latentatlas.latent import maps
+from latentatlas.latent.interpolate import interpolate
 from latentatlas.runs.figures import save_scatter
 
 
@@ -31,6 +32,27 @@ def test_hull_screening_settles_far_points_without_lp():
     assert not inside.any() and stats["screened_outside"] == 50 and stats["lps_solved"] == 0
     # the centre of the unit cube is inside the hull of 500 uniform points
     assert geo.in_hull(torch.full((1, 4), 0.5, dtype=torch.float64), x).all()
+
+
+def test_float32_midpoints_on_the_boundary_are_inside_and_points_just_beyond_it_are_not():
+    """In 32-d every one of 400 codes is a vertex, so midpoints of pairs lie on the hull's edges; rounded to
+    float32 most of them land a hair outside, which must not count (the explorer drew them as outside)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 32, generator=g) * 3 + 5                       # float32, away from the origin
+    a, b = x[:40], x[40:80]
+    mid = (a + b) / 2
+    assert geo.in_hull(mid, x).all()
+    assert geo.in_hull(interpolate("slerp", a, b, torch.linspace(0, 1, 5))[:, [0, -1]].reshape(-1, 32), x).all()
+    # the same midpoints pushed out along the direction from the mean, by 1e-4 of the spread: outside
+    centre = x.mean(0)
+    beyond = mid + 1e-4 * 3 * (mid - centre) / (mid - centre).norm(dim=1, keepdim=True)
+    np.testing.assert_array_equal(geo.in_hull(beyond.double(), x.double()), geo.in_hull_linprog(beyond, x))
+    assert not geo.in_hull(beyond, x).any()
+    # float64 keeps its own precision: 1e-10 outside an edge is outside there
+    x64 = x.double()
+    edge = (x64[:40] + x64[40:80]) / 2
+    assert geo.in_hull(edge, x64).all()
+    assert not geo.in_hull(edge + 1e-6 * (edge - x64.mean(0)), x64).any()
 
 
 def test_hull_validation():

@@ -12,6 +12,10 @@ screens leave open) but solves few and small LPs:
    conv(points), or returns a hyperplane separating it from conv(S).  If no point lies beyond that
    hyperplane the query is outside; otherwise the points furthest beyond it join S and the loop goes on.
 
+Points within their own dtype's rounding of the hull count as inside: a midpoint of two float32 codes on the
+hull's boundary (in 16 or more dimensions nearly every code is a vertex) is rounded to a float32 that may lie
+1e-8 outside, which is no finding about the codes.
+
 :func:`in_hull_linprog` is the textbook reference: one feasibility LP over all points per query.
 """
 
@@ -27,12 +31,23 @@ log = logging.getLogger(__name__)
 
 
 def _as_array(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    arr = _numpy(x)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n, d), got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return arr.astype(np.float64)
+
+
+def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _unit_roundoff(*arrays: torch.Tensor | np.ndarray) -> float:
+    """The coarsest float precision among the inputs (float64's for integers): float32 codes -> 1.2e-7."""
+    kinds = [_numpy(a).dtype for a in arrays]
+    return max(float(np.finfo(k).eps) if np.issubdtype(k, np.floating) else float(np.finfo(np.float64).eps)
+               for k in kinds)
 
 
 def in_hull_linprog(queries: torch.Tensor | np.ndarray, points: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -48,19 +63,20 @@ def in_hull_linprog(queries: torch.Tensor | np.ndarray, points: torch.Tensor | n
     return out
 
 
-def _normalise(q: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale both by the points' mean and overall spread (membership is affine-invariant)."""
+def _normalise(q: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centre and scale both by the points' mean and overall spread (membership is affine-invariant).
+    -> (q, x, the spread divided by)."""
     mean = x.mean(axis=0)
     scale = float(np.abs(x - mean).max()) or 1.0
-    return (q - mean) / scale, (x - mean) / scale
+    return (q - mean) / scale, (x - mean) / scale, scale
 
 
-def screen_outside(q: np.ndarray, x: np.ndarray, *, chunk: int = 1024) -> np.ndarray:
-    """Cheap sufficient test, batched: True where a query is certainly outside conv(x): outside the
-    bounding box, or beyond every point along the direction from the mean of x to the query, plain or
-    whitened by the covariance of x (better for anisotropic codes). -> bool (m,)."""
+def screen_outside(q: np.ndarray, x: np.ndarray, *, margin: float = 0.0, chunk: int = 1024) -> np.ndarray:
+    """Cheap sufficient test, batched: True where a query is certainly outside conv(x) by more than ``margin``
+    in some coordinate: outside the bounding box, or beyond every point along the direction from the mean of x
+    to the query, plain or whitened by the covariance of x (better for anisotropic codes). -> bool (m,)."""
     lo, hi = x.min(axis=0), x.max(axis=0)
-    out = ((q < lo) | (q > hi)).any(axis=1)
+    out = ((q < lo - margin) | (q > hi + margin)).any(axis=1)
     mean = x.mean(axis=0)
     prec = np.linalg.pinv(np.atleast_2d(np.cov(x, rowvar=False)))
     xt = torch.from_numpy(x)
@@ -69,7 +85,8 @@ def screen_outside(q: np.ndarray, x: np.ndarray, *, chunk: int = 1024) -> np.nda
         for u in (qs - mean, (qs - mean) @ prec):                  # (c, d) candidate normals
             proj_q = (u * qs).sum(axis=1)                           # (c,)
             proj_x = (xt @ torch.from_numpy(np.ascontiguousarray(u)).T).amax(dim=0).numpy()
-            out[s:s + chunk] |= proj_q > proj_x + 1e-12 * (1 + np.abs(proj_x))
+            slack = margin * np.abs(u).sum(axis=1) + 1e-12 * (1 + np.abs(proj_x))
+            out[s:s + chunk] |= proj_q > proj_x + slack
     return out
 
 
@@ -109,18 +126,22 @@ def _cutting_plane(qi: np.ndarray, x: np.ndarray, xt: torch.Tensor, start: np.nd
 def in_hull(queries: torch.Tensor | np.ndarray, points: torch.Tensor | np.ndarray, *, n_start: int | None = None,
             add: int | None = None, tol: float = 1e-9, max_rounds: int = 200,
             return_stats: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
-    """Exact convex-hull membership of queries (m, d) in conv(points (n, d)). -> bool (m,)
-    (and a stats dict: how many queries each screen settled and how many LPs were solved)."""
+    """Exact convex-hull membership of queries (m, d) in conv(points (n, d)), up to the inputs' rounding: a
+    query within a few units in the last place of its dtype (per coordinate) of the hull is inside; ``tol`` is
+    added to that. -> bool (m,) (and a stats dict: how many queries each screen settled, how many LPs)."""
     q, x = _as_array(queries, "queries"), _as_array(points, "points")
     if q.shape[1] != x.shape[1]:
         raise ValueError(f"queries: expected {x.shape[1]} columns like points, got {q.shape[1]}")
     if x.shape[0] == 0:
         raise ValueError("points: expected at least one point, got an empty array")
-    q, x = _normalise(q, x)
+    magnitude = max(np.abs(q).max(initial=0.0), np.abs(x).max())
+    q, x, scale = _normalise(q, x)
+    rounding = 4 * _unit_roundoff(queries, points) * magnitude / scale    # 4 ulps of the largest value, normalised
     d = x.shape[1]
+    tol = tol + d * rounding                          # the separation a.q - b moves by at most |a|_1 * rounding
     n_start = min(x.shape[0], n_start or 2 * (d + 1))
     add = add or 2 * (d + 1)
-    outside = screen_outside(q, x)
+    outside = screen_outside(q, x, margin=rounding)
     inside = np.zeros(q.shape[0], dtype=bool)
     open_idx = np.flatnonzero(~outside)
     xt = torch.from_numpy(x)

@@ -36,6 +36,13 @@ def _check(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _exact_ends(path: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``path`` (B, T, d) with its points at t = 0 and t = 1 set to z0 and z1 themselves (the sines and norms
+    of the curved paths round them off by an ulp or two)."""
+    path = torch.where((t == 0)[None, :, None], z0[:, None, :], path)
+    return torch.where((t == 1)[None, :, None], z1[:, None, :], path)
+
+
 @INTERPOLATORS.register("lerp")
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Straight line ``(1 - t) z0 + t z1``: (B, d), (B, d), (T,) -> (B, T, d)."""
@@ -62,9 +69,8 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     # Interpolate on the unit sphere, then scale by the linearly interpolated norm.
     radius = (1 - tt) * n0 + tt * n1                          # (B, T)
     out = (w0[..., None] * u0[:, None, :] + w1[..., None] * u1[:, None, :]) * radius[..., None]
-    if bool(near.any()):
-        out = torch.where(near[:, None, None], lerp(z0, z1, t), out)
-    return out
+    out = torch.where(near[:, None, None], lerp(z0, z1, t), out)
+    return _exact_ends(out, z0, z1, t)
 
 
 @INTERPOLATORS.register("norm")
@@ -76,7 +82,7 @@ def normalised(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Ten
     radius = (1 - t[None, :]) * z0.norm(dim=1, keepdim=True) + t[None, :] * z1.norm(dim=1, keepdim=True)
     norm = path.norm(dim=2)
     scale = torch.where(norm > 1e-12, radius / norm.clamp_min(1e-12), torch.ones_like(norm))
-    return path * scale[..., None]
+    return _exact_ends(path * scale[..., None], z0, z1, t)
 
 
 def interpolate(method: str, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
