@@ -53,10 +53,12 @@ def test_interpolation_answers_one_frame_per_step(client, explorer, steps):
     assert png_size(strip.content) == (steps * 28, 28)
 
 
-def test_map_has_one_entry_per_point(client):
+def test_map_has_one_entry_per_point(client, explorer):
     body = client.get("/api/map?method=pca&color=label").json()
     n = len(body["index"])
     assert n == 400 and len(body["x"]) == len(body["y"]) == len(body["color"]) == len(body["split"]) == n
+    assert body["split"] == [explorer.label(i)["split"] for i in body["index"]]       # names, as /api/point
+    assert set(body["split"]) <= {"train", "val", "test"}
     assert body["color_names"] == [str(c) for c in range(10)]
     assert len(client.get("/api/map?method=tsne").json()["x"]) == n
 

@@ -97,10 +97,29 @@ def test_mixture_panel_samples_a_component(page, artifacts):
     rows = page.locator("#components tbody tr")
     rows.nth(2).wait_for()
     assert rows.count() == 3
+    assert page.inner_text("#sampler option") == "gmm:k=3,covariance=full"    # the spec, as the report names it
     rows.nth(1).click()
     page.locator("#samples img.frame").nth(7).wait_for()
     assert page.locator("#samples img.frame").count() == 8
     page.screenshot(path=str(artifacts / "mixture.png"), full_page=True)
+    first = page.get_attribute("#samples img.frame", "src")
+    with page.expect_response(lambda r: "/api/sample" in r.url and "seed=5" in r.url):
+        page.fill("#sample-seed", "5")
+        page.dispatch_event("#sample-seed", "change")                # a new seed draws the component again
+    page.wait_for_function("src => document.querySelector('#samples img.frame').src !== src", arg=first)
+
+
+def test_an_overtaken_map_answer_is_dropped(page, served):
+    """t-SNE takes seconds, PCA is cached: choosing t-SNE, then PCA again, must leave the PCA map drawn
+    when the t-SNE answer arrives."""
+    pca = page.request.get(f"{served}/api/map?method=pca&color=label").json()
+    with page.expect_response(lambda r: "method=tsne" in r.url, timeout=120_000):
+        page.select_option("#map-method", "tsne")
+        page.select_option("#map-method", "pca")
+        page.wait_for_function("document.querySelector('#map-status').textContent.endsWith('codes')")
+    page.wait_for_timeout(500)                                    # the page's handling of the late answer
+    assert page.evaluate("window.explorer.state.map.x") == pca["x"]
+    assert page.input_value("#map-method") == "pca" and page.inner_text("#map-status") == "400 codes"
 
 
 def test_a_malformed_request_is_a_4xx_shown_on_the_page(page, served, artifacts):
@@ -113,3 +132,17 @@ def test_a_malformed_request_is_a_4xx_shown_on_the_page(page, served, artifacts)
     page.wait_for_selector("#error:not([hidden])")
     assert page.inner_text("#error").startswith("steps: expected an int in [2, 64], got 1")
     page.screenshot(path=str(artifacts / "error.png"))
+    assert page.locator("#strip img.frame").count() == 0             # no frames of other settings beside it
+    page.fill("#path-steps", "5")
+    page.dispatch_event("#path-steps", "change")
+    page.locator("#strip img.frame").nth(4).wait_for()
+    assert page.is_hidden("#error")                                    # the next answer clears the old error
+
+
+def test_the_page_fits_a_phone_screen(browser, served, artifacts):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(served)
+    page.wait_for_function("window.explorer && window.explorer.state.ready", timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390     # the panels go under the map
+    page.screenshot(path=str(artifacts / "phone.png"), full_page=True)
+    page.close()

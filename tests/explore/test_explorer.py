@@ -11,7 +11,7 @@ def test_describe_lists_what_the_run_holds(explorer, gmm_name):
     info = explorer.describe()
     assert info["latent_dim"] == 4 and info["image_shape"] == [1, 28, 28]
     assert info["n_codes"] == info["n_points"] == 400 and sum(info["splits"].values()) == 400
-    assert info["samplers"] == [gmm_name]
+    assert info["samplers"] == [gmm_name] and info["sampler_specs"] == {gmm_name: "gmm:k=3,covariance=full"}
     assert {"lerp", "slerp", "geodesic"} <= set(info["interpolation_methods"])
     names = [d["name"] for d in info["directions"]]
     assert names[:4] == ["pc1", "pc2", "pc3", "pc4"] and "label_3" in names

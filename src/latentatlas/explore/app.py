@@ -27,6 +27,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from latentatlas.config import SPLITS
 from latentatlas.explore.explorer import Explorer, Unavailable
 from latentatlas.runs.figures import image_grid
 from latentatlas.validate import check_choice, check_number
@@ -190,7 +191,7 @@ def code_map(ex: Explorer, q: Query, request: Request) -> Response:
     color, names = ex.colors(q.text("color", ex.color_options()[0]))
     split = ex.ctx.split[ex.points]
     return JSONResponse({"index": ex.points.tolist(), "x": np.round(xy[:, 0], 5).tolist(),
-                         "y": np.round(xy[:, 1], 5).tolist(), "split": np.asarray(split).tolist(),
+                         "y": np.round(xy[:, 1], 5).tolist(), "split": [SPLITS[s] for s in split],
                          "color": color.tolist(), "color_names": names})
 
 

@@ -27,6 +27,7 @@ from latentatlas.latent.interpolate import INTERPOLATORS, interpolate, steps as 
 from latentatlas.latent.samplers import GMM, load_sampler
 from latentatlas.rng import derive_seed, make_generator
 from latentatlas.runs.analysis_context import load_context
+from latentatlas.runs.results import sampler_specs
 from latentatlas.runs.store import Run
 from latentatlas.validate import check_choice, check_number
 
@@ -74,6 +75,7 @@ class Explorer:
         self.points = rows.numpy()                                          # (P,) row indices
         self.directions = self._principal_directions() + self._attribute_directions()
         self.samplers = self._mixture_samplers()
+        self._specs = sampler_specs(self.run.read_metrics())     # the specs the samplers were given, by file stem
         self._cache: dict[str, np.ndarray] = {}          # maps by method, and 'outside' (hull flags)
         self._locks: dict[str, threading.Lock] = {}
         self.decode(self.z[:1])                           # the first forward pass is the slow one: not on a click
@@ -108,7 +110,8 @@ class Explorer:
                 "has_images": self.ctx.images is not None, "map_methods": self.map_methods(),
                 "color_options": self.color_options(), "interpolation_methods": self.interpolation_methods(),
                 "directions": [{"name": d.name, "source": d.source, "scale": d.scale} for d in self.directions],
-                "samplers": sorted(self.samplers)}
+                "samplers": sorted(self.samplers),
+                "sampler_specs": {name: self._specs.get(name, s.spec) for name, s in sorted(self.samplers.items())}}
 
     # -- checks shared by the methods -------------------------------------------------------------------
     def check_index(self, name: str, index: int) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentatlas.runs.results import (Change, config_changes, describe_protocol, headline, score_changes,
-                                      scores)
+from latentatlas.runs.results import (Change, config_changes, describe_protocol, headline, sampler_specs,
+                                      score_changes, scores)
 from latentatlas.runs.store import Run, flatten
 from latentatlas.runs.tables import Table, metric_label
 
@@ -26,7 +26,7 @@ def score_label(key: str, metrics: dict[str, Any]) -> str:
     """A score's name for a person: 'Fréchet distance (classifier features), gmm:k=10' for
     evaluate.gmm_k-10.frechet, 'interpolation lerp: midpoint Fréchet distance', ..."""
     parts = key.split(".")
-    specs = {stem: s.get("spec", stem) for stem, s in metrics.get("samplers", {}).items() if isinstance(s, dict)}
+    specs = sampler_specs(metrics)
     if parts[0] in ("evaluate", "samplers") and len(parts) >= 3:
         protocol = metrics.get("evaluate", {}).get(parts[1], {}).get("protocol", {})
         return f"{metric_label(parts[-1], protocol.get('extractor'))}, {specs.get(parts[1], parts[1])}"

@@ -13,6 +13,7 @@ from latentatlas.runs.report_analyses import analysis_sections, study_sections
 from latentatlas.runs.report_html import (columns_table, details, e, figure, page, protocol_table, quantity_table,
                                           table, transposed_table)
 from latentatlas.runs.report_overview import answer_section, lineage_section, notes_section
+from latentatlas.runs.results import sampler_specs
 from latentatlas.runs.store import Run, flatten
 
 QUALITY_COLUMNS = ("frechet", "frechet_inf", "precision", "recall", "density", "coverage", "kid",
@@ -123,7 +124,7 @@ def _evaluation(metrics: dict) -> str:
     evaluation = {n: r for n, r in metrics.get("evaluate", {}).items() if isinstance(r, dict)}
     if not evaluation:
         return ""
-    specs = {stem: s.get("spec", stem) for stem, s in metrics.get("samplers", {}).items() if isinstance(s, dict)}
+    specs = sampler_specs(metrics)
     by_spec = {specs.get(n, n): r for n, r in evaluation.items()}
     protocol = next((r["protocol"] for r in by_spec.values() if "protocol" in r), {})
     features = protocol.get("extractor")

@@ -39,9 +39,14 @@ class Headline:
     set_aside: list[str] = field(default_factory=list)   # specs scored under another protocol (not compared)
 
 
+def sampler_specs(metrics: dict[str, Any]) -> dict[str, str]:
+    """The spec each fitted sampler was given, by its file stem: {'gmm_k-10': 'gmm:k=10', ...}."""
+    return {stem: s.get("spec", stem) for stem, s in metrics.get("samplers", {}).items() if isinstance(s, dict)}
+
+
 def headline(metrics: dict[str, Any]) -> Headline:
     """The headline of a run's metrics.json (empty parts where a stage has not run)."""
-    specs = {stem: s.get("spec", stem) for stem, s in metrics.get("samplers", {}).items() if isinstance(s, dict)}
+    specs = sampler_specs(metrics)
     scored = {name: r for name, r in metrics.get("evaluate", {}).items()
               if isinstance(r, dict) and _finite(r.get("frechet"))}
     out = Headline(reconstruction=metrics.get("reconstruction", {}).get("mse"))

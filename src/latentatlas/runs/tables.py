@@ -45,7 +45,8 @@ METRIC_LABELS = {
 }
 CONFIG_LABELS = {"model.family": "family", "data.name": "data", "model.latent_dim": "latent size"}
 PROTOCOL_LABELS = {"extractor": "feature extractor", "weights_hash": "extractor weights",
-                   "weights_source": "extractor weights from", "real_dataset": "reference data set", "real_split": "reference split", "n_real": "real images",
+                   "weights_source": "extractor weights from", "real_dataset": "reference data set",
+                   "real_split": "reference split", "n_real": "real images",
                    "n_fake": "generated images", "seed": "seed", "k_precision_recall": "k (precision, recall)",
                    "k_density_coverage": "k (density, coverage)", "kid_subset_size": "KID subset size",
                    "frechet_inf_sizes": "FD-infinity fitted on",

@@ -8,7 +8,16 @@ const MARGIN = 20;         // CSS pixels between the outermost points and the ed
 
 const $ = (id) => document.getElementById(id);
 const state = { info: null, map: null, outside: null, px: [], py: [], selected: [], hover: -1, moveBusy: false,
-                movePending: false, component: null, ready: false, lastClickMs: null };
+                movePending: false, component: null, mixtures: null, ready: false, lastClickMs: null };
+const requests = {};   // the number of the newest request of each kind
+
+// Numbers a request of this kind; the returned check says whether it is still the newest, so that the answer
+// to a request overtaken by a later one (a slow t-SNE map, a path of an earlier pair) is dropped.
+function newest(kind) {
+  const n = (requests[kind] || 0) + 1;
+  requests[kind] = n;
+  return () => requests[kind] === n;
+}
 
 async function api(path, params) {
   const url = path + (params ? "?" + new URLSearchParams(params) : "");
@@ -121,21 +130,28 @@ function onHover(event) {
   if (i < 0) { tip.hidden = true; return; }
   const row = state.map.index[i];
   $("tooltip-img").src = imageUrl(row);
-  $("tooltip-text").textContent = `row ${row} · ${state.map.color_names[state.map.color[i]]}`;
+  $("tooltip-text").textContent = `row ${row} · ${$("color-by").value} ${state.map.color_names[state.map.color[i]]}`;
   tip.style.left = `${Math.min(x + 12, $("map-box").clientWidth - 100)}px`;
   tip.style.top = `${Math.max(y - 110, 0)}px`;
   tip.hidden = false;
 }
 
 async function loadMap() {
-  const method = $("map-method").value, color = $("color-by").value;
+  const method = $("map-method").value, color = $("color-by").value, current = newest("map");
+  clearError();
   $("map-status").textContent = `computing the ${method} map…`;
   try {
-    state.map = await api("/api/map", { method, color });
+    const map = await api("/api/map", { method, color });
+    if (!current()) return;
+    state.map = map;
     drawMap();
     $("map-status").textContent = `${state.map.x.length} codes`;
     state.ready = true;
-  } catch (err) { showError(err); $("map-status").textContent = ""; }
+  } catch (err) {
+    if (!current()) return;
+    showError(err);
+    $("map-status").textContent = "";
+  }
   if (!state.outside) {     // the same points on every map: their hull flags are fetched once
     try { state.outside = (await api("/api/hull")).outside_hull; drawMap(); } catch (err) { showError(err); }
   }
@@ -179,7 +195,7 @@ function clearPath() {
 }
 
 // Frames at once; a red border follows on those whose code lies outside the training codes' hull.
-function showFrames(box, body) {
+function showFrames(box, body, current) {
   const images = body.frames.map((src) => {
     const img = new Image();
     img.src = src;
@@ -188,6 +204,7 @@ function showFrames(box, body) {
   });
   box.replaceChildren(...images);
   api("/api/hull", { z: body.codes.map((code) => code.join(",")).join(";") }).then((hull) => {
+    if (!current()) return;
     hull.outside_hull.forEach((outside, k) => {
       images[k].classList.toggle("outside", outside);
       images[k].title = outside ? "outside the hull of the training codes" : "inside the hull of the training codes";
@@ -201,12 +218,17 @@ function loaded(img, src) {
 
 async function showPath() {
   if (state.selected.length !== 2) return;
-  const [a, b] = state.selected;
+  const [a, b] = state.selected, current = newest("path");
+  clearError();
   $("path-title").textContent = `row ${a} → row ${b}`;
   try {
     const body = await api("/api/interpolate", { a, b, method: $("path-method").value, steps: $("path-steps").value });
-    showFrames($("strip"), body);
-  } catch (err) { showError(err); }
+    if (current()) showFrames($("strip"), body, current);
+  } catch (err) {
+    if (!current()) return;
+    $("strip").replaceChildren();   // the frames of other settings would pass for these
+    showError(err);
+  }
 }
 
 async function onMove() {
@@ -214,6 +236,7 @@ async function onMove() {
   if (!state.selected.length) return;
   if (state.moveBusy) { state.movePending = true; return; }
   state.moveBusy = true;
+  clearError();
   try {
     const row = state.selected[state.selected.length - 1];
     const body = await api("/api/move", { index: row, direction: $("direction").value, amount: $("amount").value });
@@ -228,23 +251,29 @@ async function onMove() {
 // -- mixture components ------------------------------------------------------------------------
 async function loadComponents() {
   const name = $("sampler").value;
-  const all = await api("/api/samplers");
-  const rows = all[name].map((c) => {
+  clearError();
+  state.component = null;
+  $("samples").replaceChildren();
+  const rows = state.mixtures[name].map((c) => {
     const tr = document.createElement("tr");
     tr.innerHTML = `<td>${c.component}</td><td>${c.weight.toFixed(3)}</td><td>${c.variance.toPrecision(3)}</td>`;
     tr.addEventListener("click", () => sampleComponent(c.component, tr));
     return tr;
   });
   $("components").tBodies[0].replaceChildren(...rows);
-  $("mixture-status").textContent = `${rows.length} components: click one to sample it`;
+  $("mixture-status").textContent = `${rows.length} component${rows.length === 1 ? "" : "s"}: click one to sample it`;
 }
 
 async function sampleComponent(component, tr) {
   for (const other of $("components").tBodies[0].rows) other.classList.toggle("chosen", other === tr);
+  state.component = { component, tr };
+  const current = newest("sample");
+  clearError();
   try {
     const params = { sampler: $("sampler").value, component, n: 8, seed: $("sample-seed").value };
-    showFrames($("samples"), await api("/api/sample", params));
-  } catch (err) { showError(err); }
+    const body = await api("/api/sample", params);
+    if (current()) showFrames($("samples"), body, current);
+  } catch (err) { if (current()) showError(err); }
 }
 
 // -- start ----------------------------------------------------------------------------------------
@@ -262,17 +291,27 @@ async function start() {
   $("path-method").value = "slerp";
   fillSelect($("direction"), info.directions.map((d) => d.name),
              info.directions.map((d) => `${d.name} (${d.source})`));
-  fillSelect($("sampler"), info.samplers);
-  if (info.samplers.length) loadComponents().catch(showError);
-  else $("mixture-status").textContent = "no fitted Gaussian mixture in this run " +
-    "(latentatlas sample RUN --sampler gmm:k=10)";
+  if (!info.samplers.length) {
+    $("mixture-status").textContent = "no fitted Gaussian mixture in this run " +
+      "(latentatlas sample RUN --sampler gmm:k=10)";
+  } else {
+    state.mixtures = await api("/api/samplers").catch((err) => { showError(err); return null; });
+    if (state.mixtures) {   // shown by spec, the mixture of most components first
+      const names = [...info.samplers].sort((a, b) => state.mixtures[b].length - state.mixtures[a].length);
+      fillSelect($("sampler"), names, names.map((name) => info.sampler_specs[name]));
+      loadComponents();
+    }
+  }
   $("map-method").addEventListener("change", loadMap);
   $("color-by").addEventListener("change", loadMap);
   $("path-method").addEventListener("change", showPath);
   $("path-steps").addEventListener("change", showPath);
   $("direction").addEventListener("change", onMove);
   $("amount").addEventListener("input", onMove);
-  $("sampler").addEventListener("change", () => loadComponents().catch(showError));
+  $("sampler").addEventListener("change", loadComponents);
+  $("sample-seed").addEventListener("change", () => {
+    if (state.component) sampleComponent(state.component.component, state.component.tr);
+  });
   $("overlay").addEventListener("mousemove", onHover);
   $("overlay").addEventListener("mouseleave", () => { state.hover = -1; $("tooltip").hidden = true; drawOverlay(); });
   $("overlay").addEventListener("click", onClick);
