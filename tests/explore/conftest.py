@@ -64,27 +64,49 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Served:
+    """`latentatlas explore RUN --port P` in a subprocess, started: its base URL, and its output so far."""
+
+    def __init__(self, run_path) -> None:
+        port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "latentatlas.cli", "explore", str(run_path), "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.url = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        watchdog = threading.Timer(120, self.process.kill)          # a server that never starts fails the tests
+        watchdog.start()
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("explorer: http://"):
+                break
+        watchdog.cancel()
+        if not self.lines or not self.lines[-1].startswith("explorer: http://"):
+            self.process.kill()
+            pytest.fail("the explorer did not start:\n" + "".join(self.lines[-30:]))
+        self.drain = threading.Thread(target=self.lines.extend, args=(self.process.stdout,), daemon=True)
+        self.drain.start()                                               # keeps the pipe from filling up
+
+    def stop(self, timeout: float = 20) -> int:
+        """Terminate it (if still running) and wait; -> its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        status = self.process.wait(timeout=timeout)
+        self.drain.join(timeout=5)
+        return status
+
+
 @pytest.fixture(scope="module")        # stopped once the module that uses it is done
 def served(explore_run):
-    """`latentatlas explore RUN --port P` in a subprocess; its base URL once it prints its address."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "latentatlas.cli", "explore", str(explore_run.path),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    watchdog = threading.Timer(120, process.kill)          # a server that never starts fails the tests
-    watchdog.start()
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("explorer: http://"):
-            break
-    watchdog.cancel()
-    if not lines or not lines[-1].startswith("explorer: http://"):
-        process.kill()
-        pytest.fail("the explorer did not start:\n" + "".join(lines[-30:]))
-    drain = threading.Thread(target=process.stdout.read, daemon=True)     # keeps the pipe from filling up
-    drain.start()
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=20)
-    drain.join(timeout=5)
+    """The explorer of ``explore_run`` served by the CLI in a subprocess: its base URL."""
+    server = Served(explore_run.path)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def own_server(explore_run):
+    """The explorer of ``explore_run`` in a subprocess of this test's own (stopped at its end): a Served."""
+    server = Served(explore_run.path)
+    yield server
+    server.stop()

@@ -2,7 +2,10 @@
 playwright (skipped, with the reason, where either is absent).  Screenshots go to tests/artifacts/explore/."""
 
 import json
+import signal
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -146,3 +149,25 @@ def test_the_page_fits_a_phone_screen(browser, served, artifacts):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390     # the panels go under the map
     page.screenshot(path=str(artifacts / "phone.png"), full_page=True)
     page.close()
+
+
+def test_ctrl_c_stops_at_once_during_a_slow_request(own_server):
+    """The explorer writes nothing, so Ctrl-C need not wait for a t-SNE map under way (its thread cannot be
+    cancelled; uvicorn waited for it, then printed tracebacks on a second Ctrl-C)."""
+    answer = {}
+
+    def ask() -> None:
+        try:
+            answer["status"] = urllib.request.urlopen(f"{own_server.url}/api/map?method=tsne", timeout=60).status
+        except OSError as err:                                      # the connection closed without an answer
+            answer["error"] = err
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    time.sleep(0.3)                                                  # under way: t-SNE of 400 codes takes seconds
+    own_server.process.send_signal(signal.SIGINT)
+    assert own_server.stop() == 0
+    asking.join(timeout=60)
+    assert "error" in answer, answer
+    output = "".join(own_server.lines)
+    assert "Traceback" not in output and output.rstrip().endswith("explorer: stopped")

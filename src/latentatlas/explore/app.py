@@ -13,7 +13,9 @@ import base64
 import html
 import io
 import logging
+import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -306,4 +308,15 @@ def run_server(run: Any, *, host: str = "127.0.0.1", port: int = 8000, **options
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("explore: serving on %s; anyone who can reach it can use it (there is no login)", host)
     print(f"explorer: http://{host}:{port}/  (API at /api; Ctrl-C stops it)", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+    class StopAtOnce(uvicorn.Server):
+        """Stops on the first Ctrl-C (or SIGTERM) without waiting for the requests under way: the explorer
+        writes nothing, so none has anything to finish, and a t-SNE map of a few thousand codes would hold
+        the exit for half a minute (its thread cannot be cancelled)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            print("explorer: stopped", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(0)
+
+    StopAtOnce(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
