@@ -16,8 +16,38 @@ def test_headline_is_the_best_sampler_beside_prior_sampling(make_run):
     head = headline(run.read_metrics())
     assert head.best[0] == "gmm:k=10" and head.best[1]["frechet"] == 12.5
     assert head.prior[0] == "prior" and head.features == "classifier" and head.reconstruction == 0.02
-    assert head.set_aside == []
+    assert head.set_aside == [] and head.runner_up[0] == "kde"
     assert headline({}).best is None
+
+
+def test_the_answer_shows_the_runner_up_a_close_call_and_which_way_is_better(make_run):
+    from latentatlas.runs.report import write_report
+
+    run = make_run("close", frechet={"prior": 30.0, "gmm_k-10": 12.5, "kde": 12.9}, mse=0.02)
+    html = write_report(run).read_text()
+    top = html[html.index("class='answer'"):html.index("Lineage")]
+    assert "kde scores within 5% of it (12.9): on another draw the order may not hold" in top
+    assert "<td>second</td><td>kde</td>" in top and "<td>prior sampling</td><td>prior</td>" in top
+    assert "<th>Fréchet distance (classifier features) ↓</th><th>precision ↑</th>" in top
+    far = make_run("far", frechet={"prior": 30.0, "gmm_k-10": 12.5, "kde": 20.0})
+    assert "within 5%" not in write_report(far).read_text()
+
+
+def test_the_answer_names_an_inversion_error_and_a_collapse_the_monitor_saw(make_run):
+    from latentatlas.runs.report import write_report
+
+    history = [{"epoch": 1, "step": 10, "train_loss": 1.0},
+               {"epoch": 2, "step": 20, "train_loss": 1.0, "monitor_collapse": "3 of 10 classes covered"}]
+    run = make_run("gan", frechet={"prior": 30.0}, mse=0.02, history=history)
+    run.update_metrics("codes", {"method": "inversion"})
+    run.update_metrics("train", {"selection_metric": "monitor_frechet", "best_score": 118.7})
+    html = write_report(run).read_text()
+    top = html[html.index("class='answer'"):html.index("Lineage")]
+    assert "inversion error <b>0.02</b>" in top and "reconstruction error" not in top
+    assert "the sample monitor flagged mode collapse in 1 of 2 epochs (epoch 2: 3 of 10 classes covered)" in top
+    # the training section names the score that picked best.pt, and says the curves hold no validation loss
+    assert "<td>best monitor Fréchet distance (picks best.pt; prior draws, the monitor&#x27;s images) ↓</td>" in html
+    assert "losses per epoch: training (this model has no validation loss)" in html
 
 
 def test_the_headline_ranks_only_the_samplers_scored_under_one_protocol(make_run, evaluate_section):
@@ -62,6 +92,10 @@ def test_reconstruction_errors_are_compared_only_on_the_same_split(make_run):
     reseeded = make_run("reseeded", mse=0.03, seed=1)                          # another split
     assert next(c for c in score_changes(old, reseeded) if c.key == "reconstruction.mse").reason == \
         "not compared: data seed 0 vs 1"
+    inverted = make_run("inverted", mse=0.03)                                  # a GAN's error: its inversion's
+    inverted.update_metrics("codes", {"method": "inversion"})
+    assert next(c for c in score_changes(old, inverted) if c.key == "reconstruction.mse").reason == \
+        "not compared: codes encoder vs inversion"
     replicate = make_run("replicate", mse=0.03, seed=1, data={"split_seed": 0})  # the same split
     assert next(c for c in score_changes(old, replicate) if c.key == "reconstruction.mse").change == \
         pytest.approx(0.01)

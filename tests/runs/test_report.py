@@ -44,7 +44,7 @@ def test_the_answer_comes_first_in_words_and_a_small_table(family):
     assert re.search(r"(Best sampler|Prior sampling is the best sampler) by Fréchet distance \(classifier "
                      r"features\)", sentence) and "reconstruction error <b>" in sentence
     top = html[answer:html.index("Lineage")]
-    assert "<th>Fréchet distance (classifier features)</th><th>precision</th><th>recall</th>" in top
+    assert "<th>Fréchet distance (classifier features) ↓</th><th>precision ↑</th><th>recall ↑</th>" in top
     assert "<details><summary>Protocol: how these numbers were made</summary>" in top
     assert "<th>frechet</th>" not in html                              # no raw metric names as columns
 
@@ -120,6 +120,24 @@ def test_pages_render_in_chromium_without_overflow(family, browser, artifacts, t
     page.screenshot(path=str(shot), full_page=True)
     page.close()
     assert errors == [] and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("which", ["report", "compare"])
+def test_on_a_phone_the_page_does_not_scroll_sideways_and_cells_keep_their_words(family, browser, tmp_path, which):
+    """At 390 px wide tables scroll inside their own box; before, the report was 824 px wide and a narrow
+    column broke its words one letter a line."""
+    demo, child = family
+    path = demo.report_path
+    if which == "compare":
+        path = tmp_path / "compare.html"
+        assert main(["runs", "compare", str(demo.path), str(child.path), "--html", str(path)]) == 0
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(path.resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    narrowest = page.evaluate("Math.min(...[...document.querySelectorAll('td')].map(c => c.clientWidth))")
+    page.close()
+    assert narrowest >= 40                                  # 4em: no column of one letter a line
 
 
 def test_report_cells_say_yes_or_no_for_booleans_and_align_numbers():

@@ -161,12 +161,16 @@ def _finish(fig, ax, path: str | Path, *, xlabel: str, ylabel: str, title: str, 
 
 def save_line_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float]]], *, xlabel: str,
                    ylabel: str, title: str = "", logy: bool = False) -> Path:
-    """Save a line plot of named (x, y) series as a PNG."""
+    """Save a line plot of named (x, y) series as a PNG (whole-number ticks where every x is whole: epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = pyplot().subplots(figsize=(5.5, 3.5), dpi=100)
     for name, points in series.items():
         if len(points):
             xs, ys = zip(*points)
             ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    if all(float(x).is_integer() for points in series.values() for x, _ in points):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return _finish(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy, legend=len(series) > 1)
 

@@ -78,13 +78,17 @@ def _training(run: Run, metrics: dict) -> str:
     out = "<h2>Training</h2>"
     out += figure(folder, "data_crop.png", "the data: source images with the crop box (red) above the images "
                   "training sees (cropped, then resized with antialiasing)")
-    out += figure(folder, "training_curves.png", "training and validation loss per epoch")
+    validated = any("val_loss" in row for row in run.history())
+    out += figure(folder, "training_curves.png", "losses per epoch: " + (
+        "training and validation" if validated else "training (this model has no validation loss)"))
     out += figure(folder, "training_health.png", "sample monitor: Fréchet distance, precision / recall and class "
                   "coverage of decoded prior draws per epoch (red: epochs flagged as mode collapse)")
     out += figure(folder, "codebook_usage.png", "codebook entries assigned at least once during each epoch, and "
                   "the perplexity exp(H) of their frequencies (the number of equally used codes it equals)")
-    if "train" in metrics:
-        out += quantity_table(metrics["train"])
+    if "train" in metrics:   # the best score under the name of what it is: best val_loss, best monitor_frechet
+        chosen = metrics["train"].get("selection_metric")
+        out += quantity_table({(f"best_{chosen}" if k == "best_score" and chosen else k): v
+                               for k, v in metrics["train"].items()})
     warnings = [(row["epoch"], row["monitor_collapse"]) for row in run.history() if row.get("monitor_collapse")]
     if warnings:
         out += "<p><b>Warnings during training:</b></p><ul>" + "".join(

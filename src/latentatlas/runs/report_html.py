@@ -1,6 +1,7 @@
 """HTML building blocks shared by the run report and the comparison page: the page frame and style, tables
-that fit a 1280 px window (long cells wrap, numbers rounded), folded details, and figures whose caption
-names their source."""
+that fit a 1280 px window (long cells wrap, numbers rounded; on a phone they scroll sideways), metric headers
+with the way they are better (↓ lower, ↑ higher), folded details, and figures whose caption names their
+source."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from latentatlas.runs.tables import METRIC_LABELS, fmt_number, key_label, metric_label
+from latentatlas.runs.tables import METRIC_LABELS, fmt_number, key_label, metric_heading
 from latentatlas.runs.figures import describe_source, read_source
 from latentatlas.runs.store import flatten
 
@@ -20,8 +21,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 color:#222;line-height:1.4}
 h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 h3{margin-bottom:.3em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em;max-width:100%}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top} td{overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em} .scroll{overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere;min-width:4em}
 th{background:#f5f5f5;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top;max-width:100%}
 figcaption{font-size:.85em;color:#555;max-width:540px} .source{display:block;color:#999;font-size:.9em}
@@ -60,7 +62,7 @@ def table(header: list[str], rows: list[list[Any]], *, raw: bool = False) -> str
     """An HTML table; with ``raw`` the cells are HTML already (links), else values escaped."""
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{v}</td>" if raw else cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def details(summary: str, body: str, *, open_: bool = False) -> str:
@@ -83,7 +85,7 @@ def quantity_table(values: dict[str, Any], *, features: str | None = None, fold_
 
 def _quantity_name(key: str, features: str | None) -> str:
     parts = key.split(".")
-    name = metric_label(parts[-1], features) if parts[-1] in METRIC_LABELS else key_label(parts[-1])
+    name = metric_heading(parts[-1], features) if parts[-1] in METRIC_LABELS else key_label(parts[-1])
     return " ".join([*parts[:-1], name]) if len(parts) > 1 else name
 
 
@@ -98,7 +100,7 @@ def columns_table(entries: dict[str, dict[str, Any]], keys: list[str], *, first:
     keys = [k for k in keys if any(isinstance(v.get(k), (int, float)) for v in entries.values())]
     if not entries or not keys:
         return ""
-    return table([first, *[metric_label(k, features) for k in keys]],
+    return table([first, *[metric_heading(k, features) for k in keys]],
                  [[name, *[v.get(k) for k in keys]] for name, v in entries.items()])
 
 

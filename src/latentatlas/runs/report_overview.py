@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from latentatlas.runs.comparison import score_label
-from latentatlas.runs.tables import fmt_number, metric_label
+from latentatlas.runs.tables import fmt_number, metric_heading, metric_label
 from latentatlas.runs.lineage import children, parent_of
 from latentatlas.runs.notes import read_notes, run_tags
 from latentatlas.runs.report_html import details, e, protocol_table, table
@@ -16,21 +16,25 @@ from latentatlas.runs.store import Run
 
 NOTE_HEADINGS = (("looked-at", "What I looked at"), ("concluded", "What I concluded"), ("note", "Notes"))
 HEADLINE_SCORES = ("frechet", "precision", "recall")
+CLOSE = 0.05   # a runner-up within this share of the best Fréchet distance may swap places on another draw
 
 
 def answer_section(run: Run, metrics: dict[str, Any]) -> str:
     """One sentence and one small table with the headline numbers; the protocol folded under them."""
     head = headline(metrics)
     out = f"<section id='answer'><p class='answer'>{answer_sentence(head, run)}</p>"
-    unfinished = run.unfinished_training(metrics)
-    if unfinished:   # the scores below are of an undertrained model
-        out += f"<p><b>Warning:</b> {e(unfinished)}.</p>"
+    for warning in [run.unfinished_training(metrics), _collapse_warning(run)]:
+        if warning:   # the scores below are of an undertrained or collapsed model
+            out += f"<p><b>Warning:</b> {e(warning)}.</p>"
     picks = [("best", head.best)] if head.best else []
+    if head.runner_up and (not head.prior or head.runner_up[0] != head.prior[0]):
+        picks.append(("second", head.runner_up))
     if head.prior and (not head.best or head.prior[0] != head.best[0]):
         picks.append(("prior sampling", head.prior))
     rows = [[role, spec, *[scores.get(k) for k in HEADLINE_SCORES]] for role, (spec, scores) in picks]
     if rows:
-        out += table(["", "sampler", *[metric_label(k, head.features) for k in HEADLINE_SCORES]], rows)
+        out += table(["", "sampler", *[metric_heading(k, head.features) for k in HEADLINE_SCORES]], rows)
+        out += "<p class='note'>↓ lower is better, ↑ higher is better.</p>"
         out += details("Protocol: how these numbers were made", f"<p>{e(describe_protocol(head.protocol))}.</p>"
                        + protocol_table(head.protocol))
     return out + "</section>"
@@ -50,14 +54,31 @@ def answer_sentence(head: Headline, run: Run) -> str:
             if head.prior:
                 text += f", against {fmt_number(head.prior[1]['frechet'])}{_pr(head.prior[1])} for prior sampling"
             parts.append(text)
+        if head.runner_up and head.runner_up[1]["frechet"] <= (1 + CLOSE) * best["frechet"]:
+            parts.append(f"{e(head.runner_up[0])} scores within {CLOSE:.0%} of it "
+                         f"({fmt_number(head.runner_up[1]['frechet'])}): on another draw the order may not hold")
     else:
         parts.append(f"No samples scored yet (<code>latentatlas evaluate {e(run.path)}</code>)")
-    if head.reconstruction is not None:
+    if head.reconstruction is not None and head.codes_method == "inversion":
+        parts.append(f"inversion error <b>{fmt_number(head.reconstruction)}</b> (MSE per pixel between the test "
+                     "images and the generator's images of their inverted codes)")
+    elif head.reconstruction is not None:
         parts.append(f"reconstruction error <b>{fmt_number(head.reconstruction)}</b> (MSE per pixel, test images)")
     if head.set_aside:
         parts.append(f"not ranked with these: {e(', '.join(head.set_aside))}, scored under another protocol "
                      "(another number of images or feature network; the tables below give each one's)")
     return "; ".join(parts) + "."
+
+
+def _collapse_warning(run: Run) -> str:
+    """'the sample monitor flagged mode collapse in 2 of 2 epochs (epoch 2: ...)', or ''."""
+    history = run.history()
+    flagged = [row for row in history if row.get("monitor_collapse")]
+    if not flagged:
+        return ""
+    last = flagged[-1]
+    return (f"the sample monitor flagged mode collapse in {len(flagged)} of {len(history)} epochs "
+            f"(epoch {last.get('epoch')}: {last['monitor_collapse']})")
 
 
 def _pr(scores: dict[str, Any]) -> str:

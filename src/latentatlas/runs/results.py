@@ -28,14 +28,17 @@ UNCOMPARED_CONFIG = ("name", "parent", "runs_dir")
 
 @dataclass
 class Headline:
-    """The answer at a glance.  ``best`` / ``prior``: sampler spec and its scores (frechet, precision,
-    recall, ...) or None; ``features``: the extractor the Fréchet distance is computed on."""
+    """The answer at a glance.  ``best`` / ``runner_up`` / ``prior``: sampler spec and its scores (frechet,
+    precision, recall, ...) or None; ``features``: the extractor the Fréchet distance is computed on;
+    ``codes_method``: how the reconstruction's codes were found ('encoder' or 'inversion')."""
 
     best: tuple[str, dict] | None = None
+    runner_up: tuple[str, dict] | None = None
     prior: tuple[str, dict] | None = None
     features: str | None = None
     protocol: dict = field(default_factory=dict)
     reconstruction: float | None = None
+    codes_method: str = "encoder"
     set_aside: list[str] = field(default_factory=list)   # specs scored under another protocol (not compared)
 
 
@@ -49,11 +52,15 @@ def headline(metrics: dict[str, Any]) -> Headline:
     specs = sampler_specs(metrics)
     scored = {name: r for name, r in metrics.get("evaluate", {}).items()
               if isinstance(r, dict) and _finite(r.get("frechet"))}
-    out = Headline(reconstruction=metrics.get("reconstruction", {}).get("mse"))
+    out = Headline(reconstruction=metrics.get("reconstruction", {}).get("mse"),
+                   codes_method=metrics.get("codes", {}).get("method", "encoder"))
     if not scored:
         return out
     scored, out.set_aside = _comparable(scored, specs)
-    best = min(scored, key=lambda name: scored[name]["frechet"])
+    ranked = sorted(scored, key=lambda name: scored[name]["frechet"])
+    best = ranked[0]
+    if len(ranked) > 1:
+        out.runner_up = (specs.get(ranked[1], ranked[1]), scored[ranked[1]])
     prior = next((n for n in scored if specs.get(n, n) == "prior"), None) or \
         next((n for n in scored if specs.get(n, n).startswith("prior")), None)
     out.best = (specs.get(best, best), scored[best])
@@ -118,7 +125,8 @@ def score_protocol(metrics: dict[str, Any], key: str, config: dict[str, Any]) ->
     if parts[0] == "reconstruction":
         flat = flatten(config)
         return {**{k: flat.get(k) for k in RECONSTRUCTION_PROTOCOL},
-                "data seed": config_mod.from_dict(config).data_seed}
+                "data seed": config_mod.from_dict(config).data_seed,
+                "codes": metrics.get("codes", {}).get("method", "encoder")}   # an inversion error is no encoder's
     out: dict[str, Any] = {}
     node: Any = metrics
     for part in [None, *parts[:-1]]:

@@ -22,16 +22,20 @@ METRIC_LABELS = {
     "frechet_inf": "FD-infinity ({features} features)",
     "frechet_inf_slope": "FD bias slope (FD at N = FD-infinity + slope / N)",
     "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
-    "kid": "kernel inception distance", "kid_std": "KID std",
-    "is": "classifier score (IS)", "is_std": "IS std",
-    "classes_covered": "classes covered", "n_classes": "classes", "class_kl": "KL to the class shares",
+    "kid": "KID: kernel MMD² ({features} features)", "kid_std": "KID std",
+    "is": "Inception-style score ({features} classifier)", "is_std": "its std",
+    "classes_covered": "classes covered", "n_classes": "classes in the data", "class_kl": "KL to the class shares",
     "attribute_gap": "attribute rate gap", "attributes_missing": "attributes missing", "n_attributes": "attributes",
-    "nn_train_mean": "distance to nearest training image", "nn_train_median": "median distance to training",
-    "nn_train_min": "smallest distance to training", "nn_train_ratio": "nearest-training / nearest-test ratio",
+    "nn_train_mean": "distance to nearest training image ({features} features)",
+    "nn_train_median": "median distance to training", "nn_train_min": "smallest distance to training",
+    "nn_train_ratio": "nearest-training / nearest-test ratio",
     "data_copying_z": "data-copying Z", "data_copying_cells": "cells tested", "data_copying_n_cells": "cells",
-    "mse": "reconstruction error (MSE per pixel)", "psnr": "reconstruction PSNR (dB)",
+    "mse": "reconstruction error (MSE per pixel)", "psnr": "reconstruction PSNR (dB, mean of the images')",
     "epochs_run": "epochs", "steps": "steps", "best_score": "best selection score", "best_epoch": "best epoch",
-    "seconds_per_epoch": "seconds per epoch", "train_seconds": "training seconds",
+    "best_val_loss": "best validation loss (picks best.pt)",
+    "best_monitor_frechet": "best monitor Fréchet distance (picks best.pt; prior draws, the monitor's images)",
+    "seconds_per_epoch": "seconds per epoch (validation and monitor included)",
+    "train_seconds": "seconds in training steps",
     "test_log_likelihood": "test log-likelihood per code", "fit_seconds": "fit seconds",
     "midpoint_fd": "midpoint Fréchet distance", "step_cv": "step-size variation", "cycle_error_mean":
     "decode-encode cycle error", "realism_mean": "frames inside the real manifold", "path_length": "path length",
@@ -53,6 +57,27 @@ PROTOCOL_LABELS = {"extractor": "feature extractor", "weights_hash": "extractor 
                    "classes_min_share": "least class share counted", "n_train": "training images",
                    "attribute_rate": "attribute rate",
                    "attribute_missing_ratio": "attribute missing below this share of its real rate"}
+
+
+# which way a score is better, for the arrows of the report's headers ("↓ lower is better")
+LOWER_IS_BETTER = {"frechet", "frechet_inf", "kid", "class_kl", "attribute_gap", "attributes_missing", "mse",
+                   "midpoint_fd", "step_cv", "cycle_error_mean", "drift_from_start", "best_val_loss",
+                   "best_monitor_frechet"}
+HIGHER_IS_BETTER = {"precision", "recall", "coverage", "is", "classes_covered", "psnr", "test_log_likelihood",
+                    "realism_mean", "auc_balanced", "auc_probe"}
+
+
+def better(key: str) -> str | None:
+    """'lower' or 'higher': which way the metric ``key`` (a dotted path or its last part) is better; None
+    where neither is (density, distances to training, counts)."""
+    last = key.rsplit(".", 1)[-1]
+    return "lower" if last in LOWER_IS_BETTER else "higher" if last in HIGHER_IS_BETTER else None
+
+
+def metric_heading(key: str, features: str | None = None) -> str:
+    """The metric's label with an arrow the way it is better: 'recall ↑', 'Fréchet distance (...) ↓'."""
+    arrow = {"lower": " ↓", "higher": " ↑"}.get(better(key), "")
+    return metric_label(key, features) + arrow
 
 
 def metric_label(key: str, features: str | None = None) -> str:
@@ -189,14 +214,16 @@ def to_latex(table: Table) -> str:
 
 
 def to_html(table: Table) -> str:
-    """A <table> (numbers right-aligned) with its notes in a small paragraph under it."""
+    """A <table> (numbers right-aligned; in a box that scrolls sideways where the page is narrower) with its
+    notes in a small paragraph under it."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td class='num'>{html.escape(c)}</td>" if _is_number(v)
                                     else f"<td>{html.escape(c)}</td>" for v, c in zip(row, cells)) + "</tr>"
                    for row, cells in zip(table.rows, table.cells()))
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in table.notes)
     caption = f"<caption>{html.escape(table.title)}</caption>" if table.title else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+    return (f"<div class='scroll'><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+            f"{notes}")
 
 
 def print_table(table: Table) -> None:
