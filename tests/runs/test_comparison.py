@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -156,3 +157,36 @@ def test_cli_diff_and_compare_export(make_run, tmp_path, capsys):
     assert "\\begin{tabular}" in out.read_text() and "\\footnotetext{Protocol: classifier" in out.read_text()
     assert main(["runs", "compare", str(a.path)]) == 2
     assert capsys.readouterr().err.strip().endswith("runs: expected at least 2 runs to compare, got 1")
+
+
+def test_the_compare_page_plots_the_model_and_training_settings_first(make_run, tmp_path):
+    """Two runs that differ in 5 settings: the 4 plots go to what changes the model before how it was sampled,
+    lists last (before: the first 4 alphabetically, evaluate.* and sample.* first)."""
+    from latentatlas.runs.compare_page import write_compare_page
+
+    a = make_run("a", frechet={"prior": 30.0}, mse=0.02, sample={"n": 500, "samplers": ["prior"]},
+                 model={"latent_dim": 8}, train={"lr": 1e-3, "epochs": 2})
+    b = make_run("b", frechet={"prior": 20.0}, mse=0.01, sample={"n": 600, "samplers": ["prior", "kde"]},
+                 model={"latent_dim": 16}, train={"lr": 2e-3, "epochs": 3})
+    html = write_compare_page([a, b], tmp_path / "compare.html").read_text()
+    plotted = re.findall(r"alt='headline scores against ([^']+)'", html)
+    assert plotted == ["model.latent_dim", "train.epochs", "train.lr", "sample.n"]
+    assert "Not plotted: sample.samplers." in html
+
+
+def test_a_setting_absent_from_one_run_and_an_empty_one_read_differently(make_run):
+    from latentatlas.runs.comparison import _cell
+
+    assert (_cell(None), _cell(""), _cell(0), _cell([1])) == ("(not set)", "(empty)", 0, "[1]")
+
+
+def test_a_vae_loss_and_a_gan_monitor_are_drawn_on_axes_of_their_own(make_run, tmp_path):
+    from latentatlas.runs.compare_page import write_compare_page
+
+    vae = make_run("vae", history=[{"epoch": 1, "val_loss": 120.0}, {"epoch": 2, "val_loss": 110.0}])
+    gan = make_run("gan", history=[{"epoch": 1, "monitor_frechet": 200.0}, {"epoch": 2, "monitor_frechet": 90.0}])
+    gan.update_metrics("train", {"selection_metric": "monitor_frechet"})
+    html = write_compare_page([vae, gan], tmp_path / "compare.html").read_text()
+    caption = re.search(r"alt='(the score that picks best.pt[^']*)'", html).group(1)
+    assert caption == "the score that picks best.pt, per epoch: validation loss, monitor Fréchet distance " \
+        "(prior draws)"                                         # one plot each

@@ -20,6 +20,7 @@ from latentatlas.runs.tables import metric_label, to_html
 SIDE_CSS = ("<style>.side{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:1em}"
             ".side figure{margin:0}</style>")
 MAX_KEYS_PLOTTED = 4
+PLOT_SECTIONS = ("model", "train", "data", "codes", "seed", "sample", "evaluate")
 
 
 def write_compare_page(runs: list[Run], path: str | Path) -> Path:
@@ -67,31 +68,37 @@ def _samples(runs: list[Run], heads: dict[str, Headline]) -> str:
 
 
 def _curves(runs: list[Run], source: dict[str, str]) -> str:
-    """Each run's selection score (validation loss, or the Fréchet monitor) per epoch, on one plot."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    drawn = 0
+    """Each run's selection score (validation loss, or the Fréchet monitor) per epoch: one plot per kind of
+    score, so that a VAE's loss and a GAN's Fréchet distance never share an axis."""
+    by_score: dict[str, list[tuple[str, list]]] = {}
     for run in runs:
-        history = run.history()
         key = run.read_metrics().get("train", {}).get("selection_metric", "val_loss")
-        points = [(row["epoch"], row[key]) for row in history if isinstance(row.get(key), (int, float))]
+        points = [(row["epoch"], row[key]) for row in run.history() if isinstance(row.get(key), (int, float))]
         if points:
-            ax.plot(*zip(*points), marker="o", markersize=3, label=f"{run.name} ({key})")
-            drawn += 1
-    if not drawn:
-        plt.close(fig)
+            by_score.setdefault(key, []).append((run.name, points))
+    if not by_score:
         return ""
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("selection score per epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return "<h2>Training curves</h2>" + embedded_figure(_png(fig, source), "selection score per epoch of each run")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(by_score), figsize=(6 * len(by_score), 3.6), dpi=100, squeeze=False,
+                             layout="constrained")
+    for ax, (key, curves) in zip(axes[0], by_score.items()):
+        for name, points in curves:
+            ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric_label(key))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    caption = "the score that picks best.pt, per epoch: " + ", ".join(metric_label(k) for k in by_score)
+    return "<h2>Training curves</h2>" + embedded_figure(_png(fig, source), caption)
 
 
 def _against_keys(runs: list[Run], heads: dict[str, Headline], source: dict[str, str]) -> str:
-    """For each config key that varies (at most 4), the headline metrics against its values."""
+    """For each config key that varies (at most 4: the model's and training's first, settings of one number or
+    word only), the headline metrics against its values."""
     values = {r.name: flatten(r.compared_config()) for r in runs}
-    keys = varying_keys(list(values.values()))
+    keys = sorted(varying_keys(list(values.values())),
+                  key=lambda k: _plot_rank(k, [values[r.name].get(k) for r in runs]))
     if not keys:
         return ""
     metrics = _headline_values(runs, heads)
@@ -105,6 +112,14 @@ def _against_keys(runs: list[Run], heads: dict[str, Headline], source: dict[str,
     if len(keys) > MAX_KEYS_PLOTTED:
         out += f"<p class='muted'>Not plotted: {e(', '.join(keys[MAX_KEYS_PLOTTED:]))}.</p>"
     return out
+
+
+def _plot_rank(key: str, values: list[Any]) -> tuple[int, str]:
+    """Where a varying config key comes among the plots: what changes the model (model, train, data, codes)
+    before how it was sampled and scored (whose differences the protocol notes already flag), lists last."""
+    section = key.split(".", 1)[0]
+    order = PLOT_SECTIONS.index(section) if section in PLOT_SECTIONS else len(PLOT_SECTIONS)
+    return (order + (len(PLOT_SECTIONS) + 1 if any(isinstance(v, (list, dict)) for v in values) else 0), key)
 
 
 def _headline_values(runs: list[Run], heads: dict[str, Headline]) -> dict[str, list[Any]]:
@@ -123,7 +138,8 @@ def _against_one_key(key: str, xs: list[Any], names: list[str], metrics: dict[st
     plt = pyplot()
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
     positions = xs if numeric else list(range(len(xs)))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), dpi=100, squeeze=False,
+                             layout="constrained")
     for ax, (label, ys) in zip(axes[0], metrics.items()):
         points = sorted((x, y, n) for x, y, n in zip(positions, ys, names) if y is not None)
         if points:
@@ -135,7 +151,6 @@ def _against_one_key(key: str, xs: list[Any], names: list[str], metrics: dict[st
         if not numeric:
             ax.set_xticks(positions, [str(x) for x in xs], fontsize=7, rotation=20)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return _png(fig, source)
 
 

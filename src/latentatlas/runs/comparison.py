@@ -94,9 +94,10 @@ def compare_table(runs: list[Run], *, all_scores: bool = False) -> Table:
 
 
 def _cell(value: Any) -> Any:
+    """A config value in a table: a setting absent from (or null in) a run and an empty one read differently."""
     if isinstance(value, (list, dict)):
         return str(value)
-    return "" if value is None else value
+    return "(not set)" if value is None else "(empty)" if value == "" else value
 
 
 def _change_cell(change: Change) -> Any:

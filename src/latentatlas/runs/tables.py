@@ -32,6 +32,7 @@ METRIC_LABELS = {
     "data_copying_z": "data-copying Z", "data_copying_cells": "cells tested", "data_copying_n_cells": "cells",
     "mse": "reconstruction error (MSE per pixel)", "psnr": "reconstruction PSNR (dB, mean of the images')",
     "epochs_run": "epochs", "steps": "steps", "best_score": "best selection score", "best_epoch": "best epoch",
+    "val_loss": "validation loss", "monitor_frechet": "monitor Fréchet distance (prior draws)",
     "best_val_loss": "best validation loss (picks best.pt)",
     "best_monitor_frechet": "best monitor Fréchet distance (picks best.pt; prior draws, the monitor's images)",
     "seconds_per_epoch": "seconds per epoch (validation and monitor included)",
