@@ -111,7 +111,13 @@ def test_normality_and_bic_tell_one_gaussian_from_two():
     assert geo.normality(two)["mardia_kurtosis_p"] < 0.01
     assert geo.gmm_bic_curve(one, [1, 2, 3])["best_k"] == 1
     curve = geo.gmm_bic_curve(two, [1, 2, 3])
-    assert curve["best_k"] == 2 and len(curve["bic"]) == 3
+    assert curve["best_k"] == 2 and len(curve["bic"]) == 3 and not curve["at_edge"]
+    assert geo.gmm_bic_curve(two, [1, 2])["at_edge"]                   # the best is the largest k tried
+    # no grid: the gmm sampler's k=auto grid on these codes, so that both name the same k
+    from latentatlas.latent.samplers.gmm_select import auto_grid
+
+    auto = geo.gmm_bic_curve(two)
+    assert auto["k"] == auto_grid(600, 3) == [1, 2, 5, 10, 20, 50] and auto["best_k"] == 2
 
 
 def test_reprojection_drift_closed_form():

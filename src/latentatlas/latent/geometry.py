@@ -107,26 +107,20 @@ def normality(z: np.ndarray | torch.Tensor, *, max_rows: int = 2000) -> dict[str
             "mardia_kurtosis_expected": float(d * (d + 2)), "mardia_kurtosis_p": p_kurt}
 
 
-def gmm_bic_curve(z: np.ndarray | torch.Tensor, ks: list[int], *, seed: int = 0,
+def gmm_bic_curve(z: np.ndarray | torch.Tensor, ks: list[int] | None = None, *, seed: int = 0,
                   covariance: str = "full") -> dict[str, list]:
-    """BIC of Gaussian mixtures with k components for k in ks (lower is better); a single Gaussian is
-    enough when k = 1 wins.  Uses latentatlas's GMM sampler's ``select_k`` when available, else sklearn.
-    -> {'k': [...], 'bic': [...], 'best_k': int, 'backend': str}."""
-    z = np.asarray(z, dtype=np.float64)
-    try:
-        from latentatlas.latent.samplers.gmm_select import select_k
+    """BIC of Gaussian mixtures with k components for k in ks (lower is better; None: the grid of the gmm
+    sampler's ``k=auto``); a single Gaussian is enough when k = 1 wins.  ``at_edge``: the best k is the
+    largest tried (of two or more), so more components may fit better still.
+    -> {'k': [...], 'bic': [...], 'best_k': int, 'at_edge': bool}."""
+    from latentatlas.latent.samplers.gmm_select import auto_grid, select_k
 
-        _, curve = select_k(torch.from_numpy(z), list(ks), generator=make_generator(seed),
-                            val_fraction=0.0, covariance=covariance)
-        bics = [float(row["bic"]) for row in curve]
-        backend = "latentatlas"
-    except ImportError:  # pragma: no cover - the samplers package ships with latentatlas
-        from sklearn.mixture import GaussianMixture
-
-        bics = [float(GaussianMixture(k, covariance_type=covariance, random_state=seed, reg_covar=1e-5)
-                      .fit(z).bic(z)) for k in ks]
-        backend = "sklearn"
-    return {"k": list(ks), "bic": bics, "best_k": int(ks[int(np.argmin(bics))]), "backend": backend}
+    z = torch.as_tensor(np.asarray(z, dtype=np.float64))
+    ks = list(ks) if ks else auto_grid(z.shape[0], z.shape[1])
+    _, curve = select_k(z, ks, generator=make_generator(seed), val_fraction=0.0, covariance=covariance)
+    bics = [float(row["bic"]) for row in curve]
+    best = int(ks[int(np.argmin(bics))])
+    return {"k": ks, "bic": bics, "best_k": best, "at_edge": len(ks) > 1 and best == max(ks)}
 
 
 @torch.no_grad()

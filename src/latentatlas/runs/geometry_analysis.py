@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Sequence[int] = (2, 4, 8, 16, 32),
                    n_distance: int = 1000, n_map: int = 1500, map_methods: Sequence[str] = ("pca", "tsne", "isomap"),
                    n_walk: int = 8, walk_scale: float = 2.0, drift_codes: int = 64, drift_iters: int = 10,
-                   bic_ks: Sequence[int] = (1, 2, 4, 8, 16), seed: int = 0, device: torch.device | str = "cpu",
+                   bic_ks: Sequence[int] | None = None, seed: int = 0, device: torch.device | str = "cpu",
                    model: torch.nn.Module | None = None, dataset: ImageDataset | None = None) -> dict:
-    """Run every geometry diagnostic on the run's codes and write figures ``geom_*.png``."""
+    """Run every geometry diagnostic on the run's codes and write figures ``geom_*.png`` (``bic_ks`` None:
+    the k that the gmm sampler's ``k=auto`` tries, so that both name the same k on the same codes)."""
     unknown = [m for m in map_methods if m not in maps.METHODS]
     if unknown:
         raise ValueError(f"map_methods: unknown {unknown}; expected some of {maps.METHODS}")
@@ -49,12 +50,15 @@ def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Se
     captions.update(_walks(ctx, out, test, n_walk, walk_scale))
     normal = geo.normality(z[test])
     out.update({k: v for k, v in normal.items() if k != "dim_pvalues"})
-    bic = geo.gmm_bic_curve(z[train][:5000], [k for k in bic_ks if k < len(train)], seed=seed)
-    out.update({"bic_best_k": bic["best_k"], "bic_backend": bic["backend"]})
+    fitted = z[train][:5000]
+    bic = geo.gmm_bic_curve(fitted, [k for k in bic_ks if k < len(fitted)] if bic_ks else None, seed=seed)
+    out.update({"bic_best_k": bic["best_k"], "bic_best_k_at_edge": bic["at_edge"]})
     save_line_plot(run.figure_path("geom_bic.png"), {"BIC": list(zip(bic["k"], bic["bic"]))},
                    xlabel="mixture components k", ylabel="BIC (lower is better)",
                    title="is the aggregate posterior one Gaussian?")
-    captions["geom_bic.png"] = f"BIC of Gaussian mixtures fitted to training codes (best k = {bic['best_k']})"
+    captions["geom_bic.png"] = (f"BIC of Gaussian mixtures fitted to {len(fitted)} training codes (best k = "
+                                f"{bic['best_k']}" + (", the largest tried: more components may fit better still)"
+                                                      if bic["at_edge"] else ")"))
     pick = test[torch.randperm(len(test), generator=g)[:drift_codes].numpy()]
     drift = geo.reprojection_drift(ctx.encode, ctx.decode, ctx.z[pick], n_iter=drift_iters)
     out.update({"drift_first_step": float(drift["step"][0]), "drift_last_step": float(drift["step"][-1]),

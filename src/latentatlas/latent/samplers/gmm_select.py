@@ -128,6 +128,15 @@ def hierarchical(z: torch.Tensor, k_max: int, *, generator: torch.Generator | No
     return final, curve
 
 
+def auto_grid(n: int, d: int, *, val_fraction: float = 0.0) -> list[int]:
+    """The k that ``k=auto`` tries on n codes of d dimensions: AUTO_KS up to one component per 2 (d + 1)
+    codes fitted (a full covariance has d (d + 1) / 2 parameters)."""
+    from latentatlas.latent.samplers.gmm import AUTO_KS
+
+    limit = max(1, int(n * (1 - val_fraction)) // (2 * (d + 1)))
+    return [v for v in AUTO_KS if v <= limit] or [1]
+
+
 def fit_selected(gmm, z: torch.Tensor, k, g: torch.Generator):
     """The fitted GMM for a spec with ``k`` a grid (None: automatic) or ``hierarchical=true``."""
     params = {key: v for key, v in gmm.get_params().items()
@@ -136,7 +145,5 @@ def fit_selected(gmm, z: torch.Tensor, k, g: torch.Generator):
         k_max = k if isinstance(k, int) else max(k or [50])
         return hierarchical(z, k_max, generator=g, val_fraction=gmm.val_fraction, **params)[0]
     if k is None:
-        from latentatlas.latent.samplers.gmm import AUTO_KS
-        limit = max(1, int(z.shape[0] * (1 - gmm.val_fraction)) // (2 * (z.shape[1] + 1)))
-        k = [v for v in AUTO_KS if v <= limit] or [1]
+        k = auto_grid(z.shape[0], z.shape[1], val_fraction=gmm.val_fraction)
     return select_k(z, k, criterion=gmm.criterion, generator=g, val_fraction=gmm.val_fraction, **params)[0]
