@@ -13,7 +13,8 @@ from latentatlas.runs.store import Run
 
 INTERPOLATION_COLUMNS = ("midpoint_fd", "step_cv", "cycle_error_mean", "realism_mean", "path_length")
 GEOMETRY_SUMMARY = ("active_units", "kl_total", "hull_fraction_test", "hull_fraction_train", "pearson", "spearman",
-                    "nn_agreement", "mardia_skewness_p", "mardia_kurtosis_p", "bic_best_k", "drift_from_start")
+                    "nn_agreement", "mardia_skewness_p", "mardia_kurtosis_p", "bic_best_k", "bic_best_k_at_edge",
+                    "drift_from_start")
 ATTRIBUTE_COLUMNS = ("auc_balanced", "auc_probe", "judge_auc_real", "judge_gain")
 SECTION_FIGURE_PREFIX = {"interpolation": "interp_", "attributes": "attr_", "geometry": "geom_"}
 # sections drawn elsewhere in the report
