@@ -44,7 +44,8 @@ METRIC_LABELS = {
     "hull_fraction_train": "held-out training codes inside the hull", "pearson": "latent-pixel distance Pearson",
     "spearman": "latent-pixel distance Spearman", "nn_agreement": "same nearest neighbour",
     "mardia_skewness_p": "Mardia skewness p", "mardia_kurtosis_p": "Mardia kurtosis p",
-    "bic_best_k": "mixture components by BIC", "bic_best_k_at_edge": "... the largest k tried (more may fit better)", "drift_from_start": "re-projection drift", "kl_total": "total KL",
+    "bic_best_k": "mixture components by BIC", "bic_best_k_at_edge": "... the largest k tried (more may fit better)",
+    "drift_from_start": "re-projection drift", "kl_total": "total KL",
     "auc_balanced": "AUC of the balanced vector", "auc_probe": "AUC of the probe", "judge_gain":
     "classifier gain along the vector",
 }
