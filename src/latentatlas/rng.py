@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -46,6 +48,20 @@ def to_device(draws: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     if device.type != "cuda" or draws.device.type != "cpu":
         return draws.to(device)
     return draws.pin_memory().to(device, non_blocking=True)
+
+
+@contextmanager
+def weights_from(generator: torch.Generator | None) -> Iterator[None]:
+    """Networks built inside take their initial weights from ``generator``: torch's layers initialise from
+    the global generator, which is forked, seeded by one draw of ``generator`` and restored after (None: the
+    global generator as it is).  Without it a network built outside training would start differently in
+    every process."""
+    if generator is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        yield
 
 
 def seed_everything(seed: int) -> None:

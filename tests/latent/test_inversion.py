@@ -100,3 +100,17 @@ def test_inverter_file_errors(tmp_path):
         Inverter.load(path, other)
     with pytest.raises(ValueError, match="codes.refine_steps: expected an int >= 0, got -1"):
         Inverter(gan, refine_steps=-1)
+
+
+def test_the_encoder_starts_from_its_generator_and_leaves_the_global_one_alone():
+    """`latentatlas encode` alone gave other codes each time: the encoder's first weights came from torch's
+    global generator, which nothing seeds outside training (and which starts anew in every process)."""
+    gan = build_model(model_config("gan", latent_dim=3, width=16), (1, 8, 8))
+    first = Inverter(gan, generator=torch.Generator().manual_seed(3)).state_dict()
+    torch.rand(7)                                                        # the global generator moves on
+    state = torch.get_rng_state()
+    second = Inverter(gan, generator=torch.Generator().manual_seed(3)).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)                    # ... and is left where it was
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = Inverter(gan, generator=torch.Generator().manual_seed(4)).state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)

@@ -1,6 +1,7 @@
 """The whole chain at a tiny size, through the CLI as a user runs it."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -177,6 +178,15 @@ def test_a_gan_run_goes_through_every_stage_by_inversion(gan_run):
         assert np.isfinite(result["frechet"]) and 1 <= result["classes_covered"] <= 10
     html = run.report_path.read_text()
     assert "inversion" in html and "figures/training_health.png" in html
+
+
+def test_encode_alone_finds_the_codes_the_run_found(gan_run, tmp_path):
+    """Same seed, same codes, whichever command ran the stage: `latentatlas encode` alone gave other codes on
+    every call (the inversion encoder started from torch's unseeded global generator)."""
+    copy = Run.open(shutil.copytree(gan_run.path, tmp_path / "gan"))
+    torch.manual_seed(12345)                                    # whatever state the global generator is in
+    pipeline.encode_stage(copy)
+    np.testing.assert_array_equal(copy.load_latents()["z_mean"], gan_run.load_latents()["z_mean"])
 
 
 def test_latent_analyses_run_on_a_gan(gan_run):

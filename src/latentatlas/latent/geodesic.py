@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from latentatlas.latent.interpolate import lerp, steps
-from latentatlas.rng import to_device
+from latentatlas.rng import to_device, weights_from
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,11 @@ class InterpolationNet(nn.Module):
             raise ValueError(f"latent_dim, hidden, depth: expected positive ints, got {latent_dim}, {hidden}, {depth}")
         layers: list[nn.Module] = []
         width = 2 * latent_dim + 1
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, latent_dim))
-        with torch.no_grad():
-            for layer in layers[:-1:2]:  # PyTorch's default uniform(+-1/sqrt(fan_in)), drawn from generator
-                bound = layer.in_features ** -0.5
-                for p in (layer.weight, layer.bias):
-                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+        with weights_from(generator):   # torch's default initialisation, drawn from generator
+            for _ in range(depth):
+                layers += [nn.Linear(width, hidden), nn.SiLU()]
+                width = hidden
+            layers.append(nn.Linear(width, latent_dim))
         nn.init.zeros_(layers[-1].weight)  # start as lerp
         nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)

@@ -28,7 +28,7 @@ from latentatlas.fileio import torch_load, torch_save
 from latentatlas.latent.codes import labels_for
 from latentatlas.models.base import checked_labels
 from latentatlas.models.nets import build_encoder, conditioned_shape, with_label_planes
-from latentatlas.rng import to_device
+from latentatlas.rng import to_device, weights_from
 from latentatlas.tensors import host_values, map_rows
 from latentatlas.validate import check_finite, check_number
 
@@ -56,7 +56,7 @@ class Inverter(nn.Module):
     """Encoder + per-image refinement for the generator of ``model`` (its architecture and width)."""
 
     def __init__(self, model: nn.Module, *, refine_steps: int = 30, lr: float = 0.03, prior_weight: float = 0.01,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, generator: torch.Generator | None = None) -> None:
         super().__init__()
         check_number("codes.refine_steps", refine_steps, low=0, integer=True)
         check_number("codes.lr", lr, low=0, strict=True)
@@ -69,8 +69,9 @@ class Inverter(nn.Module):
                       "architecture": cfg.architecture, "width": cfg.width, "hidden_layers": cfg.hidden_layers,
                       "n_classes": model.n_classes if getattr(model, "conditional", False) else None}
         self.label_classes = self.shape["n_classes"]
-        self.encoder = build_encoder(cfg.architecture, conditioned_shape(model.image_shape, self.label_classes),
-                                     model.latent_dim, cfg.width, cfg.hidden_layers)
+        with weights_from(generator):   # the encoder's first weights: the same for the same generator
+            self.encoder = build_encoder(cfg.architecture, conditioned_shape(model.image_shape, self.label_classes),
+                                         model.latent_dim, cfg.width, cfg.hidden_layers)
         self.history: list[dict[str, float]] = []
 
     # -- step 1: the encoder ---------------------------------------------------------------------------

@@ -226,10 +226,10 @@ def _fit_code_map(session: Session):
     if resolve_method(model, c.method) == "inversion":
         train = session.data.part("train")
         started = time.perf_counter()
+        g = make_generator(derive_seed(session.config.seed, "inversion"))   # its first weights, then its fit
         inverter = Inverter(model, refine_steps=c.refine_steps, lr=c.lr, prior_weight=c.prior_weight,
-                            batch_size=c.batch_size)
-        inverter.fit(model, train.images, train.labels, steps=c.encoder_steps, device=session.device,
-                     generator=make_generator(derive_seed(session.config.seed, "inversion")))
+                            batch_size=c.batch_size, generator=g)
+        inverter.fit(model, train.images, train.labels, steps=c.encoder_steps, device=session.device, generator=g)
         inverter.save(session.run.inverter_path)
         details = {**inverter.describe(), "encoder_seconds": round(time.perf_counter() - started, 2)}
         session.set_code_map(CodeMap(model, "inversion", inverter, session.device, details))

@@ -25,7 +25,7 @@ from latentatlas.latent.samplers.base import LatentSampler, default_generator
 from latentatlas.models.ema import ema_decay_at, ema_update, make_ema
 from latentatlas.optim import adam, load_adam_state
 from latentatlas.progress import on_terminal, progress_bar
-from latentatlas.rng import to_device
+from latentatlas.rng import to_device, weights_from
 from latentatlas.tensors import host_values
 from latentatlas.validate import check_choice, check_number
 
@@ -74,8 +74,7 @@ class LearnedSampler(LatentSampler):
         g = default_generator(generator, 0)
         data = self.prepare(z, **options)
         x = data[0]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
+        with weights_from(g):
             net = self.build_network(x.shape[1]).to(x.device)
         opt = adam(net.parameters(), lr=self.lr)
         average = make_ema(net)
