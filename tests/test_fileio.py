@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -51,3 +52,31 @@ def test_a_written_file_has_the_mode_the_umask_gives_like_any_new_file(tmp_path,
         os.umask(old)
     modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("report.html", "plain.txt")}
     assert modes == {"report.html": 0o666 & ~umask, "plain.txt": 0o666 & ~umask}
+
+
+def test_the_same_data_saved_twice_gives_the_same_bytes(tmp_path):
+    """torch.save names the archive's folder after the file it is given: the random temporary name made two
+    saves of the same sampler differ in every byte of their names."""
+    import torch
+
+    from latentatlas.fileio import torch_load, torch_save
+
+    data = {"weights": torch.arange(6.0).reshape(2, 3), "k": 3}
+    a, b = torch_save(data, tmp_path / "a.pt"), torch_save(data, tmp_path / "b.pt")
+    assert a.read_bytes() == b.read_bytes()
+    assert torch.equal(torch_load(a, "sampler")["weights"], data["weights"])
+
+
+def test_stale_temporaries_below_a_folder_go_once_nothing_has_written_them_for_a_while(tmp_path):
+    from latentatlas.fileio import remove_stale_temporaries
+
+    old, fresh = tmp_path / "samples" / ".x.npz.abc.tmp", tmp_path / ".latents.npz.def.tmp"
+    kept = tmp_path / "samples" / "x.npz"
+    for path in (old, fresh, kept):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    remove_stale_temporaries(tmp_path, older_than=3600)
+    assert not old.exists() and fresh.exists() and kept.exists()      # a live write's file stays
+    remove_stale_temporaries(tmp_path)                                  # all of the folder's own, at once
+    assert not fresh.exists() and kept.exists()

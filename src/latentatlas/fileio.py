@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -72,13 +73,23 @@ def publish_copy(source: str | Path, path: str | Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def remove_stale_temporaries(folder: str | Path) -> None:
-    """Remove the temporary files of :func:`atomic_path` writes that a killed process left in ``folder``
-    (call it only where no other process is writing)."""
+def remove_stale_temporaries(folder: str | Path, *, older_than: float | None = None) -> None:
+    """Remove the temporary files of :func:`atomic_path` writes that a killed process left in ``folder``: all
+    of them (call it so only where no other process is writing), or, with ``older_than`` seconds, those of
+    ``folder`` and the folders below it that nothing has written to for that long (a live write renames its
+    file as soon as it is written)."""
     folder = Path(folder)
-    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
-        log.debug("removing %s, left by an interrupted write", tmp)
-        tmp.unlink(missing_ok=True)
+    if not folder.is_dir():
+        return
+    found = folder.glob(".*.tmp") if older_than is None else folder.rglob(".*.tmp")
+    now = time.time()
+    for tmp in found:
+        try:
+            if older_than is None or now - tmp.stat().st_mtime > older_than:
+                log.debug("removing %s, left by an interrupted write", tmp)
+                tmp.unlink(missing_ok=True)
+        except FileNotFoundError:   # renamed or removed by its writer meanwhile
+            continue
 
 
 def file_identity(path: str | Path) -> tuple[int, int] | None:
@@ -202,8 +213,8 @@ def torch_save(obj: Mapping, path: str | Path) -> Path:
     import torch
 
     hashed = _with_hash(obj, str(path))
-    with atomic_path(path) as tmp:
-        torch.save(hashed, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:   # a file object: the archive's folder is 'archive/',
+        torch.save(hashed, fh)                              # not the random temporary name (same data, same bytes)
     return Path(path)
 
 
