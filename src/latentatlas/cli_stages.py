@@ -97,6 +97,15 @@ def analysis_command(args: argparse.Namespace) -> None:
     from latentatlas.runs.report import write_report
     from latentatlas.runs.store import Run
 
+    if args.command == "interpolate":   # before any work, naming the option
+        from latentatlas.latent.interpolate import INTERPOLATORS
+
+        named_option("--method", args.method, INTERPOLATORS.get)
+    elif args.command == "attributes":
+        from latentatlas.runs.attribute_analysis import VARIANTS
+        from latentatlas.validate import check_choice
+
+        named_option("--method", args.method, lambda method: check_choice("method", method, VARIANTS))
     run = Run.open(args.run)
     seed, device = run.config.seed, pipeline.device_for(run.config)
     if args.command == "interpolate" and has_code_grids(run):

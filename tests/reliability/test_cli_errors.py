@@ -193,6 +193,10 @@ def test_bad_arguments_are_one_line(run_copy, cli, args, words):
     (["geometry", "RUN", "--maps", "pca,pcx"], ["--maps: expected names from pca, tsne", "got 'pcx'"]),
     (["geometry", "RUN", "--maps", "pca,umap"], ["--maps: umap needs an optional package",
                                                  "pip install 'latentatlas[umap]'"]),
+    (["interpolate", "RUN", "--method", "bogus"], ["--method 'bogus'", "unknown interpolator 'bogus'", "slerp"]),
+    (["attributes", "RUN", "--method", "bogus"], ["--method 'bogus'", "expected one of 'mean', 'balanced'"]),
+    (["sample", "RUN", "--sampler", "gmm:k=5000"], ["sampler 'gmm:k=5000'", "k: expected at most the number of "
+                                                    "codes"]),
 ])
 def test_a_bad_option_value_is_named_by_its_option_before_any_work(run_copy, cli, args, words, monkeypatch):
     from latentatlas.latent import maps

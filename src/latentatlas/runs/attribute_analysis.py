@@ -17,6 +17,7 @@ from latentatlas.rng import derive_seed, make_generator
 from latentatlas.runs.analysis_context import Context, load_context, save_captions
 from latentatlas.runs.figures import save_image_grid, save_line_plot
 from latentatlas.runs.store import Run, safe_name
+from latentatlas.validate import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,7 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples (vector steps
     ``step_scale`` x the group-mean gap, or fitted on training triples when None; sweeps over
     ``pair_scales``); data with class labels gets the drawn arithmetic of two labels instead."""
-    if method not in VARIANTS:
-        raise ValueError(f"method: expected one of {VARIANTS}, got {method!r}")
+    check_choice("method", method, VARIANTS)
     ctx = load_context(run, device=device, model=model, dataset=dataset)
     table, names, source = attribute_table(ctx.latents)
     chosen = _pick(names, attributes, max_attributes)

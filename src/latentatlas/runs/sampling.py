@@ -63,7 +63,10 @@ def sample_stage(target: Run | Session, specs: Sequence[str] | None = None, *, n
     paths = []
     for spec, sampler in samplers.items():
         labels = _sample_labels(session, sampler, n, derive_seed(config.seed, "labels", spec))
-        z, summary = _fit_and_draw(session, spec, sampler, z_train, z_test, n, labels)
+        try:
+            z, summary = _fit_and_draw(session, spec, sampler, z_train, z_test, n, labels)
+        except ValueError as err:   # a setting the codes refuse (k above their number): name the sampler
+            raise ValueError(str(err) if str(err).startswith("sampler ") else f"sampler {spec!r}: {err}") from None
         check_finite(f"sampler {spec!r}: its draws", z)
         images = session.code_map.decode(z, labels)
         stem = run.samples_path(spec).stem
