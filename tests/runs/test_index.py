@@ -121,3 +121,22 @@ def test_a_training_that_did_not_finish_is_unfinished_in_the_list_and_warned_of_
     run.update_metrics("train", {"epochs_run": 8})          # what a finished training (early stopping) writes
     assert summarize(run)["stages"]["train"] == "done" and run.unfinished_training() is None
     assert "did not finish" not in write_report(run).read_text()
+
+
+def test_codes_older_than_the_model_and_samples_older_than_the_codes_are_stale(make_run):
+    """Training resumed after encoding, or encoding again after sampling: the later stages' files were listed
+    as done though they came from the earlier model or codes."""
+    run = make_run("a", frechet={"prior": 30.0})
+    for path in (run.checkpoint_path("last"), run.checkpoint_path("best"), run.latents_path,
+                 run.samples_dir / "prior.npz"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    for age, path in enumerate([run.samples_dir / "prior.npz", run.latents_path, run.checkpoint_path("best")]):
+        os.utime(path, (1000 - age * 100, 1000 - age * 100))         # written in order: model, codes, samples
+    stages = summarize(run)["stages"]
+    assert (stages["encode"], stages["sample"], stages["evaluate"]) == ("done", "done", "done")
+    os.utime(run.latents_path, (2000, 2000))                           # encoded again after sampling
+    stages = summarize(run)["stages"]
+    assert (stages["encode"], stages["sample"], stages["evaluate"]) == ("done", "stale", "stale")
+    os.utime(run.checkpoint_path("best"), (3000, 3000))                # ... and trained on after that
+    assert summarize(run)["stages"]["encode"] == "stale"

@@ -28,19 +28,31 @@ SORT_NAMES = ("name", "date", "frechet", "mse")
 
 def stage_status(run: Run, metrics: dict[str, Any]) -> dict[str, str]:
     """Per stage: 'done', '' (not run), 'unfinished' (train: stopped or still running), 'k/n' (evaluate: k of n
-    sample files scored) or 'stale' (report older than the results or notes)."""
+    sample files scored) or 'stale': made from an earlier version of what comes before it (codes older than
+    the model, whose training went on; samples older than the codes, and then their scores; a report older
+    than the results or notes)."""
     samples = run.sample_names()
     evaluated = [n for n in samples if n in metrics.get("evaluate", {})]
+    codes_stale = _older(run.latents_path, run.checkpoint_path("best"))
+    samples_stale = any(_older(run.samples_dir / f"{name}.npz", run.latents_path) for name in samples)
     status = {"train": "" if not run.checkpoint_path("last").is_file() else
               "unfinished" if run.unfinished_training(metrics) else "done",
-              "encode": "done" if run.latents_path.is_file() else "",
-              "sample": "done" if samples else "",
-              "evaluate": "" if not evaluated else "done" if len(evaluated) == len(samples)
-              else f"{len(evaluated)}/{len(samples)}"}
+              "encode": "" if not run.latents_path.is_file() else "stale" if codes_stale else "done",
+              "sample": "" if not samples else "stale" if samples_stale else "done",
+              "evaluate": "" if not evaluated else "stale" if samples_stale else "done"
+              if len(evaluated) == len(samples) else f"{len(evaluated)}/{len(samples)}"}
     for stage, section in ANALYSIS_SECTIONS.items():
         status[stage] = "done" if section in metrics else ""
     status["report"] = _report_status(run)
     return status
+
+
+def _older(path: Path, source: Path) -> bool:
+    """Whether the file ``path`` was written before ``source`` (False when either is absent)."""
+    try:
+        return path.stat().st_mtime < source.stat().st_mtime
+    except FileNotFoundError:
+        return False
 
 
 def _report_status(run: Run) -> str:
