@@ -80,3 +80,14 @@ def test_stale_temporaries_below_a_folder_go_once_nothing_has_written_them_for_a
     assert not old.exists() and fresh.exists() and kept.exists()      # a live write's file stays
     remove_stale_temporaries(tmp_path)                                  # all of the folder's own, at once
     assert not fresh.exists() and kept.exists()
+
+
+def test_a_write_that_cannot_be_made_names_the_file_not_its_temporary(tmp_path):
+    (tmp_path / "metrics.json").mkdir()                       # something that no file can replace
+    with pytest.raises(IsADirectoryError) as err:
+        write_text(tmp_path / "metrics.json", "{}")
+    assert str(err.value) == f"cannot replace {str(tmp_path / 'metrics.json')!r}: Is a directory"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match=r"^cannot write '.*/file/report.html': "):
+        write_text(tmp_path / "file" / "report.html", "")    # its folder is a file
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -43,10 +43,14 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the same folder; on success it replaces ``path`` in one step."""
+    """Yield a temporary path in the same folder; on success it replaces ``path`` in one step.  An OSError
+    of the folder or the rename names ``path`` (not the temporary file) and the reason."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise type(err)(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     os.fchmod(fd, 0o666 & ~_umask())   # as open() would make it: mkstemp's 0600 would hide reports from a lab
     os.close(fd)
     tmp_path = Path(tmp)
@@ -54,7 +58,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as err:
+            raise type(err)(f"cannot replace {str(path)!r}: {err.strerror or err}") from None
         _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():

@@ -213,12 +213,14 @@ def a_list(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [empty, truncated, text, binary, a_list], ids=lambda f: f.__name__)
-@pytest.mark.parametrize("stage", ["report", "evaluate"])
+@pytest.mark.parametrize("stage", ["report", "evaluate", "sample"])
 def test_a_damaged_metrics_file_stops_the_stage_and_is_kept(run_copy, cli, damage, stage):
     metrics = run_copy / "metrics.json"
     damage(metrics)
     damaged = metrics.read_bytes()
-    code, _, err = cli(stage, run_copy)
+    before = sorted(p.relative_to(run_copy) for p in run_copy.rglob("*"))
+    code, _, err = cli(stage, run_copy, *(["--sampler", "gaussian"] if stage == "sample" else []))
     assert code == 2
     _assert_one_error_naming(err, metrics)
     assert metrics.read_bytes() == damaged     # never overwritten: what it held may still be recovered
+    assert sorted(p.relative_to(run_copy) for p in run_copy.rglob("*")) == before   # nothing written first
