@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 
@@ -55,16 +56,31 @@ def select_k(z: torch.Tensor, ks: list[int], *, criterion: str = "bic", generato
         raise ValueError(f"ks: every k exceeds the {train.shape[0]} training codes, got {grid}")
     curve = []
     for k in [k for k in grid if k <= train.shape[0]]:
-        m = GMM(k=k, **gmm_params).fit(train, generator=g)
+        with _candidate():
+            m = GMM(k=k, **gmm_params).fit(train, generator=g)
         curve.append({"k": k, "bic": m.bic(train), "aic": m.aic(train),
                       "heldout_ll": m.score(val) if val is not None else None,
                       "train_ll": m.score(train), "n_iter": m.n_iter_})
-        log.info("select_k: %s", curve[-1])
+        log.debug("select_k: %s", curve[-1])
     key = {"bic": lambda r: r["bic"], "aic": lambda r: r["aic"], "heldout": lambda r: -r["heldout_ll"]}
     best_k = min(curve, key=key[criterion])["k"]
+    log.info("gmm: %s picks k=%d of %s", criterion, best_k, [row["k"] for row in curve])
     best = GMM(k=best_k, **gmm_params).fit(z, generator=g)
     best.selection_, best.selection_criterion_ = curve, criterion
     return best, curve
+
+
+@contextmanager
+def _candidate() -> Iterator[None]:
+    """A candidate's fit: its warnings (a starved component at k=100) are about a model that may not be kept,
+    so they are left out; the chosen k's final fit says its own."""
+    logger = logging.getLogger("latentatlas.latent.samplers.gmm")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _split_init(model, c: int) -> dict:
@@ -121,7 +137,8 @@ def hierarchical(z: torch.Tensor, k_max: int, *, generator: torch.Generator | No
         model, current = m, scores
         curve.append({"k": m.n_components_, "heldout_ll": float(scores.mean()), "train_ll": m.lower_bound_,
                       "split": c})
-        log.info("hierarchical: %s", curve[-1])
+        log.debug("hierarchical: %s", curve[-1])
+    log.info("gmm: hierarchical splitting stops at k=%d", model.n_components_)
     init = {"weights": model.weights_, "means": model.means_, "covariances": model.covariances_}
     final = GMM(k=model.n_components_, **gmm_params).fit(z, generator=g, init=init)
     final.selection_, final.selection_criterion_ = curve, "hierarchical"
