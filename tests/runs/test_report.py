@@ -94,13 +94,19 @@ def test_compare_page_holds_its_figures_and_writes_nothing_else(family, tmp_path
     assert {"sample", "compare"} <= stages
 
 
+def _page(family, tmp_path, which: str):
+    """The demo's report, or the comparison page of the demo and its child (written to tmp_path)."""
+    demo, child = family
+    if which == "report":
+        return demo.report_path
+    path = tmp_path / "compare.html"
+    assert main(["runs", "compare", str(demo.path), str(child.path), "--html", str(path)]) == 0
+    return path
+
+
 @pytest.mark.parametrize("which", ["report", "compare"])
 def test_pages_render_in_chromium_without_overflow(family, browser, artifacts, tmp_path, which):
-    demo, child = family
-    path = demo.report_path
-    if which == "compare":
-        path = tmp_path / "compare.html"
-        assert main(["runs", "compare", str(demo.path), str(child.path), "--html", str(path)]) == 0
+    path = _page(family, tmp_path, which)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
@@ -126,11 +132,7 @@ def test_pages_render_in_chromium_without_overflow(family, browser, artifacts, t
 def test_on_a_phone_the_page_does_not_scroll_sideways_and_cells_keep_their_words(family, browser, tmp_path, which):
     """At 390 px wide tables scroll inside their own box; before, the report was 824 px wide and a narrow
     column broke its words one letter a line."""
-    demo, child = family
-    path = demo.report_path
-    if which == "compare":
-        path = tmp_path / "compare.html"
-        assert main(["runs", "compare", str(demo.path), str(child.path), "--html", str(path)]) == 0
+    path = _page(family, tmp_path, which)
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(path.resolve().as_uri())
     page.wait_for_load_state("load")
