@@ -15,6 +15,7 @@ def test_describe_lists_what_the_run_holds(explorer, gmm_name):
     assert {"lerp", "slerp", "geodesic"} <= set(info["interpolation_methods"])
     names = [d["name"] for d in info["directions"]]
     assert names[:4] == ["pc1", "pc2", "pc3", "pc4"] and "label_3" in names
+    assert info["directions"][0]["source"] == "PCA of the training codes"     # not the map's PCA of all points
     assert info["color_options"] == ["label", "split"]
 
 

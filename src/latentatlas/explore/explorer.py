@@ -245,7 +245,7 @@ class Explorer:
         centred = self.z_train.double() - self.z_train.double().mean(0)
         _, s, vt = torch.linalg.svd(centred, full_matrices=False)
         spread = s / max(1, centred.shape[0] - 1) ** 0.5
-        return [Direction(f"pc{i + 1}", vt[i].float(), float(spread[i]), "pca")
+        return [Direction(f"pc{i + 1}", vt[i].float(), float(spread[i]), "PCA of the training codes")
                 for i in range(min(N_PRINCIPAL, vt.shape[0]))]
 
     def _attribute_directions(self) -> list[Direction]:
