@@ -55,6 +55,22 @@ def test_float32_midpoints_on_the_boundary_are_inside_and_points_just_beyond_it_
     assert not geo.in_hull(edge + 1e-6 * (edge - x64.mean(0)), x64).any()
 
 
+def test_the_rounding_allowed_is_each_querys_own_and_a_few_ulps_in_every_coordinate():
+    """A far query in the batch must not loosen the others (it set one tolerance for all), and codes far from
+    the origin with a small spread must not be let in by d times their rounding (the box-bounded LP)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 16, generator=g) * 0.01 + 1000                 # float32: an ulp is 6e-5 here
+    mid = (x[:40] + x[40:80]) / 2
+    centre = x.mean(0)
+    beyond = mid + 0.2 * 0.03 * (mid - centre) / (mid - centre).norm(dim=1, keepdim=True)   # 20 % of the spread
+    reference = geo.in_hull(beyond.double(), x.double())                 # float64: no rounding to allow
+    assert not reference.any()
+    np.testing.assert_array_equal(geo.in_hull(beyond, x), reference)
+    with_far = geo.in_hull(torch.cat([beyond, torch.full((1, 16), 1e6)]), x)
+    np.testing.assert_array_equal(with_far[:-1], reference)
+    assert geo.in_hull(mid, x).all() and not with_far[-1]
+
+
 def test_hull_validation():
     with pytest.raises(ValueError, match="queries"):
         geo.in_hull(np.zeros((2, 3)), np.zeros((5, 4)))

@@ -8,13 +8,14 @@ screens leave open) but solves few and small LPs:
    outside;
 2. the rest go through a cutting-plane loop.  A small LP over a working subset S of the points (the
    query's nearest neighbours and the points furthest along the whitened direction to start with)
-   either certifies the query inside conv(S), hence inside
-   conv(points), or returns a hyperplane separating it from conv(S).  If no point lies beyond that
+   gives the query's L-infinity distance to conv(S), and with it either certifies the query inside conv(S),
+   hence inside conv(points), or a hyperplane separating it from conv(S).  If no point lies beyond that
    hyperplane the query is outside; otherwise the points furthest beyond it join S and the loop goes on.
 
-Points within their own dtype's rounding of the hull count as inside: a midpoint of two float32 codes on the
-hull's boundary (in 16 or more dimensions nearly every code is a vertex) is rounded to a float32 that may lie
-1e-8 outside, which is no finding about the codes.
+A query within its own dtype's rounding of the hull counts as inside (its L-infinity distance at most 4 ulps of
+its largest coordinate or the points'): a midpoint of two float32 codes on the hull's boundary (in 16 or more
+dimensions nearly every code is a vertex) is rounded to a float32 that may lie 1e-8 outside, which is no
+finding about the codes.
 
 :func:`in_hull_linprog` is the textbook reference: one feasibility LP over all points per query.
 """
@@ -31,23 +32,24 @@ log = logging.getLogger(__name__)
 
 
 def _as_array(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
-    arr = _numpy(x)
+    """``x`` as a float64 (n, d) array (bfloat16 and integer tensors too), checked 2-D and finite."""
+    arr = x.detach().cpu().to(torch.float64).numpy() if isinstance(x, torch.Tensor) else \
+        np.asarray(x).astype(np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n, d), got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return arr.astype(np.float64)
-
-
-def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return arr
 
 
 def _unit_roundoff(*arrays: torch.Tensor | np.ndarray) -> float:
     """The coarsest float precision among the inputs (float64's for integers): float32 codes -> 1.2e-7."""
-    kinds = [_numpy(a).dtype for a in arrays]
-    return max(float(np.finfo(k).eps) if np.issubdtype(k, np.floating) else float(np.finfo(np.float64).eps)
-               for k in kinds)
+    def eps(a: torch.Tensor | np.ndarray) -> float:
+        if isinstance(a, torch.Tensor):
+            return torch.finfo(a.dtype).eps if a.is_floating_point() else torch.finfo(torch.float64).eps
+        kind = np.asarray(a).dtype
+        return float(np.finfo(kind if np.issubdtype(kind, np.floating) else np.float64).eps)
+    return max(eps(a) for a in arrays)
 
 
 def in_hull_linprog(queries: torch.Tensor | np.ndarray, points: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -71,12 +73,15 @@ def _normalise(q: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
     return (q - mean) / scale, (x - mean) / scale, scale
 
 
-def screen_outside(q: np.ndarray, x: np.ndarray, *, margin: float = 0.0, chunk: int = 1024) -> np.ndarray:
-    """Cheap sufficient test, batched: True where a query is certainly outside conv(x) by more than ``margin``
-    in some coordinate: outside the bounding box, or beyond every point along the direction from the mean of x
-    to the query, plain or whitened by the covariance of x (better for anisotropic codes). -> bool (m,)."""
+def screen_outside(q: np.ndarray, x: np.ndarray, *, margin: float | np.ndarray = 0.0,
+                   chunk: int = 1024) -> np.ndarray:
+    """Cheap sufficient test, batched: True where a query (m, d) is certainly further than its ``margin``
+    (a number, or one per query) from conv(x) in L-infinity distance: outside the bounding box by more, or
+    beyond every point along the direction from the mean of x to the query, plain or whitened by the
+    covariance of x (better for anisotropic codes). -> bool (m,)."""
+    margin = np.broadcast_to(np.asarray(margin, dtype=np.float64), (q.shape[0],))
     lo, hi = x.min(axis=0), x.max(axis=0)
-    out = ((q < lo - margin) | (q > hi + margin)).any(axis=1)
+    out = ((q < lo - margin[:, None]) | (q > hi + margin[:, None])).any(axis=1)
     mean = x.mean(axis=0)
     prec = np.linalg.pinv(np.atleast_2d(np.cov(x, rowvar=False)))
     xt = torch.from_numpy(x)
@@ -85,32 +90,34 @@ def screen_outside(q: np.ndarray, x: np.ndarray, *, margin: float = 0.0, chunk: 
         for u in (qs - mean, (qs - mean) @ prec):                  # (c, d) candidate normals
             proj_q = (u * qs).sum(axis=1)                           # (c,)
             proj_x = (xt @ torch.from_numpy(np.ascontiguousarray(u)).T).amax(dim=0).numpy()
-            slack = margin * np.abs(u).sum(axis=1) + 1e-12 * (1 + np.abs(proj_x))
+            slack = margin[s:s + chunk] * np.abs(u).sum(axis=1) + 1e-12 * (1 + np.abs(proj_x))
             out[s:s + chunk] |= proj_q > proj_x + slack
     return out
 
 
 def _separate(qi: np.ndarray, xs: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """max a.q - b  s.t.  a.x_j <= b for x_j in xs, -1 <= a <= 1.  Returns (value, a, b); value <= 0
-    means q is in conv(xs), value > 0 gives the separating hyperplane a.x = b."""
+    """max a.q - b  s.t.  a.x_j <= b for x_j in xs, |a|_1 <= 1 (a = a+ - a-, both >= 0).  Returns (value, a, b):
+    value is the L-infinity distance of q to conv(xs) (the L1 ball is the dual of L-infinity's), and when it
+    is positive a.x = b separates q from conv(xs)."""
     k, d = xs.shape
-    c = np.append(-qi, 1.0)                                 # minimise -(a.q - b)
-    a_ub = np.hstack([xs, -np.ones((k, 1))])
-    bounds = [(-1.0, 1.0)] * d + [(None, None)]
-    res = linprog(c, A_ub=a_ub, b_ub=np.zeros(k), bounds=bounds, method="highs")
+    c = np.concatenate([-qi, qi, [1.0]])                    # minimise -(a.q - b)
+    a_ub = np.vstack([np.hstack([xs, -xs, -np.ones((k, 1))]), np.append(np.ones(2 * d), 0.0)])
+    bounds = [(0.0, None)] * (2 * d) + [(None, None)]
+    res = linprog(c, A_ub=a_ub, b_ub=np.append(np.zeros(k), 1.0), bounds=bounds, method="highs")
     if res.status != 0:  # pragma: no cover - the LP is always feasible (a = 0) and bounded
         raise RuntimeError(f"hull separation LP failed: {res.message}")
-    return -float(res.fun), res.x[:d], float(res.x[d])
+    return -float(res.fun), res.x[:d] - res.x[d:2 * d], float(res.x[2 * d])
 
 
 def _cutting_plane(qi: np.ndarray, x: np.ndarray, xt: torch.Tensor, start: np.ndarray, *, add: int,
-                   tol: float, max_rounds: int) -> tuple[bool, int]:
-    """Decide one query exactly with a growing working set. -> (inside, number of LPs)."""
+                   tol: float, slack: float, max_rounds: int) -> tuple[bool, int]:
+    """Decide one query with a growing working set: inside when its L-infinity distance to the hull is at
+    most ``tol + slack``. -> (inside, number of LPs)."""
     active = np.zeros(x.shape[0], dtype=bool)
     active[start] = True
     for rounds in range(1, max_rounds + 1):
         value, a, b = _separate(qi, x[active])
-        if value <= tol:
+        if value <= tol + slack:
             return True, rounds
         beyond = (xt @ torch.from_numpy(a)).numpy() - b     # (n,) > 0: point on the query's side
         beyond[active] = -np.inf
@@ -127,21 +134,21 @@ def in_hull(queries: torch.Tensor | np.ndarray, points: torch.Tensor | np.ndarra
             add: int | None = None, tol: float = 1e-9, max_rounds: int = 200,
             return_stats: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
     """Exact convex-hull membership of queries (m, d) in conv(points (n, d)), up to the inputs' rounding: a
-    query within a few units in the last place of its dtype (per coordinate) of the hull is inside; ``tol`` is
-    added to that. -> bool (m,) (and a stats dict: how many queries each screen settled, how many LPs)."""
+    query whose L-infinity distance to the hull is at most 4 ulps of its dtype at its own largest coordinate
+    (or the points') is inside; ``tol`` (in units of the points' spread) is added to that. -> bool (m,) (and a
+    stats dict: how many queries each screen settled, how many LPs)."""
     q, x = _as_array(queries, "queries"), _as_array(points, "points")
     if q.shape[1] != x.shape[1]:
         raise ValueError(f"queries: expected {x.shape[1]} columns like points, got {q.shape[1]}")
     if x.shape[0] == 0:
         raise ValueError("points: expected at least one point, got an empty array")
-    magnitude = max(np.abs(q).max(initial=0.0), np.abs(x).max())
+    magnitude = np.maximum(np.abs(q).max(axis=1, initial=0.0), np.abs(x).max())           # (m,)
     q, x, scale = _normalise(q, x)
-    rounding = 4 * _unit_roundoff(queries, points) * magnitude / scale    # 4 ulps of the largest value, normalised
+    rounding = 4 * _unit_roundoff(queries, points) * magnitude / scale   # (m,): each query's 4 ulps, normalised
     d = x.shape[1]
-    tol = tol + d * rounding                          # the separation a.q - b moves by at most |a|_1 * rounding
     n_start = min(x.shape[0], n_start or 2 * (d + 1))
     add = add or 2 * (d + 1)
-    outside = screen_outside(q, x, margin=rounding)
+    outside = screen_outside(q, x, margin=rounding + tol)
     inside = np.zeros(q.shape[0], dtype=bool)
     open_idx = np.flatnonzero(~outside)
     xt = torch.from_numpy(x)
@@ -156,7 +163,8 @@ def in_hull(queries: torch.Tensor | np.ndarray, points: torch.Tensor | np.ndarra
         far = (xt @ (qt @ prec).T).topk(n_start, dim=0).indices.T
         start = torch.cat([near, far], dim=1).numpy()
         for row, i in enumerate(idx):
-            inside[i], used = _cutting_plane(q[i], x, xt, start[row], add=add, tol=tol, max_rounds=max_rounds)
+            inside[i], used = _cutting_plane(q[i], x, xt, start[row], add=add, tol=tol, slack=rounding[i],
+                                             max_rounds=max_rounds)
             n_lps += used
     stats = {"queries": int(q.shape[0]), "screened_outside": int(outside.sum()),
              "decided_by_lp": int(open_idx.size), "lps_solved": n_lps, "inside": int(inside.sum())}
