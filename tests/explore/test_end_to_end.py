@@ -171,3 +171,14 @@ def test_ctrl_c_stops_at_once_during_a_slow_request(own_server):
     assert "error" in answer, answer
     output = "".join(own_server.lines)
     assert "Traceback" not in output and output.rstrip().endswith("explorer: stopped")
+
+
+def test_mixtures_that_cannot_be_read_are_said_in_their_panel(browser, served):
+    """The map's first answer clears the error line, which hid a failed /api/samplers: the panel says it."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route("**/api/samplers", lambda route: route.fulfill(status=500, content_type="application/json",
+                                                              body='{"error": "a broken sampler file"}'))
+    page.goto(served)
+    page.wait_for_function("window.explorer && window.explorer.state.ready", timeout=60_000)
+    assert page.inner_text("#mixture-status") == "the fitted mixtures could not be read: a broken sampler file"
+    page.close()

@@ -130,7 +130,7 @@ function onHover(event) {
   if (i < 0) { tip.hidden = true; return; }
   const row = state.map.index[i];
   $("tooltip-img").src = imageUrl(row);
-  $("tooltip-text").textContent = `row ${row} · ${$("color-by").value} ${state.map.color_names[state.map.color[i]]}`;
+  $("tooltip-text").textContent = `row ${row} · ${state.map.colorBy} ${state.map.color_names[state.map.color[i]]}`;
   tip.style.left = `${Math.min(x + 12, $("map-box").clientWidth - 100)}px`;
   tip.style.top = `${Math.max(y - 110, 0)}px`;
   tip.hidden = false;
@@ -143,7 +143,7 @@ async function loadMap() {
   try {
     const map = await api("/api/map", { method, color });
     if (!current()) return;
-    state.map = map;
+    state.map = { ...map, colorBy: color };
     drawMap();
     $("map-status").textContent = `${state.map.x.length} codes`;
     state.ready = true;
@@ -172,6 +172,8 @@ async function onClick(event) {
 }
 
 async function showSelected(row) {
+  const current = newest("point");
+  newest("move");   // a move still on its way is of the code selected before
   clearError();
   $("amount").value = "0";
   $("amount-value").textContent = "0 sd";
@@ -181,15 +183,17 @@ async function showSelected(row) {
                               loaded($("selected-decoded"), `/api/decode?index=${row}`)]);
   try {
     const p = await api("/api/point", { index: row });
+    if (!current()) return;
     const label = p.label !== undefined ? ` · label ${p.label}` : "";
     const attrs = p.attributes ? ` · ${p.attributes.join(", ") || "no attributes"}` : "";
     $("selected-info").textContent = `row ${row} · ${p.split}${label}${attrs} · ` +
       (p.outside_hull ? "outside the hull of the training codes" : "inside the hull of the training codes");
-  } catch (err) { showError(err); }
+  } catch (err) { if (current()) showError(err); }
   await images;
 }
 
 function clearPath() {
+  newest("path");   // a path still on its way is of an earlier pair
   $("strip").replaceChildren();
   $("path-title").textContent = state.selected.length ? "click a second point" : "";
 }
@@ -209,7 +213,7 @@ function showFrames(box, body, current) {
       images[k].classList.toggle("outside", outside);
       images[k].title = outside ? "outside the hull of the training codes" : "inside the hull of the training codes";
     });
-  }).catch(showError);
+  }).catch((err) => { if (current()) showError(err); });
 }
 
 function loaded(img, src) {
@@ -236,14 +240,19 @@ async function onMove() {
   if (!state.selected.length) return;
   if (state.moveBusy) { state.movePending = true; return; }
   state.moveBusy = true;
+  const current = newest("move");   // a click on another code makes this answer stale
   clearError();
   try {
     const row = state.selected[state.selected.length - 1];
     const body = await api("/api/move", { index: row, direction: $("direction").value, amount: $("amount").value });
-    $("moved").src = body.image;
-    $("moved-info").textContent = `${$("amount").value} sd along ${$("direction").value} · ` +
-      (body.outside_hull ? "outside the hull of the training codes" : "inside the hull");
-  } catch (err) { showError(err); }
+    if (current()) {
+      $("moved").src = body.image;
+      $("moved-info").textContent = `${$("amount").value} sd along ${$("direction").value} · ` +
+        (body.outside_hull ? "outside the hull of the training codes" : "inside the hull");
+    }
+  } catch (err) {
+    if (current()) showError(err);
+  }
   state.moveBusy = false;
   if (state.movePending) { state.movePending = false; onMove(); }
 }
@@ -251,6 +260,7 @@ async function onMove() {
 // -- mixture components ------------------------------------------------------------------------
 async function loadComponents() {
   const name = $("sampler").value;
+  newest("sample");   // a draw still on its way is of the sampler shown before
   clearError();
   state.component = null;
   $("samples").replaceChildren();
@@ -276,6 +286,19 @@ async function sampleComponent(component, tr) {
   } catch (err) { if (current()) showError(err); }
 }
 
+async function loadMixtures(info) {
+  try {
+    state.mixtures = await api("/api/samplers");
+  } catch (err) {   // said in the panel: the map's first answer clears the error line
+    $("mixture-status").textContent = `the fitted mixtures could not be read: ${err.message}`;
+    return;
+  }
+  // shown by spec, the mixture of most components first
+  const names = [...info.samplers].sort((a, b) => state.mixtures[b].length - state.mixtures[a].length);
+  fillSelect($("sampler"), names, names.map((name) => info.sampler_specs[name]));
+  loadComponents();
+}
+
 // -- start ----------------------------------------------------------------------------------------
 async function start() {
   try {
@@ -295,12 +318,7 @@ async function start() {
     $("mixture-status").textContent = "no fitted Gaussian mixture in this run " +
       "(latentatlas sample RUN --sampler gmm:k=10)";
   } else {
-    state.mixtures = await api("/api/samplers").catch((err) => { showError(err); return null; });
-    if (state.mixtures) {   // shown by spec, the mixture of most components first
-      const names = [...info.samplers].sort((a, b) => state.mixtures[b].length - state.mixtures[a].length);
-      fillSelect($("sampler"), names, names.map((name) => info.sampler_specs[name]));
-      loadComponents();
-    }
+    loadMixtures(info);   // beside the map, not before it
   }
   $("map-method").addEventListener("change", loadMap);
   $("color-by").addEventListener("change", loadMap);
