@@ -9,6 +9,8 @@ import json
 import os
 import stat
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -67,19 +69,35 @@ def test_the_same_data_saved_twice_gives_the_same_bytes(tmp_path):
     assert torch.equal(torch_load(a, "sampler")["weights"], data["weights"])
 
 
-def test_stale_temporaries_below_a_folder_go_once_nothing_has_written_them_for_a_while(tmp_path):
-    from latentatlas.fileio import remove_stale_temporaries
-
-    old, fresh = tmp_path / "samples" / ".x.npz.abc.tmp", tmp_path / ".latents.npz.def.tmp"
-    kept = tmp_path / "samples" / "x.npz"
-    for path in (old, fresh, kept):
-        path.parent.mkdir(exist_ok=True)
+def test_a_write_removes_what_a_killed_write_of_the_same_file_left_once_nothing_touched_it_for_a_while(tmp_path):
+    old, fresh = tmp_path / ".latents.npz.abc.tmp", tmp_path / ".latents.npz.def.tmp"
+    other = tmp_path / ".metrics.json.ghi.tmp"                        # another file's: its own next write's job
+    for path in (old, fresh, other):
         path.write_bytes(b"partial")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    remove_stale_temporaries(tmp_path, older_than=3600)
-    assert not old.exists() and fresh.exists() and kept.exists()      # a live write's file stays
-    remove_stale_temporaries(tmp_path)                                  # all of the folder's own, at once
-    assert not fresh.exists() and kept.exists()
+    long_ago = time.time() - 7200
+    for path in (old, other):
+        os.utime(path, (long_ago, long_ago))
+    with patched_ctime(old, other, at=long_ago):
+        write_text(tmp_path / "latents.npz", "x")
+    assert not old.exists() and fresh.exists() and other.exists()   # a live write's file stays
+
+
+@contextmanager
+def patched_ctime(*paths, at: float):
+    """os.stat of ``paths`` with their change time at ``at`` (a test cannot set a ctime)."""
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if Path(path) in paths:
+            values = list(result)
+            values[stat.ST_CTIME] = int(at)
+            return os.stat_result(values, {"st_ctime": at, "st_mtime": result.st_mtime})
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "stat", fake_stat)
+        yield
 
 
 def test_a_write_that_cannot_be_made_names_the_file_not_its_temporary(tmp_path):

@@ -10,6 +10,7 @@ another tool) load with a logged note.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any, Iterator, Mapping
 log = logging.getLogger(__name__)
 
 HASH_KEY = "content_sha256"
+STALE_TEMPORARY_SECONDS = 600   # a write's temporary file untouched this long was left by a killed process
 
 
 def default_cache_dir() -> Path:
@@ -48,6 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_earlier_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise type(err)(f"cannot write {str(path)!r}: {err.strerror or err}") from None
@@ -80,22 +83,27 @@ def publish_copy(source: str | Path, path: str | Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def remove_stale_temporaries(folder: str | Path, *, older_than: float | None = None) -> None:
-    """Remove the temporary files of :func:`atomic_path` writes that a killed process left in ``folder``: all
-    of them (call it so only where no other process is writing), or, with ``older_than`` seconds, those of
-    ``folder`` and the folders below it that nothing has written to for that long (a live write renames its
-    file as soon as it is written)."""
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Remove the temporary files of :func:`atomic_path` writes that a killed process left in ``folder``
+    (call it only where no other process is writing)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return
-    found = folder.glob(".*.tmp") if older_than is None else folder.rglob(".*.tmp")
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+        log.debug("removing %s, left by an interrupted write", tmp)
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_earlier_temporaries(path: Path) -> None:
+    """Remove the temporary files of earlier writes of ``path`` that a killed process left beside it: those
+    nothing has touched for STALE_TEMPORARY_SECONDS (a live write renames its file as soon as it is written;
+    a hard link made into one, as publish_copy makes, touches it).  One that cannot be removed stays."""
     now = time.time()
-    for tmp in found:
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
-            if older_than is None or now - tmp.stat().st_mtime > older_than:
-                log.debug("removing %s, left by an interrupted write", tmp)
-                tmp.unlink(missing_ok=True)
-        except FileNotFoundError:   # renamed or removed by its writer meanwhile
+            stat = tmp.stat()
+            if now - max(stat.st_mtime, stat.st_ctime) > STALE_TEMPORARY_SECONDS:
+                tmp.unlink()
+                log.debug("removed %s, left by an interrupted write", tmp)
+        except OSError:   # renamed by its writer meanwhile, or a folder we may not write to
             continue
 
 

@@ -15,11 +15,9 @@ from torch import nn
 
 from latentatlas.config import RunConfig
 from latentatlas.data.base import ImageDataset
-from latentatlas.fileio import remove_stale_temporaries
 from latentatlas.runs.store import Run
 
 log = logging.getLogger(__name__)
-STALE_TEMPORARY_SECONDS = 3600   # a write's temporary file untouched this long was left by a killed process
 
 
 class Session:
@@ -29,7 +27,6 @@ class Session:
     def __init__(self, run: Run, *, device: torch.device | str | None = None, data: ImageDataset | None = None,
                  model: nn.Module | None = None) -> None:
         self.run = run
-        remove_stale_temporaries(run.path, older_than=STALE_TEMPORARY_SECONDS)   # left by a killed stage's write
         self.config: RunConfig = run.config
         self.device = torch.device(device) if device is not None else device_for(self.config)
         self._data, self._model, self._code_map = data, model, None
