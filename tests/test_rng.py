@@ -33,3 +33,17 @@ def test_categorical_reads_float32_rows_whose_sum_is_not_exactly_one():
     probs = torch.softmax(torch.randn(5000, 512, generator=torch.Generator().manual_seed(1)), dim=1)
     draws = categorical(probs, generator=torch.Generator().manual_seed(2))
     assert int(draws.min()) >= 0 and int(draws.max()) < 512
+
+
+def test_weights_from_seeds_and_restores_only_the_cpu_generator(monkeypatch):
+    """torch.manual_seed would also reseed every GPU's generator, which fork_rng(devices=[]) does not restore."""
+    from latentatlas.rng import weights_from
+
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    state = torch.get_rng_state()
+    with weights_from(torch.Generator().manual_seed(5)):
+        first = torch.nn.Linear(3, 2).weight.detach().clone()
+    with weights_from(torch.Generator().manual_seed(5)):
+        second = torch.nn.Linear(3, 2).weight.detach().clone()
+    assert torch.equal(first, second) and torch.equal(torch.get_rng_state(), state) and reseeded == []

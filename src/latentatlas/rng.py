@@ -59,9 +59,9 @@ def weights_from(generator: torch.Generator | None) -> Iterator[None]:
     if generator is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-        yield
+    with torch.random.fork_rng(devices=[]):   # the CPU generator only: networks are built on the CPU, and
+        torch.default_generator.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        yield                                 # torch.manual_seed would reseed the GPUs' too, unrestored
 
 
 def seed_everything(seed: int) -> None:
