@@ -33,7 +33,7 @@ def stage_status(run: Run, metrics: dict[str, Any]) -> dict[str, str]:
     than the results or notes)."""
     samples = run.sample_names()
     evaluated = [n for n in samples if n in metrics.get("evaluate", {})]
-    codes_stale = _older(run.latents_path, run.checkpoint_path("best"))
+    codes_stale = _older(run.latents_path, run.weights_path)   # the weights the codes are made with
     samples_stale = any(_older(run.samples_dir / f"{name}.npz", run.latents_path) for name in samples)
     status = {"train": "" if not run.checkpoint_path("last").is_file() else
               "unfinished" if run.unfinished_training(metrics) else "done",

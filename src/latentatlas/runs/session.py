@@ -84,9 +84,7 @@ def device_for(config: RunConfig) -> torch.device:
 
 def model_checkpoint(run: Run) -> Path:
     """The file of the run's chosen weights: best.pt, else last.pt."""
-    path = run.checkpoint_path("best")
-    if not path.is_file():
-        path = run.checkpoint_path("last")
+    path = run.weights_path
     if not path.is_file():
         raise FileNotFoundError(f"{run.path}: no checkpoint yet; run `latentatlas train` first")
     return path

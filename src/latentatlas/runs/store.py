@@ -83,6 +83,13 @@ class Run:
         return self.checkpoints_dir / f"{which}.pt"
 
     @property
+    def weights_path(self) -> Path:
+        """The file of the run's chosen weights, which later stages load: best.pt, else last.pt (which need
+        not exist yet)."""
+        best = self.checkpoint_path("best")
+        return best if best.is_file() else self.checkpoint_path("last")
+
+    @property
     def inverter_path(self) -> Path:
         """The inversion encoder of a model without one (written by the encode stage)."""
         return self.checkpoints_dir / "inverter.pt"
