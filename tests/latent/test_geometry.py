@@ -129,6 +129,10 @@ def test_normality_and_bic_tell_one_gaussian_from_two():
     curve = geo.gmm_bic_curve(two, [1, 2, 3])
     assert curve["best_k"] == 2 and len(curve["bic"]) == 3 and not curve["at_edge"]
     assert geo.gmm_bic_curve(two, [1, 2])["at_edge"]                   # the best is the largest k tried
+    unsorted = geo.gmm_bic_curve(two, [3, 1, 2])
+    assert unsorted["k"] == [1, 2, 3] and unsorted["best_k"] == 2       # each k beside its own BIC
+    with pytest.raises(ValueError, match=r"ks: expected at least one"):
+        geo.gmm_bic_curve(two, [])
     # no grid: the gmm sampler's k=auto grid on these codes, so that both name the same k
     from latentatlas.latent.samplers.gmm_select import auto_grid
 

@@ -116,8 +116,11 @@ def gmm_bic_curve(z: np.ndarray | torch.Tensor, ks: list[int] | None = None, *, 
     from latentatlas.latent.samplers.gmm_select import auto_grid, select_k
 
     z = torch.as_tensor(np.asarray(z, dtype=np.float64))
-    ks = list(ks) if ks else auto_grid(z.shape[0], z.shape[1])
+    if ks is not None and not len(ks):
+        raise ValueError("ks: expected at least one number of components, got []")
+    ks = list(ks) if ks is not None else auto_grid(z.shape[0], z.shape[1])
     _, curve = select_k(z, ks, generator=make_generator(seed), val_fraction=0.0, covariance=covariance)
+    ks = [row["k"] for row in curve]                  # sorted and without repeats, as select_k fitted them
     bics = [float(row["bic"]) for row in curve]
     best = int(ks[int(np.argmin(bics))])
     return {"k": ks, "bic": bics, "best_k": best, "at_edge": len(ks) > 1 and best == max(ks)}

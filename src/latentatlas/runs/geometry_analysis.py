@@ -28,7 +28,7 @@ def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Se
                    bic_ks: Sequence[int] | None = None, seed: int = 0, device: torch.device | str = "cpu",
                    model: torch.nn.Module | None = None, dataset: ImageDataset | None = None) -> dict:
     """Run every geometry diagnostic on the run's codes and write figures ``geom_*.png`` (``bic_ks`` None:
-    the k that the gmm sampler's ``k=auto`` tries, so that both name the same k on the same codes)."""
+    the grid of k that the gmm sampler's ``k=auto`` tries on as many codes)."""
     unknown = [m for m in map_methods if m not in maps.METHODS]
     if unknown:
         raise ValueError(f"map_methods: unknown {unknown}; expected some of {maps.METHODS}")
@@ -51,7 +51,10 @@ def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Se
     normal = geo.normality(z[test])
     out.update({k: v for k, v in normal.items() if k != "dim_pvalues"})
     fitted = z[train][:5000]
-    bic = geo.gmm_bic_curve(fitted, [k for k in bic_ks if k < len(fitted)] if bic_ks else None, seed=seed)
+    ks = None if bic_ks is None else [k for k in bic_ks if k < len(fitted)]
+    if ks == []:
+        raise ValueError(f"bic_ks: expected a k below the {len(fitted)} codes fitted, got {list(bic_ks)}")
+    bic = geo.gmm_bic_curve(fitted, ks, seed=seed)
     out.update({"bic_best_k": bic["best_k"], "bic_best_k_at_edge": bic["at_edge"]})
     save_line_plot(run.figure_path("geom_bic.png"), {"BIC": list(zip(bic["k"], bic["bic"]))},
                    xlabel="mixture components k", ylabel="BIC (lower is better)",
