@@ -4,6 +4,7 @@ gets."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -105,6 +106,7 @@ def test_a_write_that_cannot_be_made_names_the_file_not_its_temporary(tmp_path):
     with pytest.raises(IsADirectoryError) as err:
         write_text(tmp_path / "metrics.json", "{}")
     assert str(err.value) == f"cannot replace {str(tmp_path / 'metrics.json')!r}: Is a directory"
+    assert err.value.errno == errno.EISDIR
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError, match=r"^cannot write '.*/file/report.html': "):
         write_text(tmp_path / "file" / "report.html", "")    # its folder is a file

@@ -53,7 +53,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _remove_earlier_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise type(err)(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+        raise _naming(err, f"cannot write {str(path)!r}") from err
     os.fchmod(fd, 0o666 & ~_umask())   # as open() would make it: mkstemp's 0600 would hide reports from a lab
     os.close(fd)
     tmp_path = Path(tmp)
@@ -64,11 +64,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         try:
             os.replace(tmp_path, path)
         except OSError as err:
-            raise type(err)(f"cannot replace {str(path)!r}: {err.strerror or err}") from None
+            raise _naming(err, f"cannot replace {str(path)!r}") from err
         _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _naming(err: OSError, what: str) -> OSError:
+    """``err`` again, its message ``what: reason`` (the file meant, not a temporary one); same type and errno."""
+    named = type(err)(f"{what}: {err.strerror or err}")
+    named.errno = err.errno
+    return named
 
 
 def publish_copy(source: str | Path, path: str | Path) -> None:
