@@ -49,6 +49,7 @@ def test_the_answer_names_an_inversion_error_and_a_collapse_the_monitor_saw(make
     # the training section names the score that picked best.pt, and says the curves hold no validation loss
     assert "<td>best monitor Fréchet distance (picks best.pt; prior draws, the monitor&#x27;s images) ↓</td>" in html
     assert "losses per epoch: training (this model has no validation loss)" in html
+    assert "<h3>Reconstruction of the test images from their inverted codes</h3>" in html
 
 
 def test_the_headline_ranks_only_the_samplers_scored_under_one_protocol(make_run, evaluate_section):

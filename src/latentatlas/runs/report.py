@@ -93,8 +93,10 @@ def _training(run: Run, metrics: dict) -> str:
     if warnings:
         out += "<p><b>Warnings during training:</b></p><ul>" + "".join(
             f"<li>epoch {e(epoch)}: {e(text)}</li>" for epoch, text in warnings) + "</ul>"
-    if "reconstruction" in metrics:
-        out += "<h3>Reconstruction</h3>" + quantity_table(metrics["reconstruction"])
+    if "reconstruction" in metrics:   # of inverted codes where the model has no encoder
+        inverted = metrics.get("codes", {}).get("method") == "inversion"
+        out += ("<h3>Reconstruction of the test images from their inverted codes</h3>" if inverted else
+                "<h3>Reconstruction</h3>") + quantity_table(metrics["reconstruction"])
     out += figure(folder, "reconstructions.png", "test images (odd positions) and their reconstructions (even)")
     return out
 

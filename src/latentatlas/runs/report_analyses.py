@@ -60,7 +60,8 @@ def _geometry(run: Run, section: str, values: dict, captions: dict[str, str]) ->
     out = "<h2>Geometry of the codes</h2>"
     if shown:
         out += figure(run.figures_dir, shown[0], captions.get(shown[0], "2-D map of test codes, coloured by label"))
-    summary = {k: values[k] for k in GEOMETRY_SUMMARY if k in values}
+    summary = {k: values[k] for k in GEOMETRY_SUMMARY if k in values
+               and not (k == "bic_best_k_at_edge" and not values[k])}   # said only when it is so
     out += quantity_table(summary, fold_after=10_000)
     rest = {k: v for k, v in values.items() if k not in summary}
     out += details("all geometry numbers", quantity_table(rest, fold_after=10_000))
