@@ -19,3 +19,7 @@ def test_selection_says_its_choice_in_one_line_and_not_the_warnings_of_candidate
     with caplog.at_level(logging.INFO, logger="latentatlas"):
         select_k(z, [20], val_fraction=0.0, reg_covar=0.1, generator=torch.Generator().manual_seed(0))
     assert any("fewer codes than the 4 latent dimensions" in r.getMessage() for r in caplog.records)   # kept: said
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="latentatlas"):           # -v: there, as debug lines
+        select_k(z, [1, 20], val_fraction=0.0, reg_covar=0.1, generator=torch.Generator().manual_seed(0))
+    assert {r.levelname for r in caplog.records if "fewer codes" in r.getMessage()} == {"DEBUG"}

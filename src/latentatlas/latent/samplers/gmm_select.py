@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -70,17 +71,30 @@ def select_k(z: torch.Tensor, ks: list[int], *, criterion: str = "bic", generato
     return best, curve
 
 
+_candidate_fit = threading.local()   # .on: this thread is fitting a candidate k
+
+
+class _DemoteCandidates(logging.Filter):
+    """The gmm logger's records of a candidate's fit, at debug level: they are about a model that may not be
+    kept (a starved component at k=100); the chosen k's final fit says its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_candidate_fit, "on", False) and record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("latentatlas.latent.samplers.gmm").addFilter(_DemoteCandidates())
+
+
 @contextmanager
 def _candidate() -> Iterator[None]:
-    """A candidate's fit: its warnings (a starved component at k=100) are about a model that may not be kept,
-    so they are left out; the chosen k's final fit says its own."""
-    logger = logging.getLogger("latentatlas.latent.samplers.gmm")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Inside, this thread's gmm fits are candidates (see _DemoteCandidates)."""
+    _candidate_fit.on = True
     try:
         yield
     finally:
-        logger.setLevel(level)
+        _candidate_fit.on = False
 
 
 def _split_init(model, c: int) -> dict:
