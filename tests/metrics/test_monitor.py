@@ -45,6 +45,7 @@ def test_monitor_value_every_n_and_stop(reference):
     assert set(logs[1]) == {"monitor_frechet", "monitor_frechet_best", "monitor_precision", "monitor_recall"}
     assert "stop" not in logs[3]                      # one evaluation without improvement
     assert logs[5]["stop"] is True                    # two: patience exhausted
+    assert logs[5]["stop_reason"] == "the sample monitor's Fréchet distance did not improve in 2 evaluations"
     assert model.training                             # mode restored
     # the logged value is the Fréchet distance of the fixed draws
     ext = build_extractor("pixels")

@@ -130,14 +130,26 @@ def test_callbacks_log_and_stop(tmp_path):
     monitor = _Monitor(stop_at=2)
     result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=5), tmp_path, seed=0, callbacks=[monitor])
     assert monitor.seen == [(1, False), (2, False)]
-    assert result.stopped_early and result.epochs_run == 2 and "callback" in result.reason
+    assert result.stopped_early and result.epochs_run == 2 and result.reason == "stopped by a callback after epoch 2"
     assert [(line["fid"], line["stop"]) for line in _lines(tmp_path)] == [(9.0, False), (8.0, True)]
+
+
+def test_a_callback_that_says_why_it_stops_is_quoted_in_the_reason(tmp_path):
+    class Patient:
+        def on_epoch_end(self, epoch, model):
+            return {"stop": epoch == 2, **({"stop_reason": "no improvement in 1 evaluation"} if epoch == 2 else {})}
+
+    result = train(tiny_model(), tiny_dataset(), tiny_train_config(epochs=5), tmp_path, seed=0, callbacks=[Patient()])
+    assert result.reason == "stopped by a callback after epoch 2: no improvement in 1 evaluation"
 
 
 def test_max_steps_and_empty_validation(tmp_path):
     data = tiny_dataset()
     result = train(tiny_model(), data, tiny_train_config(epochs=5, max_steps=5), tmp_path / "a", seed=0)
     assert result.steps == 5 and result.reason == "reached max_steps=5" and not result.stopped_early
+    # a budget that cuts the last planned epoch short is the reason (it read 'completed 2 epochs')
+    cut = train(tiny_model(), data, tiny_train_config(epochs=2, max_steps=6), tmp_path / "c", seed=0)
+    assert cut.steps == 6 and cut.epochs_run == 2 and cut.reason == "reached max_steps=6"
     no_val = data.subset(torch.nonzero(data.split != 1).flatten())
     result = train(tiny_model(), no_val, tiny_train_config(epochs=2), tmp_path / "b", seed=0)
     assert "val_loss" not in result.history[0] and result.best_score == min(h["train_loss"] for h in result.history)

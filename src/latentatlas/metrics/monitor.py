@@ -139,6 +139,8 @@ class SampleMonitor:
         if self.patience is not None and self._since_best >= self.patience:
             log.info("monitor: no improvement in %d evaluations, stopping", self.patience)
             out["stop"] = True
+            out["stop_reason"] = (f"the sample monitor's Fréchet distance did not improve in {self.patience} "
+                                  "evaluations")
         return out
 
 

@@ -323,17 +323,20 @@ class _Trainer:
                  " (best)" if improved else "")
 
     def stop_reason(self) -> str:
+        """Why training stops now ('' to go on).  A budget comes before the planned epochs: one that cut the
+        last epoch short is the reason, not 'completed N epochs'."""
         state, cfg = self.state, self.cfg
         if state.callback_stop:
-            return f"stopped by a callback after epoch {state.epoch}"
-        if state.epoch >= cfg.epochs:
-            return f"completed {cfg.epochs} epochs"
-        if cfg.patience is not None and state.bad_epochs >= cfg.patience:
-            return f"early stopping: no improvement of {self.metric} in {state.bad_epochs} epochs"
+            why = state.history[-1].get("stop_reason") if state.history else None
+            return f"stopped by a callback after epoch {state.epoch}" + (f": {why}" if why else "")
         if cfg.max_steps is not None and state.step >= cfg.max_steps:
             return f"reached max_steps={cfg.max_steps}"
         if cfg.max_minutes is not None and state.train_seconds >= 60 * cfg.max_minutes:
             return f"reached max_minutes={cfg.max_minutes:g} ({state.train_seconds:.0f} s of training)"
+        if state.epoch >= cfg.epochs:
+            return f"completed {cfg.epochs} epochs"
+        if cfg.patience is not None and state.bad_epochs >= cfg.patience:
+            return f"early stopping: no improvement of {self.metric} in {state.bad_epochs} epochs"
         return ""
 
     def run(self) -> TrainResult:
