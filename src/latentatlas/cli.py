@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()   # a reader that left shows here, not as an error at exit
         return code
     except KeyboardInterrupt as stop:
-        _fail(args, f"latentatlas: {_interrupted(args, stop)}")
+        if int(os.environ.get("RANK", "0")) == 0:   # torchrun's workers: rank 0 says it once, for all
+            _fail(args, f"latentatlas: {_interrupted(args, stop)}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:   # the reader of the output left (`| head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
@@ -203,7 +204,9 @@ def _interrupted(args: argparse.Namespace, stop: KeyboardInterrupt) -> str:
         return f"{what}; run `latentatlas demo` again to start over"
     if args.command not in ("train", "run"):
         return f"{what}: run the same command again to go on"
-    again = ["latentatlas", args.command, args.config, "--resume"]
+    workers = os.environ.get("LOCAL_WORLD_SIZE") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    launcher = ["torchrun", f"--nproc_per_node={workers}", "-m", "latentatlas.cli"] if workers else ["latentatlas"]
+    again = [*launcher, args.command, args.config, "--resume"]
     for override in args.overrides:
         again += ["--set", override]
     if not training:

@@ -213,3 +213,23 @@ def test_ctrl_c_in_another_stage_is_one_line_and_exit_code_130(run_copy, cli, mo
     assert code == 130
     assert error_lines(err) == ["latentatlas: interrupted; the files of finished stages are kept: run the same "
                                 "command again to go on"]
+
+
+def test_ctrl_c_under_torchrun_is_said_once_with_the_torchrun_command(tmp_path, cli, monkeypatch):
+    """Every worker printed its own line (rank 1's said no checkpoint was written, as only rank 0 writes), and
+    both suggested a one-process `latentatlas train`."""
+    from latentatlas.runs import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = write_config(tmp_path, ring_config(tmp_path / "runs"))
+    monkeypatch.setattr(pipeline, "train_stage", interrupted)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    for rank, said in (("1", []), ("0", ["latentatlas: interrupted; the files of finished stages are kept; continue "
+                                         f"with: torchrun --nproc_per_node=2 -m latentatlas.cli train {config} "
+                                         "--resume"])):
+        monkeypatch.setenv("RANK", rank)
+        code, _, err = cli("train", config)
+        assert code == 130 and error_lines(err) == said
