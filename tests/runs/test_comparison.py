@@ -191,3 +191,15 @@ def test_a_vae_loss_and_a_gan_monitor_are_drawn_on_axes_of_their_own(make_run, t
     caption = re.search(r"alt='(the score that picks best.pt[^']*)'", html).group(1)
     assert caption == "the score that picks best.pt, per epoch: validation loss, monitor Fréchet distance " \
         "(prior draws)"                                         # one plot each
+
+
+def test_a_high_precision_beside_a_coverage_near_zero_is_called_out(make_run, evaluate_section):
+    """A collapsed GAN: every sample in the k-NN balls of a few outlying real images, precision 0.986."""
+    from latentatlas.runs.report import write_report
+
+    evaluate = evaluate_section({"prior": 486.0})
+    evaluate["prior"].update(precision=0.986, recall=0.0, coverage=0.004)
+    html = write_report(make_run("collapsed", evaluate=evaluate)).read_text()
+    assert "but its precision 0.986 comes with coverage 0.004: the samples sit in the wide neighbourhoods" in html
+    evaluate["prior"].update(coverage=0.6)
+    assert "comes with coverage" not in write_report(make_run("healthy", evaluate=evaluate)).read_text()

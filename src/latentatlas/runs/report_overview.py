@@ -16,6 +16,7 @@ from latentatlas.runs.store import Run
 
 NOTE_HEADINGS = (("looked-at", "What I looked at"), ("concluded", "What I concluded"), ("note", "Notes"))
 HEADLINE_SCORES = ("frechet", "precision", "recall")
+HIGH_PRECISION, LOW_COVERAGE = 0.8, 0.1   # precision this high beside coverage this low: see _precision_caveat
 CLOSE = 0.10   # a runner-up this close may swap places on another draw (the demo: two fits of one k=10 mixture, 8 %)
 
 
@@ -54,6 +55,9 @@ def answer_sentence(head: Headline, run: Run) -> str:
             if head.prior:
                 text += f", against {fmt_number(head.prior[1]['frechet'])}{_pr(head.prior[1])} for prior sampling"
             parts.append(text)
+        caveat = _precision_caveat(best)
+        if caveat:
+            parts.append(caveat)
         if head.runner_up and head.runner_up[1]["frechet"] <= (1 + CLOSE) * best["frechet"]:
             parts.append(f"{e(head.runner_up[0])} scores within {CLOSE:.0%} of it "
                          f"({fmt_number(head.runner_up[1]['frechet'])}): on another draw the order may not hold")
@@ -68,6 +72,19 @@ def answer_sentence(head: Headline, run: Run) -> str:
         parts.append(f"not ranked with these: {e(', '.join(head.set_aside))}, scored under another protocol "
                      "(another number of images or feature network; the tables below give each one's)")
     return "; ".join(parts) + "."
+
+
+def _precision_caveat(scores: dict[str, Any]) -> str:
+    """A warning when precision is high but coverage near 0: samples that all fall in the wide k-NN balls of
+    a few outlying real images count as precise (a collapsed GAN scored 0.986 with coverage 0.004)."""
+    precision, coverage = scores.get("precision"), scores.get("coverage")
+    if not isinstance(precision, (int, float)) or not isinstance(coverage, (int, float)):
+        return ""
+    if precision < HIGH_PRECISION or coverage >= LOW_COVERAGE:
+        return ""
+    return (f"but its precision {fmt_number(precision)} comes with coverage {fmt_number(coverage)}: the samples "
+            "sit in the wide neighbourhoods of a few outlying real images, which k-NN precision counts as "
+            "realistic (density and coverage, below, do not)")
 
 
 def _collapse_warning(run: Run) -> str:
