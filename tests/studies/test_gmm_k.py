@@ -64,3 +64,15 @@ def test_every_study_ships_a_config_that_holds_its_defaults(name):
     """configs/studies/NAME.yaml reproduces the committed full-MNIST results, which ran on the defaults."""
     path = Path(__file__).resolve().parents[2] / "configs" / "studies" / f"{name}.yaml"
     assert load_settings(name, path) == STUDIES.get(name).Settings()
+
+
+def test_one_seed_has_no_spread_to_call_a_gap_beyond():
+    """With seeds=1 a pick's gap to the best-sample k read 'beyond the seed-to-seed spread' (an sd of 0)."""
+    rows = [{"k": k, "seed": 0, "frechet": fd, "precision": 0.5, "recall": 0.5, "bic": bic, "aic": bic,
+             "heldout_loglik": -bic}
+            for k, fd, bic in ((1, 20.0, 5.0), (5, 10.0, 9.0))]
+    findings = GmmK().findings(rows)
+    assert any("one seed, so no spread to set it against" in line for line in findings)
+    assert not any("seed-to-seed spread" in line for line in findings)
+    two_seeds = rows + [{**row, "seed": 1, "frechet": row["frechet"] + 0.1} for row in rows]
+    assert any("beyond the seed-to-seed spread" in line for line in GmmK().findings(two_seeds))

@@ -103,11 +103,13 @@ class GmmK(Study):
                 verdict = "the k with the best samples"
             else:
                 gap = p["frechet"] - by_fd["frechet"]
-                noise = (p.get("frechet_sd") or 0) + (by_fd.get("frechet_sd") or 0)
-                within = "within" if gap <= noise else "beyond"
+                if min(row.get("n", 1) for row in (p, by_fd)) < 2:   # one seed: its sd of 0 is no spread
+                    against = "one seed, so no spread to set it against"
+                else:
+                    noise = (p.get("frechet_sd") or 0) + (by_fd.get("frechet_sd") or 0)
+                    against = f"{'within' if gap <= noise else 'beyond'} the seed-to-seed spread"
                 verdict = (f"not the best-sample k ({by_fd['k']}, Fréchet distance {fmt_number(by_fd['frechet'])}): "
-                           f"+{fmt_number(gap)} ({fmt_number(100 * gap / by_fd['frechet'], 2)}%), {within} the "
-                           "seed-to-seed spread")
+                           f"+{fmt_number(gap)} ({fmt_number(100 * gap / by_fd['frechet'], 2)}%), {against}")
             out.append(f"{name} picks k={p['k']} (Fréchet distance {fmt_number(p['frechet'])}): {verdict}.")
         first = min(self.summary(rows), key=lambda r: r["k"])
         if first["k"] == by_fd["k"]:
