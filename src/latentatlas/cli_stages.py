@@ -102,10 +102,9 @@ def analysis_command(args: argparse.Namespace) -> None:
 
         named_option("--method", args.method, INTERPOLATORS.get)
     elif args.command == "attributes":
-        from latentatlas.runs.attribute_analysis import VARIANTS
-        from latentatlas.validate import check_choice
+        from latentatlas.runs.attribute_analysis import check_method
 
-        named_option("--method", args.method, lambda method: check_choice("method", method, VARIANTS))
+        named_option("--method", args.method, check_method)
     run = Run.open(args.run)
     seed, device = run.config.seed, pipeline.device_for(run.config)
     if args.command == "interpolate" and has_code_grids(run):

@@ -25,6 +25,11 @@ DEFAULT_CELEBA = ("Smiling", "Male", "Eyeglasses", "Young")
 VARIANTS = ("mean", "balanced", "refined", "probe")
 
 
+def check_method(method: str) -> None:
+    """``method`` names one of the attribute vectors' VARIANTS."""
+    check_choice("method", method, VARIANTS)
+
+
 def attribute_table(latents: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str], str]:
     """(N, A) 0/1 table, names, and its source ('attributes', or 'labels' as one-vs-rest columns)."""
     if "attributes" in latents and latents["attributes"].size:
@@ -64,7 +69,7 @@ def attributes_stage(run: Run, *, attributes: list[str] | None = None, method: s
     checked arithmetic of :mod:`latentatlas.latent.arithmetic_check` on ``n_triples`` triples (vector steps
     ``step_scale`` x the group-mean gap, or fitted on training triples when None; sweeps over
     ``pair_scales``); data with class labels gets the drawn arithmetic of two labels instead."""
-    check_choice("method", method, VARIANTS)
+    check_method(method)
     ctx = load_context(run, device=device, model=model, dataset=dataset)
     table, names, source = attribute_table(ctx.latents)
     chosen = _pick(names, attributes, max_attributes)

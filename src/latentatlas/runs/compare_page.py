@@ -125,13 +125,13 @@ def _plot_rank(key: str, values: list[Any]) -> tuple[int, str]:
 def _headline_values(runs: list[Run], heads: dict[str, Headline]) -> dict[str, list[Any]]:
     features = next((h.features for h in heads.values() if h.features), None)
     fd = metric_label("frechet", features)
+    inverted = any(h.codes_method == "inversion" for h in heads.values())
+    mse = metric_label("mse") + (" (of inverted codes for models without an encoder)" if inverted else "")
     series = {f"{fd}, best sampler": [h.best[1]["frechet"] if h.best else None for h in heads.values()],
               f"{fd}, prior": [h.prior[1]["frechet"] if h.prior else None for h in heads.values()],
               "precision, best sampler": [h.best[1].get("precision") if h.best else None for h in heads.values()],
               "recall, best sampler": [h.best[1].get("recall") if h.best else None for h in heads.values()],
-              metric_label("mse") + (" (of inverted codes for models without an encoder)" if any(
-                  h.codes_method == "inversion" for h in heads.values()) else ""): [
-                  h.reconstruction for h in heads.values()]}
+              mse: [h.reconstruction for h in heads.values()]}
     return {name: ys for name, ys in series.items() if any(y is not None for y in ys)}
 
 

@@ -39,8 +39,8 @@ def stage_status(run: Run, metrics: dict[str, Any]) -> dict[str, str]:
               "unfinished" if run.unfinished_training(metrics) else "done",
               "encode": "" if not run.latents_path.is_file() else "stale" if codes_stale else "done",
               "sample": "" if not samples else "stale" if samples_stale else "done",
-              "evaluate": "" if not evaluated else "stale" if samples_stale else "done"
-              if len(evaluated) == len(samples) else f"{len(evaluated)}/{len(samples)}"}
+              "evaluate": "" if not evaluated else "stale" if samples_stale else
+              "done" if len(evaluated) == len(samples) else f"{len(evaluated)}/{len(samples)}"}
     for stage, section in ANALYSIS_SECTIONS.items():
         status[stage] = "done" if section in metrics else ""
     status["report"] = _report_status(run)

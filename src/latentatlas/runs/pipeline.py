@@ -21,6 +21,7 @@ from latentatlas.data.base import SPLITS, ImageDataset, to_float
 from latentatlas.rng import derive_seed, make_generator, seed_everything
 from latentatlas.runs import tracking
 from latentatlas.runs.figures import save_crop_figure, save_image_grid
+from latentatlas.runs.results import sampler_specs
 from latentatlas.runs.sampling import sample_stage, sampler_for, training_codes
 from latentatlas.runs.session import Session, as_session, device_for, load_model, load_run_data, model_checkpoint
 from latentatlas.runs.store import Run, default_run_name
@@ -272,8 +273,7 @@ def evaluate_stage(target: Run | Session, *, extractor: str | None = None, sampl
 
 def _chosen_samples(run: Run, names: list[str], chosen: list[str]) -> list[str]:
     """The samples files (names) of the samplers ``chosen`` by spec (gmm:k=50) or file name (gmm_k-50)."""
-    stems = {s.get("spec", stem): stem for stem, s in run.read_metrics().get("samplers", {}).items()
-             if isinstance(s, dict)}
+    stems = {spec: stem for stem, spec in sampler_specs(run.read_metrics()).items()}
     out = []
     for wanted in chosen:
         stem = stems.get(wanted, wanted)

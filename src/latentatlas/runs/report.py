@@ -105,24 +105,22 @@ def _samplers(run: Run, metrics: dict, captions: dict) -> str:
     samplers = {name: s for name, s in metrics.get("samplers", {}).items() if isinstance(s, dict)}
     if not samplers:
         return ""
-    folder = run.figures_dir
+    folder, specs = run.figures_dir, sampler_specs(metrics)
     out = "<h2>Latent samplers</h2>"
-    warnings = [(s.get("spec", stem), text) for stem, s in samplers.items() for text in s.get("warnings", [])]
+    warnings = [(specs[stem], text) for stem, s in samplers.items() for text in s.get("warnings", [])]
     if warnings:
         out += "<p><b>Warnings from the fits:</b></p><ul>" + "".join(
             f"<li>{e(spec)}: {e(text)}</li>" for spec, text in warnings) + "</ul>"
-    out += "".join(figure(folder, f"samples_{stem}.png", f"64 samples from {s.get('spec', stem)}")
-                   for stem, s in samplers.items())
-    by_spec = {s.get("spec", stem): s for stem, s in samplers.items()}
+    out += "".join(figure(folder, f"samples_{stem}.png", f"64 samples from {specs[stem]}") for stem in samplers)
+    by_spec = {specs[stem]: s for stem, s in samplers.items()}
     out += details("fitted samplers: every number", transposed_table(by_spec, skip=("spec", "sampler")))
-    for stem, summary in samplers.items():
-        name = summary.get("spec", stem)
+    for stem in samplers:
         extra = "".join(figure(folder, f"{prefix}{stem}.png", caption) for prefix, caption in (
             ("fit_", "training curve of the learned sampler"),
             ("selection_", "model selection: information criteria per k"),
             ("selection_heldout_", "model selection: held-out log-likelihood per k"),
             ("components_", captions.get(f"components_{stem}.png", ""))))
-        out += details(f"{name}: fit figures", extra)
+        out += details(f"{specs[stem]}: fit figures", extra)
     return out
 
 
