@@ -184,3 +184,11 @@ def test_attributes_stage_on_celeba(shared_data, tmp_path):
     # the balanced Smiling vector makes the judge see a smile more often than on the unchanged faces c
     assert smile["balanced"]["a_present"] > smile["unchanged"]["a_present"] + 0.1
     assert smile["unchanged"]["identity_kept"] == 1.0
+
+
+def test_a_bic_grid_the_codes_cannot_fit_is_refused_by_name_before_any_work(mnist_run):
+    run, model, ds = mnist_run
+    before = {p: p.stat().st_mtime_ns for p in run.figures_dir.glob("geom_*.png")}
+    with pytest.raises(ValueError, match=r"^bic_ks: expected a k below the \d+ codes fitted, got \[1000000\]$"):
+        analyses.geometry_stage(run, bic_ks=(10**6,), model=model, dataset=ds)
+    assert {p: p.stat().st_mtime_ns for p in run.figures_dir.glob("geom_*.png")} == before   # no figure drawn

@@ -20,6 +20,7 @@ from latentatlas.runs.figures import (save_bar_plot, save_distance_figure, save_
 from latentatlas.runs.store import Run
 
 log = logging.getLogger(__name__)
+BIC_CODES = 5000   # training codes the BIC curve is fitted on, at most
 
 
 def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Sequence[int] = (2, 4, 8, 16, 32),
@@ -36,6 +37,10 @@ def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Se
     g = make_generator(derive_seed(seed, "geometry"))
     train, test = ctx.rows("train"), ctx.rows("test")
     z = ctx.z.double().numpy()
+    fitted = z[train][:BIC_CODES]   # the codes the BIC curve is fitted on: its grid checked before any work
+    ks = None if bic_ks is None else [k for k in bic_ks if k < len(fitted)]
+    if ks == []:
+        raise ValueError(f"bic_ks: expected a k below the {len(fitted)} codes fitted, got {list(bic_ks)}")
     out: dict = {"latent_dim": int(z.shape[1])}
     captions: dict[str, str] = {}
     captions.update(_units(ctx, out))
@@ -50,10 +55,6 @@ def geometry_stage(run: Run, *, n_hull: int = 3000, n_query: int = 200, dims: Se
     captions.update(_walks(ctx, out, test, n_walk, walk_scale))
     normal = geo.normality(z[test])
     out.update({k: v for k, v in normal.items() if k != "dim_pvalues"})
-    fitted = z[train][:5000]
-    ks = None if bic_ks is None else [k for k in bic_ks if k < len(fitted)]
-    if ks == []:
-        raise ValueError(f"bic_ks: expected a k below the {len(fitted)} codes fitted, got {list(bic_ks)}")
     bic = geo.gmm_bic_curve(fitted, ks, seed=seed)
     out.update({"bic_best_k": bic["best_k"], "bic_best_k_at_edge": bic["at_edge"]})
     save_line_plot(run.figure_path("geom_bic.png"), {"BIC": list(zip(bic["k"], bic["bic"]))},
